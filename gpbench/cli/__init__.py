@@ -1,0 +1,52 @@
+"""The ``gpbench`` command: a thin click layer over the Python API, one module per command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+import gpbench
+from gpbench.cli.generate import generate
+from gpbench.cli.tasks import tasks
+from gpbench.errors import GpbenchError
+
+
+class _Group(click.Group):
+    """Turns gpbench's own errors into one line on stderr and a non-zero exit, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GpbenchError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; nothing half-written was kept", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(gpbench.__version__, prog_name="gpbench")
+def cli() -> None:
+    """gpbench: did post-training teach the task, or memorize the training distribution?
+
+    Procedural GeneralPoints (24-style card arithmetic) and V-IRL navigation tasks, each with an
+    in-distribution split and out-of-distribution splits (rule, colour, spatial shift), after
+    "SFT Memorizes, RL Generalizes" (Chu et al., 2025).
+
+    \b
+    Start here:
+      gpbench tasks                                   list tasks, versions and splits
+      gpbench generate                                write every paper split to ./data
+      gpbench generate gp-l --split ood-rule -n 234 --seed 42 -o out/
+    """
+
+
+cli.add_command(tasks)
+cli.add_command(generate)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(auto_envvar_prefix="GPBENCH")

@@ -1,0 +1,66 @@
+"""Boundary record types that flow from generators to reports (stdlib only).
+
+Every record is a frozen dataclass with JSON-able fields; :mod:`gpbench.serialization` turns them
+into JSON lines and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One problem of a task split: a pure function of ``(task, version, split, seed, index)``.
+
+    Attributes:
+        uid: stable id, a hash of the instance key (task, version, split, options, seed, index).
+        task: task id, e.g. ``gp-l``.
+        task_version: the task's version; any change to generation or scoring bumps it.
+        split: split name, e.g. ``ood-rule``.
+        seed: the instance seed (chooses which instances, not how a model decodes).
+        index: position in the split's sequence for that seed.
+        problem: structured payload (cards, values, target, rule; or city and route).
+        reference: a correct answer in the task's answer format.
+        params: the split's generation parameters (rule, sampling, shifts) for stratification.
+        messages: the prompt as chat messages (``{"role", "content"}``).
+        images: relative paths of images referenced by ``messages`` (vision tasks).
+    """
+
+    uid: str
+    task: str
+    task_version: int
+    split: str
+    seed: int
+    index: int
+    problem: JsonDict
+    reference: JsonDict
+    params: JsonDict
+    messages: list[JsonDict]
+    images: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verifier's judgement of one answer.
+
+    Attributes:
+        correct: the answer solves the problem.
+        status: the first failure in the task's check order, or ``correct``.
+        statuses: every failure found (``[status]`` at least).
+        reward: the paper's reward for this answer (penalties add as in its code).
+        feedback: the text appended to the conversation after a failed attempt.
+        extracted: what was read from the answer (e.g. ``formula``, ``cards``).
+        flags: memorization and diagnostic flags, e.g. ``train_rule_answer``.
+    """
+
+    correct: bool
+    status: str
+    statuses: list[str]
+    reward: float
+    feedback: str
+    extracted: JsonDict = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)

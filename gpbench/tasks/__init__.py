@@ -1,0 +1,1 @@
+"""Tasks: splits, seeding, prompt rendering, answer parsing, verification, rewards, registry."""

@@ -1,0 +1,230 @@
+"""GeneralPoints (gp-l): make the target from four cards with ``+ - * / ( )``.
+
+Description:
+    Four playing cards are dealt; the model writes an equation that uses each card's value once and
+    equals the target (24). The paper's training rule counts J, Q and K as 10; its rule shift
+    counts them as 11, 12 and 13.
+
+Splits:
+    ``train`` and ``id`` follow the paper's training distribution (uniform ranks with replacement,
+    redrawn until solvable); ``train`` never emits the value multisets reserved for
+    ``id-heldout`` (one in five by a keyed hash, 112 of the 566 solvable ones for 24), so
+    memorisation can be told from in-distribution generalisation. ``ood-rule`` counts J/Q/K as
+    11/12/13 and always holds a face card.
+
+Options (off by default, recorded in ``params`` and in the instance key):
+    ``target`` (any integer), ``sampling=deck`` (four distinct cards), ``paired=true`` (index ``i``
+    of ``id`` and ``ood-rule`` is the same hand: drawn from a shared namespace, holding a face card
+    and solvable under both rules).
+
+Version history:
+    1: first release.
+
+>>> from gpbench.tasks.registry import get_task
+>>> task = get_task("gp-l")
+>>> inst = task.instance("ood-rule", seed=42, index=0)
+>>> inst.problem["rule"], any(c in ("J", "Q", "K") for c in inst.problem["cards"])
+('jqk=11/12/13', True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gpbench.generators.cards import (
+    BLACK_SUITS,
+    OOD_FACE_VALUES,
+    TRAINING_FACE_VALUES,
+    HandConfig,
+    card_value,
+    deal,
+    rank_name,
+)
+from gpbench.generators.rng import KeyedRng
+from gpbench.records import Instance
+from gpbench.tasks.spec import OptionSpec, SplitSpec, TaskSpec
+
+TRAINING_RULE = "jqk=10"
+OOD_RULE = "jqk=11/12/13"
+FACE_VALUES_BY_RULE: dict[str, tuple[int, int, int]] = {
+    TRAINING_RULE: TRAINING_FACE_VALUES,
+    OOD_RULE: OOD_FACE_VALUES,
+}
+
+PAPER_EVAL_SIZE = 234
+PAPER_EVAL_SEED = 42
+TRAIN_SIZE = 10_000  # gpbench's default for a training file; the paper sampled hands on the fly
+TRAIN_SEED = 0
+
+# The paper's prompt format (its code's template), kept byte for byte: the released checkpoints
+# were trained on it, including the leading and trailing blank lines.
+_TEXT_PROMPT = """
+[Task Description]
+You are an expert {target} points card game player. You will receive a set of 4 cards.
+Note that {face_message}, and each card must be used once.
+Your goal is to output a formula that evaluates to {target} using numbers from the cards and \
+operators such as '+', '-', '*', '/', '(', ')', and '='.
+
+[Input]
+Cards: {cards}
+
+[Output]
+{{
+  "cards": [x, y, z, w], where {face_message},
+  "number": [a, b, c, d], where a, b, c, and d are the numbers on the cards,
+  "formula": 'an equation that equals {target}',
+}}
+
+"""
+
+
+def face_message(face_values: Sequence[int]) -> str:
+    """The paper's sentence for a face-card rule."""
+    if len(set(face_values)) == 1:
+        return f"'J', 'Q', and 'K' count as '{face_values[0]}'"
+    j, q, k = face_values
+    return f"'J', 'Q', and 'K' count as '{j}', '{q}', and '{k}' respectively"
+
+
+def render_text_prompt(cards: Sequence[str], face_values: Sequence[int], target: int) -> str:
+    """The paper's GP-L user prompt for a hand of rank strings."""
+    return _TEXT_PROMPT.format(
+        target=target, face_message=face_message(face_values), cards=repr(list(cards))
+    )
+
+
+def _split(name: str, description: str, size: int, seed: int, **params: Any) -> SplitSpec:
+    return SplitSpec(name, description, size, seed, params)
+
+
+GP_TEXT_SPLITS: dict[str, SplitSpec] = {
+    s.name: s
+    for s in (
+        _split(
+            "train", "training distribution minus the id-heldout value multisets; J/Q/K=10",
+            TRAIN_SIZE, TRAIN_SEED, rule=TRAINING_RULE, force_face=False, heldout="exclude",
+        ),
+        _split(
+            "id", "the paper's ID evaluation: the training distribution (overlaps train)",
+            PAPER_EVAL_SIZE, PAPER_EVAL_SEED, rule=TRAINING_RULE, force_face=False, heldout="any",
+        ),
+        _split(
+            "id-heldout", "ID rule, only value multisets that train never emits",
+            PAPER_EVAL_SIZE, PAPER_EVAL_SEED, rule=TRAINING_RULE, force_face=False, heldout="only",
+        ),
+        _split(
+            "ood-rule", "rule shift: J/Q/K=11/12/13, at least one face card",
+            PAPER_EVAL_SIZE, PAPER_EVAL_SEED, rule=OOD_RULE, force_face=True, heldout="any",
+        ),
+    )
+}
+
+GP_OPTIONS: dict[str, OptionSpec] = {
+    o.name: o
+    for o in (
+        OptionSpec("target", "int", 24, "the number the formula must equal (paper: 24)"),
+        OptionSpec(
+            "sampling", "choice", "uniform",
+            "uniform: ranks with replacement (paper's code); deck: 4 distinct cards",
+            ("uniform", "deck"),
+        ),
+        OptionSpec(
+            "paired", "bool", False,
+            "same hand at the same index across id/ood splits (face card, solvable under both rules)",
+        ),
+    )
+}
+
+
+class GeneralPointsTask(TaskSpec):
+    """Shared core of gp-l and gp-vl: hands, rules, splits, references and content keys."""
+
+    splits = GP_TEXT_SPLITS
+    options = GP_OPTIONS
+
+    def hand_config(self, split: SplitSpec, options: Mapping[str, Any]) -> HandConfig:
+        """The hand sampler's configuration for a split and options."""
+        paired = bool(options["paired"])
+        return HandConfig(
+            target=int(options["target"]),
+            face_values=FACE_VALUES_BY_RULE[split.params["rule"]],
+            suits=tuple(split.params.get("suits", BLACK_SUITS)),
+            sampling=str(options["sampling"]),
+            force_face=bool(split.params["force_face"]) or paired,
+            heldout=str(split.params["heldout"]),
+            also_solvable_under=(TRAINING_FACE_VALUES, OOD_FACE_VALUES) if paired else (),
+        )
+
+    def rng_key(self, split: SplitSpec, seed: int, index: int, options: Mapping[str, Any]) -> str:
+        """The random stream's key; paired variants share one namespace across splits."""
+        namespace = "paired" if options["paired"] else split.name
+        return self.instance_key(namespace, seed, index, options)
+
+    def problem(self, split: SplitSpec, seed: int, index: int, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The structured problem at an index, with a reference formula."""
+        config = self.hand_config(split, options)
+        hand = deal(config, KeyedRng(self.rng_key(split, seed, index, options)))
+        return {
+            "cards": [rank_name(r) for r in hand.ranks],
+            "suits": list(hand.suits),
+            "values": list(hand.values),
+            "target": config.target,
+            "rule": split.params["rule"],
+            "formula": hand.formula,
+        }
+
+    def content_key(self, instance: Instance) -> str:
+        """Sorted card values, target and rule: equal keys pose the same arithmetic problem."""
+        p = instance.problem
+        values = ",".join(str(v) for v in sorted(p["values"]))
+        return f"gp/values={values}/target={p['target']}/rule={p['rule']}"
+
+
+class GeneralPointsText(GeneralPointsTask):
+    """gp-l: GeneralPoints with the hand given as text."""
+
+    id = "gp-l"
+    version = 1
+    modality = "text"
+    description = "GeneralPoints, text: reach 24 with four cards (J/Q/K rule shift)"
+
+    def build_instance(
+        self,
+        split: SplitSpec,
+        seed: int,
+        index: int,
+        options: Mapping[str, Any],
+        key: str,
+        uid: str,
+    ) -> Instance:
+        """One gp-l instance: the paper's prompt as a single user message."""
+        problem = self.problem(split, seed, index, options)
+        formula = problem.pop("formula")
+        target = problem["target"]
+        face_values = FACE_VALUES_BY_RULE[problem["rule"]]
+        prompt = render_text_prompt(problem["cards"], face_values, target)
+        reference = {
+            "cards": problem["cards"],
+            "number": problem["values"],
+            "formula": f"{formula}={target}",
+        }
+        return Instance(
+            uid=uid,
+            task=self.id,
+            task_version=self.version,
+            split=split.name,
+            seed=seed,
+            index=index,
+            problem=problem,
+            reference=reference,
+            params=self.params_for(split, options),
+            messages=[{"role": "user", "content": prompt}],
+        )
+
+
+def hand_values(cards: Sequence[str], rule: str) -> list[int]:
+    """Values of rank strings under a rule id (``jqk=10`` or ``jqk=11/12/13``)."""
+    from gpbench.generators.cards import rank_from_name
+
+    return [card_value(rank_from_name(c), FACE_VALUES_BY_RULE[rule]) for c in cards]

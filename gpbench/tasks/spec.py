@@ -1,0 +1,228 @@
+"""The contract every task implements: splits, options, and index-addressable instances."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from gpbench.errors import ConfigError, UnknownSplitError, did_you_mean
+from gpbench.generators.rng import content_hash
+from gpbench.records import Instance
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """A generation option beyond the paper's configuration (off or at the paper's value by default).
+
+    Attributes:
+        name: option name as given on the command line (``--option name=value``).
+        kind: ``int``, ``bool`` or ``choice``.
+        default: the paper's value.
+        help: one line for ``gpbench tasks``.
+        choices: allowed values for ``choice`` options.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    def parse(self, raw: Any) -> Any:
+        """Convert a command-line string (or a Python value) to the option's type, validated."""
+        if self.kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ConfigError(f"option {self.name} expects true or false, got {raw!r}")
+        if self.kind == "int":
+            if isinstance(raw, bool):
+                raise ConfigError(f"option {self.name} expects an integer, got {raw!r}")
+            try:
+                return int(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"option {self.name} expects an integer, got {raw!r}") from None
+        text = str(raw)
+        if text not in self.choices:
+            raise ConfigError(
+                f"option {self.name} expects one of {', '.join(self.choices)}, got {text!r}"
+                f"{did_you_mean(text, self.choices)}"
+            )
+        return text
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """A declared region of a task's parameter space with its own seed namespace.
+
+    Attributes:
+        name: split name shared across tasks (``train``, ``id``, ``id-heldout``, ``ood-rule``, ...).
+        description: one line for ``gpbench tasks``.
+        paper_size: instances written by ``gpbench generate`` without ``-n`` (the paper's size).
+        paper_seed: the instance seed used without ``--seed`` (the paper's seed).
+        params: the split's generation parameters; copied into every instance's ``params``.
+    """
+
+    name: str
+    description: str
+    paper_size: int
+    paper_seed: int
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class TaskSpec(abc.ABC):
+    """One task: its id, version, modality, splits, options and instance generator.
+
+    Subclasses set the class attributes and implement :meth:`build_instance`.
+    """
+
+    id: str
+    version: int
+    modality: str  # "text" or "vision"
+    description: str
+    splits: Mapping[str, SplitSpec]
+    options: Mapping[str, OptionSpec] = {}
+
+    def split(self, name: str) -> SplitSpec:
+        """The split called ``name``; an unknown name raises with a did-you-mean hint."""
+        try:
+            return self.splits[name]
+        except KeyError:
+            raise UnknownSplitError(
+                f"unknown split {name!r} for {self.id}{did_you_mean(name, self.splits)} "
+                f"(choices: {', '.join(self.splits)})"
+            ) from None
+
+    def resolve_options(self, raw: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Validated options with defaults filled in, in declaration order."""
+        raw = dict(raw or {})
+        unknown = [k for k in raw if k not in self.options]
+        if unknown:
+            name = unknown[0]
+            choices = ", ".join(self.options) or "none"
+            raise ConfigError(
+                f"unknown option {name!r} for {self.id}{did_you_mean(name, self.options)} "
+                f"(options: {choices})"
+            )
+        return {
+            name: spec.parse(raw[name]) if name in raw else spec.default
+            for name, spec in self.options.items()
+        }
+
+    def variant(self, options: Mapping[str, Any]) -> str:
+        """The options that differ from the paper's, as ``[k=v,...]`` (empty for the paper's)."""
+        changed = [
+            f"{name}={_option_text(value)}"
+            for name, value in options.items()
+            if value != self.options[name].default
+        ]
+        return f"[{','.join(changed)}]" if changed else ""
+
+    def instance_key(self, split: str, seed: int, index: int, options: Mapping[str, Any]) -> str:
+        """``"{task}-v{version}/{split}{variant}/{seed}/{index}"``: what an instance is a function of."""
+        return f"{self.id}-v{self.version}/{split}{self.variant(options)}/{seed}/{index}"
+
+    def instance(
+        self,
+        split: str,
+        seed: int,
+        index: int,
+        options: Mapping[str, Any] | None = None,
+    ) -> Instance:
+        """The instance at ``index`` of ``split`` for ``seed``: a pure function of its arguments."""
+        spec = self.split(split)
+        resolved = self.resolve_options(options)
+        if index < 0:
+            raise ConfigError(f"index must be >= 0, got {index}")
+        key = self.instance_key(split, seed, index, resolved)
+        return self.build_instance(spec, seed, index, resolved, key, content_hash(key))
+
+    def dataset(
+        self,
+        split: str,
+        seed: int,
+        n: int,
+        options: Mapping[str, Any] | None = None,
+        start: int = 0,
+    ) -> SplitDataset:
+        """A lazy, index-addressable sequence of ``n`` instances starting at ``start``."""
+        self.split(split)
+        if n < 0 or start < 0:
+            raise ConfigError(f"n and start must be >= 0, got n={n}, start={start}")
+        return SplitDataset(self, split, seed, n, self.resolve_options(options), start)
+
+    @abc.abstractmethod
+    def build_instance(
+        self,
+        split: SplitSpec,
+        seed: int,
+        index: int,
+        options: Mapping[str, Any],
+        key: str,
+        uid: str,
+    ) -> Instance:
+        """Generate one instance; ``key`` is its canonical key and ``uid`` the key's hash."""
+
+    @abc.abstractmethod
+    def content_key(self, instance: Instance) -> str:
+        """Canonical content of an instance, for leak checks and overlap reports.
+
+        Two instances with equal content keys pose the same problem (e.g. the same value multiset,
+        target and rule for GeneralPoints), whatever their split, seed or index.
+        """
+
+    def params_for(self, split: SplitSpec, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``params`` recorded in each instance: the split's parameters plus the options."""
+        return {**split.params, **options}
+
+
+class SplitDataset(Sequence[Instance]):
+    """``n`` instances of one split, generated on access (so sharding and resuming are trivial)."""
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        split: str,
+        seed: int,
+        n: int,
+        options: Mapping[str, Any],
+        start: int = 0,
+    ) -> None:
+        self.task = task
+        self.split = split
+        self.seed = seed
+        self.n = n
+        self.options = dict(options)
+        self.start = start
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> Instance: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Instance]: ...
+    def __getitem__(self, i: int | slice) -> Instance | Sequence[Instance]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(f"index {i} out of range for {self.n} instances")
+        return self.task.instance(self.split, self.seed, self.start + i, self.options)
+
+    def __iter__(self) -> Iterator[Instance]:
+        for i in range(self.n):
+            yield self.task.instance(self.split, self.seed, self.start + i, self.options)
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
