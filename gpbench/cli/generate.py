@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import click
+from click._termui_impl import ProgressBar
 
 from gpbench.errors import ConfigError
 from gpbench.export import FORMATS, write_split
@@ -28,27 +30,48 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.command("generate")
 @click.argument("task_names", metavar="[TASK]...", nargs=-1)
 @click.option(
-    "--split", "splits", multiple=True, metavar="SPLIT",
+    "--split",
+    "splits",
+    multiple=True,
+    metavar="SPLIT",
     help="Split to write (repeatable). Default: every split of each task.",
 )
 @click.option(
-    "-n", "count", type=click.IntRange(min=0), default=None,
+    "-n",
+    "count",
+    type=click.IntRange(min=0),
+    default=None,
     help="Instances per split. Default: the paper's size for each split (see `gpbench tasks`).",
 )
 @click.option(
-    "--seed", type=int, default=None,
+    "--seed",
+    type=int,
+    default=None,
     help="Instance seed. Default: the paper's seed for each split.",
 )
 @click.option(
-    "-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-    default=Path("data"), show_default=True, help="Output folder; files go to OUTPUT/<task>/.",
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="Output folder; files go to OUTPUT/<task>/.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True,
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="jsonl",
+    show_default=True,
     help="jsonl (one Instance a line), parquet, or hf (datasets.save_to_disk folder).",
 )
 @click.option(
-    "-O", "--option", "option_pairs", multiple=True, metavar="NAME=VALUE",
+    "-O",
+    "--option",
+    "option_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
     help="Task option beyond the paper (repeatable), e.g. -O target=30 -O paired=true.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -82,6 +105,7 @@ def generate(
         chosen = list(splits) or list(task.splits)
         for split in chosen:
             spec = task.split(split)
+            task.instance(spec.name, 0, 0, options)  # a bad option combination fails before writing
             plan.append(
                 (
                     task,
@@ -91,19 +115,18 @@ def generate(
                 )
             )
     for task, split, split_seed, n in plan:
-        label = f"{task.id} {split}"
         show_bar = not quiet and n >= _PROGRESS_FROM and sys.stderr.isatty()
-        with click.progressbar(
-            length=n, label=label, file=sys.stderr, show_pos=True
-        ) if show_bar else _NoBar() as bar:
-            done = [0]
-
-            def advance(k: int, bar: _Bar = bar, done: list[int] = done) -> None:
-                bar.update(k - done[0])
-                done[0] = k
-
+        with contextlib.ExitStack() as stack:
+            progress = None
+            if show_bar:
+                bar = stack.enter_context(
+                    click.progressbar(
+                        length=n, label=f"{task.id} {split}", file=sys.stderr, show_pos=True
+                    )
+                )
+                progress = _Advance(bar)
             written = write_split(
-                task, split, split_seed, n, out_dir, fmt=fmt, options=options, progress=advance
+                task, split, split_seed, n, out_dir, fmt=fmt, options=options, progress=progress
             )
         if not quiet:
             click.echo(
@@ -112,13 +135,13 @@ def generate(
             )
 
 
-class _Bar:
-    def update(self, n: int) -> None: ...
+class _Advance:
+    """Turns write_split's running count into progress-bar steps."""
 
+    def __init__(self, bar: ProgressBar[int]) -> None:
+        self.bar = bar
+        self.done = 0
 
-class _NoBar(_Bar):
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+    def __call__(self, done: int) -> None:
+        self.bar.update(done - self.done)
+        self.done = done

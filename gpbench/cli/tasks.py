@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ from gpbench.tasks.registry import all_tasks
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead.")
 def tasks(as_json: bool) -> None:
     """List registered tasks with their versions, splits (paper size and seed) and options."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for task in all_tasks():
         rows.append(
             {
@@ -47,6 +48,8 @@ def tasks(as_json: bool) -> None:
         if row["options"]:
             click.echo("  options (-O NAME=VALUE):")
             for o in row["options"]:
-                default = str(o["default"]).lower() if isinstance(o["default"], bool) else o["default"]
+                default = (
+                    str(o["default"]).lower() if isinstance(o["default"], bool) else o["default"]
+                )
                 click.echo(f"    {o['name']}={default}  {o['help']}")
         click.echo()

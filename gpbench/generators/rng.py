@@ -35,9 +35,7 @@ class KeyedRng:
         if not self._words:
             digest = hashlib.sha256(self._key + b"#" + str(self._counter).encode()).digest()
             self._counter += 1
-            self._words = [
-                int.from_bytes(digest[i : i + 8], "big") for i in range(0, 32, 8)
-            ][::-1]
+            self._words = [int.from_bytes(digest[i : i + 8], "big") for i in range(0, 32, 8)][::-1]
         return self._words.pop()
 
     def below(self, n: int) -> int:

@@ -32,13 +32,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gpbench.errors import ConfigError
 from gpbench.generators.cards import (
     BLACK_SUITS,
     OOD_FACE_VALUES,
     TRAINING_FACE_VALUES,
     HandConfig,
+    any_hand_possible,
     card_value,
     deal,
+    is_heldout,
+    rank_from_name,
     rank_name,
 )
 from gpbench.generators.rng import KeyedRng
@@ -102,20 +106,40 @@ GP_TEXT_SPLITS: dict[str, SplitSpec] = {
     s.name: s
     for s in (
         _split(
-            "train", "training distribution minus the id-heldout value multisets; J/Q/K=10",
-            TRAIN_SIZE, TRAIN_SEED, rule=TRAINING_RULE, force_face=False, heldout="exclude",
+            "train",
+            "training distribution minus the id-heldout value multisets; J/Q/K=10",
+            TRAIN_SIZE,
+            TRAIN_SEED,
+            rule=TRAINING_RULE,
+            force_face=False,
+            heldout="exclude",
         ),
         _split(
-            "id", "the paper's ID evaluation: the training distribution (overlaps train)",
-            PAPER_EVAL_SIZE, PAPER_EVAL_SEED, rule=TRAINING_RULE, force_face=False, heldout="any",
+            "id",
+            "the paper's ID evaluation: the training distribution (overlaps train)",
+            PAPER_EVAL_SIZE,
+            PAPER_EVAL_SEED,
+            rule=TRAINING_RULE,
+            force_face=False,
+            heldout="any",
         ),
         _split(
-            "id-heldout", "ID rule, only value multisets that train never emits",
-            PAPER_EVAL_SIZE, PAPER_EVAL_SEED, rule=TRAINING_RULE, force_face=False, heldout="only",
+            "id-heldout",
+            "ID rule, only value multisets that train never emits",
+            PAPER_EVAL_SIZE,
+            PAPER_EVAL_SEED,
+            rule=TRAINING_RULE,
+            force_face=False,
+            heldout="only",
         ),
         _split(
-            "ood-rule", "rule shift: J/Q/K=11/12/13, at least one face card",
-            PAPER_EVAL_SIZE, PAPER_EVAL_SEED, rule=OOD_RULE, force_face=True, heldout="any",
+            "ood-rule",
+            "rule shift: J/Q/K=11/12/13, at least one face card",
+            PAPER_EVAL_SIZE,
+            PAPER_EVAL_SEED,
+            rule=OOD_RULE,
+            force_face=True,
+            heldout="any",
         ),
     )
 }
@@ -125,12 +149,16 @@ GP_OPTIONS: dict[str, OptionSpec] = {
     for o in (
         OptionSpec("target", "int", 24, "the number the formula must equal (paper: 24)"),
         OptionSpec(
-            "sampling", "choice", "uniform",
+            "sampling",
+            "choice",
+            "uniform",
             "uniform: ranks with replacement (paper's code); deck: 4 distinct cards",
             ("uniform", "deck"),
         ),
         OptionSpec(
-            "paired", "bool", False,
+            "paired",
+            "bool",
+            False,
             "same hand at the same index across id/ood splits (face card, solvable under both rules)",
         ),
     )
@@ -146,7 +174,7 @@ class GeneralPointsTask(TaskSpec):
     def hand_config(self, split: SplitSpec, options: Mapping[str, Any]) -> HandConfig:
         """The hand sampler's configuration for a split and options."""
         paired = bool(options["paired"])
-        return HandConfig(
+        config = HandConfig(
             target=int(options["target"]),
             face_values=FACE_VALUES_BY_RULE[split.params["rule"]],
             suits=tuple(split.params.get("suits", BLACK_SUITS)),
@@ -155,13 +183,21 @@ class GeneralPointsTask(TaskSpec):
             heldout=str(split.params["heldout"]),
             also_solvable_under=(TRAINING_FACE_VALUES, OOD_FACE_VALUES) if paired else (),
         )
+        if not any_hand_possible(config):
+            raise ConfigError(
+                f"no 4-card hand of {self.id} {split.name} can reach target {config.target} "
+                f"under its rule and options; choose another target (-O target=24)"
+            )
+        return config
 
     def rng_key(self, split: SplitSpec, seed: int, index: int, options: Mapping[str, Any]) -> str:
         """The random stream's key; paired variants share one namespace across splits."""
         namespace = "paired" if options["paired"] else split.name
         return self.instance_key(namespace, seed, index, options)
 
-    def problem(self, split: SplitSpec, seed: int, index: int, options: Mapping[str, Any]) -> dict[str, Any]:
+    def problem(
+        self, split: SplitSpec, seed: int, index: int, options: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The structured problem at an index, with a reference formula."""
         config = self.hand_config(split, options)
         hand = deal(config, KeyedRng(self.rng_key(split, seed, index, options)))
@@ -173,6 +209,27 @@ class GeneralPointsTask(TaskSpec):
             "rule": split.params["rule"],
             "formula": hand.formula,
         }
+
+    def region_problems(self, instance: Instance) -> list[str]:
+        """Checks that the hand obeys its split: rule, values, suits, face card, held-out share."""
+        split = self.split(instance.split)
+        p = instance.problem
+        problems = []
+        if p["rule"] != split.params["rule"]:
+            problems.append(f"rule {p['rule']} != split rule {split.params['rule']}")
+        if p["values"] != hand_values(p["cards"], p["rule"]):
+            problems.append(f"values {p['values']} do not follow rule {p['rule']}")
+        allowed_suits = split.params.get("suits", BLACK_SUITS)
+        if any(s not in allowed_suits for s in p["suits"]):
+            problems.append(f"suits {p['suits']} outside {allowed_suits}")
+        if split.params["force_face"] and not any(c in ("J", "Q", "K") for c in p["cards"]):
+            problems.append("no face card in a split that forces one")
+        heldout = split.params["heldout"]
+        if heldout != "any":
+            held = is_heldout(hand_values(p["cards"], TRAINING_RULE), p["target"])
+            if held != (heldout == "only"):
+                problems.append(f"held-out membership {held} contradicts heldout={heldout}")
+        return problems
 
     def content_key(self, instance: Instance) -> str:
         """Sorted card values, target and rule: equal keys pose the same arithmetic problem."""
@@ -225,6 +282,4 @@ class GeneralPointsText(GeneralPointsTask):
 
 def hand_values(cards: Sequence[str], rule: str) -> list[int]:
     """Values of rank strings under a rule id (``jqk=10`` or ``jqk=11/12/13``)."""
-    from gpbench.generators.cards import rank_from_name
-
     return [card_value(rank_from_name(c), FACE_VALUES_BY_RULE[rule]) for c in cards]

@@ -177,6 +177,14 @@ class TaskSpec(abc.ABC):
         target and rule for GeneralPoints), whatever their split, seed or index.
         """
 
+    def region_problems(self, instance: Instance) -> list[str]:
+        """Ways an instance falls outside its split's declared region (empty when inside)."""
+        return []
+
+    def reference_problems(self, instance: Instance) -> list[str]:
+        """Ways the reference answer fails to verify as correct (empty when it verifies)."""
+        return []
+
     def params_for(self, split: SplitSpec, options: Mapping[str, Any]) -> dict[str, Any]:
         """The ``params`` recorded in each instance: the split's parameters plus the options."""
         return {**split.params, **options}

@@ -1,0 +1,45 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make demo   set up .venv and run the main job on the embedded defaults (no downloads)
+#   make test   set up .venv with the dev tools and run lint, types and the tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/gpbench generate -o data
+	@echo
+	@echo "First ood-rule instance (data/gp-l/ood-rule.jsonl):"
+	@head -n 1 data/gp-l/ood-rule.jsonl | $(BIN)/python -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['messages'][0]['content']); print('reference:', d['reference'])"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check gpbench tests bench
+	$(BIN)/ruff format --check gpbench tests bench
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-dev
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench:
+	bash bench/setup_bench_env.sh
+	.venv-bench/bin/python bench/bench_generate.py
+
+clean:
+	rm -rf $(VENV) .venv-bench data .pytest_cache .mypy_cache .ruff_cache
