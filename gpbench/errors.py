@@ -33,7 +33,7 @@ class RecordSchemaError(GpbenchError):
         self.path = path
         self.line = line
         self.reason = reason
-        super().__init__(f"{path}:{line}: {reason}")
+        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
 
 
 class MissingDependencyError(GpbenchError):

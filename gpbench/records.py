@@ -64,3 +64,68 @@ class Verdict:
     feedback: str
     extracted: JsonDict = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One evaluated attempt of an episode.
+
+    Attributes:
+        attempt: 1-based attempt number within the episode (or decision point).
+        response: the model's answer, verbatim.
+        verdict: the verifier's :class:`Verdict`, as a dict.
+        output_truncated: the answer was cut off at the token limit.
+        prompt_tokens: tokens in the prompt, when the backend reports them.
+        completion_tokens: tokens generated, when the backend reports them.
+        latency_s: wall time of the backend call that produced the answer.
+    """
+
+    attempt: int
+    response: str
+    verdict: JsonDict
+    output_truncated: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_s: float | None = None
+
+
+STOP_REASONS = ("solved", "budget_exhausted", "responses_ended", "error")
+"""Why an episode ended: solved; every attempt of the budget failed; the recorded transcript
+(``gpbench score``) ended before either; or the backend failed."""
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A whole multi-turn episode on one instance (one sample of it).
+
+    Attributes:
+        uid, task, task_version, split, seed, index: the instance it ran on.
+        sample: which of k samples per instance this is (0-based).
+        turns: per-attempt :class:`Turn` dicts, in order.
+        correct: some attempt was correct.
+        return_: sum of attempt rewards plus the budget penalty when the budget ran out
+            (serialized as ``return``).
+        attempts_used: attempts evaluated.
+        first_try_correct: the first attempt was correct.
+        stop_reason: one of :data:`STOP_REASONS`.
+        budget: the verification budget the episode ran under.
+        flags: union of the attempts' flags, sorted.
+        error: what went wrong when ``stop_reason`` is ``error``.
+    """
+
+    uid: str
+    task: str
+    task_version: int
+    split: str
+    seed: int
+    index: int
+    sample: int
+    turns: list[JsonDict]
+    correct: bool
+    return_: float
+    attempts_used: int
+    first_try_correct: bool
+    stop_reason: str
+    budget: int
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None

@@ -16,11 +16,19 @@ R = TypeVar("R")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+# Field names that are Python keywords carry a trailing underscore in the dataclass only.
+_KEYWORD_FIELDS = {"return_": "return"}
+_KEYWORD_KEYS = {v: k for k, v in _KEYWORD_FIELDS.items()}
+
+
 def to_dict(record: Any) -> dict[str, Any]:
     """A record's fields as a dict (shallow: records hold only JSON-able values)."""
     # dataclasses.asdict deep-copies every nested value; records are JSON data already, so a
     # shallow view is exact and ~5x faster on the generation hot path.
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    return {
+        _KEYWORD_FIELDS.get(f.name, f.name): getattr(record, f.name)
+        for f in dataclasses.fields(record)
+    }
 
 
 def to_json(record: Any) -> str:
@@ -33,6 +41,7 @@ def from_dict(cls: type[R], data: Any, *, path: str = "<data>", line: int = 0) -
     """Build a record dataclass from a decoded dict, naming missing or unknown fields."""
     if not isinstance(data, dict):
         raise RecordSchemaError(path, line, f"expected a JSON object, got {type(data).__name__}")
+    data = {_KEYWORD_KEYS.get(k, k): v for k, v in data.items()}
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     required = {
         name

@@ -9,6 +9,7 @@ import click
 
 import gpbench
 from gpbench.cli.generate import generate
+from gpbench.cli.score import score
 from gpbench.cli.tasks import tasks
 from gpbench.errors import GpbenchError
 
@@ -40,11 +41,13 @@ def cli() -> None:
       gpbench tasks                                   list tasks, versions and splits
       gpbench generate                                write every paper split to ./data
       gpbench generate gp-l --split ood-rule -n 234 --seed 42 -o out/
+      gpbench score gp-l --instances out/gp-l/ood-rule.jsonl --responses resp.jsonl -o runs/mine/
     """
 
 
 cli.add_command(tasks)
 cli.add_command(generate)
+cli.add_command(score)
 
 
 def main() -> None:

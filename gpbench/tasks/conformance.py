@@ -50,7 +50,10 @@ def check_task(task: TaskSpec, n: int = 12, seeds: tuple[int, int] = (42, 43)) -
                     problems.append(f"{where}: no reference answer")
                 if not first.messages or any(set(m) != {"role", "content"} for m in first.messages):
                     problems.append(f"{where}: messages are not [{{role, content}}, ...]")
-                problems.extend(f"{where}: {p}" for p in task.reference_problems(first))
+                try:
+                    problems.extend(f"{where}: {p}" for p in task.reference_problems(first))
+                except Exception as exc:  # a conformance checker reports, it does not stop
+                    problems.append(f"{where}: verifying the reference raised {exc!r}")
                 uids.add(first.uid)
             if len(uids) != n:
                 problems.append(f"{task.id} {split_name} seed={seed}: uids are not unique")

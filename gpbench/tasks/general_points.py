@@ -46,7 +46,8 @@ from gpbench.generators.cards import (
     rank_name,
 )
 from gpbench.generators.rng import KeyedRng
-from gpbench.records import Instance
+from gpbench.records import Instance, Verdict
+from gpbench.tasks import gp_scoring
 from gpbench.tasks.spec import OptionSpec, SplitSpec, TaskSpec
 
 TRAINING_RULE = "jqk=10"
@@ -170,6 +171,42 @@ class GeneralPointsTask(TaskSpec):
 
     splits = GP_TEXT_SPLITS
     options = GP_OPTIONS
+    max_attempts = 5
+    budget_penalty = gp_scoring.REWARD_BUDGET_EXCEEDED
+    verifier_modes = gp_scoring.MODES
+    checks_cards = False  # gp-vl: the answer's cards are scored first
+
+    def verify(
+        self,
+        instance: Instance,
+        answer: str,
+        *,
+        mode: str = "gpbench",
+        output_truncated: bool = False,
+    ) -> Verdict:
+        """Judge an answer with the exact verifier (see :mod:`gpbench.tasks.gp_scoring`)."""
+        p = instance.problem
+        return gp_scoring.verify(
+            answer,
+            cards=p["cards"],
+            values=p["values"],
+            target=p["target"],
+            rule_is_training=p["rule"] == TRAINING_RULE,
+            check_cards=self.checks_cards,
+            mode=mode,
+            output_truncated=output_truncated,
+        )
+
+    def reference_answer(self, instance: Instance) -> str:
+        """The reference in the paper's response format (its SFT targets look like this)."""
+        ref = instance.reference
+        return (
+            "{\n"
+            f'  "cards": {ref["cards"]!r},\n'
+            f'  "number": {ref["number"]!r},\n'
+            f'  "formula": "{ref["formula"]}",\n'
+            "}"
+        )
 
     def hand_config(self, split: SplitSpec, options: Mapping[str, Any]) -> HandConfig:
         """The hand sampler's configuration for a split and options."""

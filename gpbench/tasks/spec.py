@@ -9,7 +9,7 @@ from typing import Any, overload
 
 from gpbench.errors import ConfigError, UnknownSplitError, did_you_mean
 from gpbench.generators.rng import content_hash
-from gpbench.records import Instance
+from gpbench.records import Instance, Verdict
 
 
 @dataclass(frozen=True)
@@ -177,12 +177,36 @@ class TaskSpec(abc.ABC):
         target and rule for GeneralPoints), whatever their split, seed or index.
         """
 
+    max_attempts: int = 1
+    """The paper's verification budget: evaluated attempts per episode (or per decision point)."""
+    budget_penalty: float = -1.0
+    """Reward added when the budget runs out without success."""
+    verifier_modes: tuple[str, ...] = ("gpbench",)
+
+    @abc.abstractmethod
+    def verify(
+        self,
+        instance: Instance,
+        answer: str,
+        *,
+        mode: str = "gpbench",
+        output_truncated: bool = False,
+    ) -> Verdict:
+        """Judge one answer; total over any string (model output never makes this raise)."""
+
+    @abc.abstractmethod
+    def reference_answer(self, instance: Instance) -> str:
+        """The reference solution written as a model answer in the task's response format."""
+
     def region_problems(self, instance: Instance) -> list[str]:
         """Ways an instance falls outside its split's declared region (empty when inside)."""
         return []
 
     def reference_problems(self, instance: Instance) -> list[str]:
         """Ways the reference answer fails to verify as correct (empty when it verifies)."""
+        verdict = self.verify(instance, self.reference_answer(instance))
+        if not verdict.correct:
+            return [f"reference answer verifies as {verdict.status}: {verdict.feedback}"]
         return []
 
     def params_for(self, split: SplitSpec, options: Mapping[str, Any]) -> dict[str, Any]:

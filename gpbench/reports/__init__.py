@@ -1,0 +1,1 @@
+"""Reports: read run folders only, summarise with intervals, draw figures and HTML."""

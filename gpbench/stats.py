@@ -1,0 +1,70 @@
+"""The one statistics module: intervals and tests used by score, eval, report and regress.
+
+>>> low, high = wilson_interval(9, 10)
+>>> round(low, 3), round(high, 3)
+(0.596, 0.982)
+"""
+
+from __future__ import annotations
+
+import math
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial rate (95% by default); ``(0, 1)`` when ``n == 0``."""
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    # Clamp the floating-point residue at the ends (k = 0 or k = n give exactly 0 or 1).
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def binomial_two_sided_p(successes: int, n: int, p: float) -> float:
+    """Exact two-sided binomial test: P(outcomes at most as likely as the observed one)."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+    observed = pmf[successes]
+    # Relative tolerance as in R's binom.test, so ties in floating point count as equal.
+    return min(1.0, sum(q for q in pmf if q <= observed * (1 + 1e-7)))
+
+
+def clustered_bootstrap_interval(
+    clusters: list[list[bool]],
+    *,
+    resamples: int = 2000,
+    key: str = "gpbench/bootstrap",
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a success rate, resampling instances (clusters).
+
+    With k samples per instance, the samples of one instance are not independent, so whole
+    instances are resampled. The random stream is keyed, so the interval is reproducible.
+    """
+    from gpbench.generators.rng import KeyedRng
+
+    clusters = [c for c in clusters if c]
+    if not clusters:
+        return 0.0, 1.0
+    rng = KeyedRng(key)
+    sums = [sum(c) for c in clusters]
+    sizes = [len(c) for c in clusters]
+    m = len(clusters)
+    rates = []
+    for _ in range(resamples):
+        picks = [rng.below(m) for _ in range(m)]
+        rates.append(sum(sums[i] for i in picks) / sum(sizes[i] for i in picks))
+    rates.sort()
+    tail = (1 - confidence) / 2
+    low = rates[math.floor(tail * (resamples - 1))]
+    high = rates[math.ceil((1 - tail) * (resamples - 1))]
+    return low, high

@@ -1,0 +1,413 @@
+"""Robust extraction of a model's JSON-like answer, shared by all tasks.
+
+Models answer in the paper's format, e.g.
+``{"cards": ['A', '3', 'K', '6'], "number": [1, 3, 10, 6], "formula": "(3*10-6)*1=24",}``, but the
+text around it varies: code fences, prose before and after, single quotes, trailing commas,
+``//`` or ``#`` comments, Python literals (``True``, ``None``), unquoted card names (``[J, 10]``)
+and unquoted keys (``formula: "..."``). The answer is hostile data, so it is read by a small
+tolerant parser written here: no ``eval``, no ``ast.literal_eval`` (which can die with
+``MemoryError`` or ``RecursionError`` on hostile nesting). Every bound is fixed:
+
+* only the last ``max_chars`` characters of an answer are examined (an answer's object sits at
+  its end; a longer answer is rambling, and the cut keeps the work linear and small);
+* containers nest at most :data:`MAX_DEPTH` deep; deeper input is a syntax error;
+* at most :data:`MAX_CANDIDATES` ``{...}`` spans are tried per answer.
+
+When an answer holds several objects, :func:`extract_object` returns the LAST one that parses:
+models restate or correct themselves, and their final word is the answer.
+
+Lenient grammar (a superset of JSON and of Python literals of str/int/float/bool/None/list/dict):
+
+* strings in ``'...'`` or ``"..."`` on one line, with JSON and Python escapes (``\\n``, ``\\t``,
+  ``\\uXXXX``, ``\\xXX``, ``\\UXXXXXXXX``, ...); an unknown escape keeps its backslash;
+* numbers: ints and floats, signed; a numeric literal over 64 characters stays a string;
+* ``true``/``false``/``null`` and ``True``/``False``/``None``;
+* any other unquoted run of text (up to ``, : [ ] { }``, a quote, a comment or the end of the
+  line) is a *bare token*: a number if it reads as one, else a string with surrounding
+  whitespace removed (``[A, 3, K]`` -> ``["A", 3, "K"]``, ``formula: 2*12=24`` -> ``"2*12=24"``);
+* keys may be strings or bare tokens; duplicate keys: the last one wins;
+* commas between items are optional and a trailing comma is allowed;
+* ``//`` and ``#`` start comments that run to the end of the line (outside strings).
+
+>>> extract_object('Sure! {"cards": [J, 10], formula: "10+J",} Good luck.')
+{'cards': ['J', 10], 'formula': '10+J'}
+>>> extract_field("{'formula': '(3*10-6)*1=24'}", "formula")
+'(3*10-6)*1=24'
+>>> extract_field('formula: 4*6=24', "formula")
+'4*6=24'
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from itertools import islice
+from typing import NoReturn, TypeAlias
+
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_CHARS",
+    "MAX_DEPTH",
+    "AnswerSyntaxError",
+    "Json",
+    "extract_field",
+    "extract_object",
+    "parse_lenient",
+]
+
+Json: TypeAlias = "bool | int | float | str | list[Json] | dict[str, Json] | None"
+"""A parsed value: what ``json.loads`` returns (non-finite floats are kept as strings)."""
+
+MAX_CHARS = 65536
+"""Default number of characters examined, counted from the end of the text."""
+MAX_DEPTH = 32
+"""Deepest nesting of lists and objects that parses; deeper is an :class:`AnswerSyntaxError`."""
+MAX_CANDIDATES = 16
+"""Most ``{...}`` spans :func:`extract_object` tries to parse, from the end of the text."""
+# Spans looked at (tried or skipped) per call: hostile text can hold tens of thousands.
+_MAX_SPANS_EXAMINED = 256
+
+# A numeric literal longer than this stays a string: int() of a huge digit run costs quadratic
+# time and raises past Python's 4300-digit limit.
+_MAX_NUMBER_CHARS = 64
+
+
+class AnswerSyntaxError(ValueError):
+    """Text that the lenient parser cannot read as one value; ``position`` is where it stopped."""
+
+    def __init__(self, message: str, position: int = 0) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+_SKIP_RE = re.compile(r"(?:\s+|//[^\n]*|#[^\n]*)*")
+# A bare token: anything up to a delimiter, quote, comment or line end ('/' alone is fine: 8/3).
+_BARE_RE = re.compile(r"""(?:[^,:\[\]{}"'#/\n]|/(?!/))+""")
+_INT_RE = re.compile(r"[+-]?[0-9]+")
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_STRING_CHUNK_RE = {'"': re.compile(r'[^"\\\n]*'), "'": re.compile(r"[^'\\\n]*")}
+_HEX_RE = {n: re.compile(f"[0-9a-fA-F]{{{n}}}") for n in (2, 4, 8)}
+_LITERALS: dict[str, Json] = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
+}
+_SIMPLE_ESCAPES = {
+    "n": "\n",
+    "t": "\t",
+    "r": "\r",
+    "b": "\b",
+    "f": "\f",
+    "\\": "\\",
+    "/": "/",
+    "'": "'",
+    '"': '"',
+    "\n": "",  # backslash-newline: Python's line continuation inside a string
+}
+_ESCAPE_WIDTH = {"x": 2, "u": 4, "U": 8}
+
+
+class _Parser:
+    """Recursive descent over ``text[pos:end]``; recursion is bounded by :data:`MAX_DEPTH`."""
+
+    __slots__ = ("end", "pos", "text")
+
+    def __init__(self, text: str, pos: int, end: int) -> None:
+        self.text = text
+        self.pos = pos
+        self.end = end
+
+    def fail(self, what: str) -> NoReturn:
+        raise AnswerSyntaxError(f"{what} at {self.pos}", self.pos)
+
+    def skip(self) -> None:
+        match = _SKIP_RE.match(self.text, self.pos, self.end)
+        if match is not None:  # always matches (it may match nothing); this satisfies mypy
+            self.pos = match.end()
+
+    def value(self, depth: int) -> Json:
+        self.skip()
+        if self.pos >= self.end:
+            self.fail("expected a value but the text ended")
+        c = self.text[self.pos]
+        if c == "{":
+            return self.object(depth + 1)
+        if c == "[":
+            return self.array(depth + 1)
+        if c in "\"'":
+            return self.string()
+        return self.bare()
+
+    def object(self, depth: int) -> dict[str, Json]:
+        if depth > MAX_DEPTH:
+            self.fail(f"nesting deeper than {MAX_DEPTH}")
+        self.pos += 1
+        result: dict[str, Json] = {}
+        while True:
+            self.skip()
+            if self.pos >= self.end:
+                self.fail("unclosed '{'")
+            c = self.text[self.pos]
+            if c == "}":
+                self.pos += 1
+                return result
+            key = self.string() if c in "\"'" else self.bare_text()
+            self.skip()
+            if self.pos >= self.end or self.text[self.pos] != ":":
+                self.fail(f"expected ':' after key {key[:20]!r}")
+            self.pos += 1
+            result[key] = self.value(depth)
+            self.comma()
+
+    def array(self, depth: int) -> list[Json]:
+        if depth > MAX_DEPTH:
+            self.fail(f"nesting deeper than {MAX_DEPTH}")
+        self.pos += 1
+        result: list[Json] = []
+        while True:
+            self.skip()
+            if self.pos >= self.end:
+                self.fail("unclosed '['")
+            if self.text[self.pos] == "]":
+                self.pos += 1
+                return result
+            result.append(self.value(depth))
+            self.comma()
+
+    def comma(self) -> None:
+        """Consume one optional comma after an item (missing commas are tolerated)."""
+        self.skip()
+        if self.pos < self.end and self.text[self.pos] == ",":
+            self.pos += 1
+
+    def string(self) -> str:
+        quote = self.text[self.pos]
+        self.pos += 1
+        chunk = _STRING_CHUNK_RE[quote]
+        parts: list[str] = []
+        while True:
+            match = chunk.match(self.text, self.pos, self.end)
+            if match is not None:  # always matches; the check satisfies mypy
+                parts.append(match.group())
+                self.pos = match.end()
+            if self.pos >= self.end:
+                self.fail("unterminated string")
+            c = self.text[self.pos]
+            self.pos += 1
+            if c == quote:
+                return "".join(parts)
+            if c == "\n":
+                self.fail("line break inside a string")
+            parts.append(self.escape())
+
+    def escape(self) -> str:
+        """The character(s) for the escape after a backslash; ``pos`` is past the backslash."""
+        if self.pos >= self.end:
+            self.fail("unterminated string")
+        c = self.text[self.pos]
+        self.pos += 1
+        simple = _SIMPLE_ESCAPES.get(c)
+        if simple is not None:
+            return simple
+        width = _ESCAPE_WIDTH.get(c)
+        if width is None or _HEX_RE[width].match(self.text, self.pos, self.end) is None:
+            return "\\" + c  # unknown or malformed escape: keep it, as Python does
+        code = int(self.text[self.pos : self.pos + width], 16)
+        self.pos += width
+        if 0xD800 <= code < 0xDC00:  # high surrogate: JSON spells astral characters as a pair
+            after = self.pos + 2
+            if (
+                self.text.startswith("\\u", self.pos, self.end)
+                and _HEX_RE[4].match(self.text, after, self.end) is not None
+            ):
+                low = int(self.text[after : after + 4], 16)
+                if 0xDC00 <= low < 0xE000:
+                    self.pos = after + 4
+                    return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+        if 0xD800 <= code < 0xE000 or code > 0x10FFFF:
+            # A lone surrogate cannot be encoded as UTF-8 later; an out-of-range code is no char.
+            return "\ufffd"
+        return chr(code)
+
+    def bare_text(self) -> str:
+        match = _BARE_RE.match(self.text, self.pos, self.end)
+        if match is None or not match.group().strip():
+            found = repr(self.text[self.pos]) if self.pos < self.end else "the end"
+            self.fail(f"expected a value but found {found}")
+        self.pos = match.end()
+        return match.group().strip()
+
+    def bare(self) -> Json:
+        token = self.bare_text()
+        if token in _LITERALS:
+            return _LITERALS[token]
+        if len(token) <= _MAX_NUMBER_CHARS:
+            if _INT_RE.fullmatch(token):
+                return int(token)
+            if _FLOAT_RE.fullmatch(token):
+                number = float(token)
+                if math.isfinite(number):
+                    return number
+        return token
+
+
+def parse_lenient(text: str, *, max_chars: int = MAX_CHARS) -> Json:
+    """Parse the whole of ``text`` as one lenient value (see the module docstring).
+
+    Raises :class:`AnswerSyntaxError` when ``text`` is not one value, nests deeper than
+    :data:`MAX_DEPTH` or is longer than ``max_chars``; never any other exception.
+
+    >>> parse_lenient("[A, 3, K, 6,]  // the cards")
+    ['A', 3, 'K', 6]
+    >>> parse_lenient("{'ok': True, 'n': -1.5, 'x': None}")
+    {'ok': True, 'n': -1.5, 'x': None}
+    """
+    if len(text) > max_chars:
+        raise AnswerSyntaxError(f"text has {len(text)} characters, limit {max_chars}")
+    parser = _Parser(text, 0, len(text))
+    result = parser.value(0)
+    parser.skip()
+    if parser.pos != parser.end:
+        parser.fail("unexpected text after the value")
+    return result
+
+
+# Inside a {...} span only braces, quotes and comment starts matter to finding its end.
+_IN_OBJECT_RE = re.compile(r"""\{+|[}"'#]|//""")
+_QUOTED_RE = {
+    '"': re.compile(r'"(?:[^"\\\n]|\\.)*"'),
+    "'": re.compile(r"'(?:[^'\\\n]|\\.)*'"),
+}
+
+
+def _object_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every balanced ``{...}`` span, in the order the spans close.
+
+    One linear pass. Quotes are only honoured inside braces, so an apostrophe in prose ("Here's")
+    does not hide what follows; a quote with no closing partner on its line is read as an
+    ordinary character for the same reason.
+    """
+    spans: list[tuple[int, int]] = []
+    opens: list[int] = []
+    pos = 0
+    while True:
+        if not opens:
+            start = text.find("{", pos)
+            if start < 0:
+                return spans
+            opens.append(start)
+            pos = start + 1
+            continue
+        match = _IN_OBJECT_RE.search(text, pos)
+        if match is None:
+            return spans
+        token = match.group()
+        pos = match.end()
+        if token[0] == "{":  # a whole run at once: "{{{{..." costs one step, not one per brace
+            opens.extend(range(match.start(), pos))
+        elif token == "}":
+            spans.append((opens.pop(), pos))
+        elif token in _QUOTED_RE:
+            quoted = _QUOTED_RE[token].match(text, match.start())
+            if quoted is not None:
+                pos = quoted.end()
+        else:  # a comment: skip to the end of the line, braces in it do not count
+            newline = text.find("\n", pos)
+            pos = len(text) if newline < 0 else newline
+
+
+def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] | None:
+    """The last top-level ``{...}`` object in text parsed leniently, else None.
+
+    Only the last ``max_chars`` characters are examined. Candidate spans are tried in the order
+    they close, latest first, so a later object beats an earlier one and an enclosing object is
+    tried before the objects nested in it (which are tried only if it fails to parse, and only
+    those that do not contain the place where it failed). At most :data:`MAX_CANDIDATES` spans
+    are tried, and once ``max_chars`` characters of candidates have been parsed no further one
+    is started, so the work stays linear in ``max_chars``. An empty ``{}`` is returned only when no non-empty
+    object is found among them (so a stray ``{}`` in trailing prose does not hide the answer).
+    Never raises.
+
+    >>> extract_object('{"formula": "1+2"} then {"formula": "4*6"}')
+    {'formula': '4*6'}
+    >>> extract_object("{{{{") is None
+    True
+    """
+    if max_chars < 1:
+        return None
+    window = text[-max_chars:]
+    empty: dict[str, Json] | None = None
+    failed_at: list[int] = []  # where the candidates tried so far stopped parsing
+    tried = 0
+    budget = len(window)  # characters of candidate text left to parse; the first is always tried
+    for start, end in islice(reversed(_object_spans(window)), _MAX_SPANS_EXAMINED):
+        if tried == MAX_CANDIDATES or budget < 0:
+            break
+        # A span around the point where an enclosing candidate failed would fail there again
+        # (the grammar is context-free); re-parsing it is what makes nested hostile text slow.
+        if any(start < position < end for position in failed_at):
+            continue
+        tried += 1
+        budget -= end - start
+        parser = _Parser(window, start, end)
+        try:
+            result = parser.value(0)
+        except AnswerSyntaxError as error:
+            failed_at.append(error.position)
+            continue
+        parser.skip()
+        if parser.pos != end or not isinstance(result, dict):
+            continue
+        if result:
+            return result
+        if empty is None:
+            empty = result
+    return empty
+
+
+def _field_pattern(key: str) -> re.Pattern[str]:
+    # The key, optionally quoted with the same quote on both sides, not glued to a longer word.
+    return re.compile(rf"""(?<![\w"'])(?P<q>["']?){re.escape(key)}(?P=q)[ \t]*:[ \t]*""")
+
+
+def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
+    """Value of ``key`` from :func:`extract_object`, else from a one-line regex fallback.
+
+    The fallback finds ``"key": ...``, ``'key': ...`` or ``key: ...``; the result is None when
+    the key is absent.
+
+    The fallback serves answers whose object does not parse (cut off by the token limit, broken
+    quoting, or no braces at all). It takes the LAST ``key:`` in the examined window, reads one
+    lenient value after it and, if that fails, the rest of the line (a trailing comma and an
+    unmatched leading quote removed). The key match is case-sensitive. Never raises.
+
+    >>> extract_field('{"formula": "(3*10-6)*1=24", "cards": [A, 3', "formula")
+    '(3*10-6)*1=24'
+    >>> extract_field("no answer here", "formula") is None
+    True
+    """
+    found = extract_object(text, max_chars=max_chars)
+    if found is not None and key in found:
+        return found[key]
+    if not key or max_chars < 1:
+        return None
+    window = text[-max_chars:]
+    last: re.Match[str] | None = None
+    for match in _field_pattern(key).finditer(window):
+        last = match
+    if last is None:
+        return None
+    parser = _Parser(window, last.end(), len(window))
+    try:
+        return parser.value(0)
+    except AnswerSyntaxError:
+        pass
+    newline = window.find("\n", last.end())
+    raw = window[last.end() : len(window) if newline < 0 else newline].strip()
+    raw = raw.rstrip(",").strip()
+    if raw[:1] in ("'", '"') and not raw.endswith(raw[0]):
+        raw = raw[1:].strip()
+    return raw or None

@@ -1,0 +1,331 @@
+"""GeneralPoints verification: statuses, the paper's rewards, feedback and memorization flags.
+
+Check order (TASKS.md §1; the first failure is ``status``, every failure found is in
+``statuses``):
+
+1. GP-VL only: the answer's ``cards`` differ from the true hand as a multiset ->
+   ``misrecognized_cards`` (-1.5); nothing else is scored.
+2. No formula can be extracted, or it is not legal arithmetic over ``+ - * / ( )`` ->
+   ``illegal_formula`` (-3); nothing else is scored.
+3. Numbers not on the cards or overused (-2), cards left unused (-2): ``wrong_numbers``; the two
+   kinds add up, as in the paper's code.
+4. A legal formula with the wrong value -> ``wrong_value`` (-1); division by zero is a wrong value.
+5. Otherwise ``correct`` (+5).
+
+Extraction: the last complete ``{...}`` object in the answer is read leniently (JSON, Python
+literals, single quotes, trailing commas, code fences, prose around it); without one, a
+``"formula": ...`` line, and then the last line made only of formula characters. Text before the
+first ``=`` is the expression. Several answers in one response: the last one counts.
+
+Flags (TASKS.md §5): ``train_rule_answer`` (wrong under the split's rule, right if J/Q/K were 10),
+``verbatim_training_formula`` (the expression, whitespace aside, equals the reference formula
+``train`` holds for the same cards), ``output_truncated`` (the answer hit the token limit).
+
+``mode="reference"`` reproduces the paper code's scoring: any whitespace in the formula is
+illegal, the value is checked in floating point (so ``8/(3-8/3)`` fails), and an unparseable
+formula that is a prefix of a solution earns +1 (status ``solution_prefix``).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+from gpbench.generators.arithmetic import evaluate, format_fraction
+from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
+from gpbench.records import Verdict
+from gpbench.tasks.answers import extract_field, extract_object
+
+REWARD_CORRECT = 5.0
+REWARD_WRONG_VALUE = -1.0
+REWARD_WRONG_NUMBERS = -2.0
+REWARD_ILLEGAL = -3.0
+REWARD_MISRECOGNIZED = -1.5
+REWARD_BUDGET_EXCEEDED = -1.0
+REWARD_SOLUTION_PREFIX = 1.0
+
+MODES = ("gpbench", "reference")
+STATUSES = (
+    "correct",
+    "misrecognized_cards",
+    "illegal_formula",
+    "wrong_numbers",
+    "wrong_value",
+    "solution_prefix",
+)
+FLAGS = ("train_rule_answer", "verbatim_training_formula", "output_truncated")
+
+_REASONS = {
+    "misrecognized_cards": "the cards you recognized are not the cards in the image",
+    "illegal_formula": "your formula is not a legal expression of numbers and + - * / ( )",
+    "no_formula": "no formula was found in your answer",
+    "numbers_not_on_cards": "your formula uses numbers that are not on the cards or uses a card more than once",
+    "cards_unused": "your formula does not use every card",
+    "wrong_value": "your formula does not evaluate to {target}",
+    "solution_prefix": "your formula is incomplete",
+}
+_FORMULA_LINE = re.compile(r"^[\s\d+\-*/()=.xX×÷]*\d[\s\d+\-*/()=.xX×÷]*$")
+
+
+def feedback_text(reasons: Sequence[str]) -> str:
+    """The paper's revision prompt: ``You failed this trial because {reasons}.``"""
+    return f"You failed this trial because {', '.join(reasons)}." if reasons else ""
+
+
+def extract_formula(answer: str) -> str | None:
+    """The formula an answer gives (see the module docstring for where it is looked for)."""
+    obj = extract_object(answer)
+    value: Any = obj.get("formula") if obj is not None else None
+    if value is None:
+        value = extract_field(answer, "formula")
+    if value is None:
+        lines = [line.strip() for line in answer[-4096:].splitlines()]
+        candidates = [line for line in lines if line and _FORMULA_LINE.match(line)]
+        value = candidates[-1] if candidates else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value if isinstance(value, str) else None
+
+
+def parse_cards(value: Any) -> list[str] | None:
+    """Card names from an answer's ``cards`` field: ``'K'``, ``K``, ``10``, ``T``, ints, lists."""
+    if not isinstance(value, list):
+        return None
+    cards = []
+    for item in value:
+        text = str(item).strip().upper() if not isinstance(item, bool) else ""
+        text = {"T": "10", "1": "A", "11": "J", "12": "Q", "13": "K", "ACE": "A"}.get(text, text)
+        try:
+            rank_from_name(text)
+        except ValueError:
+            return None
+        cards.append(text)
+    return cards
+
+
+def verify(
+    answer: str,
+    *,
+    cards: Sequence[str],
+    values: Sequence[int],
+    target: int,
+    rule_is_training: bool,
+    check_cards: bool = False,
+    mode: str = "gpbench",
+    output_truncated: bool = False,
+    allow_unicode_operators: bool = False,
+) -> Verdict:
+    """Judge one answer to a GeneralPoints hand. Total: any string gives a Verdict."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    flags = ["output_truncated"] if output_truncated else []
+    extracted: dict[str, Any] = {}
+
+    if check_cards:
+        obj = extract_object(answer)
+        raw_cards = obj.get("cards") if obj is not None else extract_field(answer, "cards")
+        seen = parse_cards(raw_cards) if mode == "gpbench" else _strict_cards(raw_cards)
+        extracted["cards"] = seen
+        if seen is None or collections.Counter(seen) != collections.Counter(cards):
+            return _failure(
+                ["misrecognized_cards"],
+                REWARD_MISRECOGNIZED,
+                extracted,
+                flags,
+                [_REASONS["misrecognized_cards"]],
+            )
+
+    formula = extract_formula(answer)
+    extracted["formula"] = formula
+    if formula is None:
+        return _failure(
+            ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["no_formula"]]
+        )
+    expression = formula.split("=", 1)[0]
+    extracted["expression"] = expression.strip()
+
+    if mode == "reference" and re.search(r"\s", expression.strip()):
+        return _failure(
+            ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["illegal_formula"]]
+        )
+    result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
+    if not result.ok:
+        extracted["error"] = result.error
+        if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
+            return _failure(
+                ["solution_prefix"],
+                REWARD_SOLUTION_PREFIX,
+                extracted,
+                flags,
+                [_REASONS["solution_prefix"]],
+            )
+        return _failure(
+            ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["illegal_formula"]]
+        )
+    extracted["numbers"] = list(result.numbers)
+    if result.value is not None:
+        extracted["value"] = format_fraction(result.value)
+
+    flags.extend(
+        _memorization_flags(
+            expression, result.numbers, result.value, cards, target, rule_is_training
+        )
+    )
+
+    statuses: list[str] = []
+    reasons: list[str] = []
+    reward = 0.0
+    used = collections.Counter(result.numbers)
+    available = collections.Counter(values)
+    if used - available:
+        statuses.append("wrong_numbers")
+        reasons.append(_REASONS["numbers_not_on_cards"])
+        reward += REWARD_WRONG_NUMBERS
+    if available - used:
+        if not statuses:
+            statuses.append("wrong_numbers")
+        reasons.append(_REASONS["cards_unused"])
+        reward += REWARD_WRONG_NUMBERS
+    value_ok = _value_matches(expression, result.value, target, mode)
+    if not value_ok:
+        statuses.append("wrong_value")
+        reasons.append(_REASONS["wrong_value"].format(target=target))
+    if not statuses:
+        return Verdict(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
+    if statuses == ["wrong_value"]:
+        reward = REWARD_WRONG_VALUE
+    return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
+
+
+def _failure(
+    statuses: list[str],
+    reward: float,
+    extracted: dict[str, Any],
+    flags: list[str],
+    reasons: list[str],
+) -> Verdict:
+    return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
+
+
+def _strict_cards(value: Any) -> list[str] | None:
+    """The paper code's card parsing: a list of rank strings exactly as printed."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return list(value)
+
+
+def _value_matches(expression: str, value: Fraction | None, target: int, mode: str) -> bool:
+    if value is None:  # division by zero
+        return False
+    if mode == "reference":
+        return _float_value(expression) == float(target)
+    return value == target
+
+
+def _memorization_flags(
+    expression: str,
+    numbers: Sequence[int],
+    value: Fraction | None,
+    cards: Sequence[str],
+    target: int,
+    rule_is_training: bool,
+) -> list[str]:
+    training_values = [card_value(rank_from_name(c), TRAINING_FACE_VALUES) for c in cards]
+    flags = []
+    if (
+        not rule_is_training
+        and value == target
+        and collections.Counter(numbers) == collections.Counter(training_values)
+    ):
+        flags.append("train_rule_answer")
+    reference = solve(training_values, target)
+    if reference is not None and re.sub(r"\s+", "", expression) == reference:
+        flags.append("verbatim_training_formula")
+    return flags
+
+
+def _float_value(expression: str) -> float | None:
+    """Evaluate an already validated expression with floats, as the paper's code did."""
+    tokens = re.findall(r"\d+|[-+*/()]", expression)
+    output: list[float] = []
+    ops: list[str] = []
+    precedence = {"+": 1, "-": 1, "*": 2, "/": 2, "u": 3}
+
+    def apply(op: str) -> None:
+        if op == "u":
+            output.append(-output.pop())
+            return
+        b, a = output.pop(), output.pop()
+        output.append(a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b)
+
+    previous = "("
+    try:
+        for token in tokens:
+            if token.isdigit():
+                output.append(float(int(token)))
+            elif token == "(":
+                ops.append(token)
+            elif token == ")":
+                while ops[-1] != "(":
+                    apply(ops.pop())
+                ops.pop()
+            else:
+                op = "u" if previous in "(+-*/u" and token in "+-" else token
+                if op == "u" and token == "+":
+                    previous = "u"
+                    continue
+                while (
+                    ops
+                    and ops[-1] != "("
+                    and (
+                        precedence[ops[-1]] > precedence[op]
+                        or (precedence[ops[-1]] == precedence[op] and op != "u")
+                    )
+                ):
+                    apply(ops.pop())
+                ops.append(op)
+                token = op
+            previous = token
+        while ops:
+            apply(ops.pop())
+        return output[-1] if len(output) == 1 else None
+    except (ZeroDivisionError, IndexError, OverflowError):
+        return None
+
+
+def _is_solution_prefix(text: str, values: Sequence[int], target: int) -> bool:
+    if not text:
+        return False
+    return any(
+        s.startswith(text) and s != text for s in _solution_strings(tuple(sorted(values)), target)
+    )
+
+
+@lru_cache(maxsize=1024)
+def _solution_strings(values: tuple[int, ...], target: int) -> frozenset[str]:
+    """Every fully parenthesised formula over the values (any order) that equals the target."""
+    found: set[str] = set()
+
+    def combine(items: list[tuple[Fraction, str]]) -> None:
+        if len(items) == 1:
+            if items[0][0] == target:
+                found.add(items[0][1][1:-1] if items[0][1].startswith("(") else items[0][1])
+            return
+        for i, j in itertools.permutations(range(len(items)), 2):
+            (a, ea), (b, eb) = items[i], items[j]
+            rest = [items[k] for k in range(len(items)) if k not in (i, j)]
+            options = [(a + b, "+"), (a - b, "-"), (a * b, "*")]
+            if b != 0:
+                options.append((a / b, "/"))
+            for value, op in options:
+                combine([*rest, (value, f"({ea}{op}{eb})")])
+
+    combine([(Fraction(v), str(v)) for v in values])
+    return frozenset(found)

@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gpbench.cli import cli
+from gpbench.errors import RecordSchemaError
+from gpbench.harness.store import read_episodes, read_run_spec
+from gpbench.tasks.registry import get_task
+
+TASK = get_task("gp-l")
+
+
+@pytest.fixture
+def instances(tmp_path: Path) -> Path:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "generate",
+            "gp-l",
+            "--split",
+            "ood-rule",
+            "-n",
+            "12",
+            "--seed",
+            "42",
+            "-o",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return tmp_path / "gp-l" / "ood-rule.jsonl"
+
+
+def _uids(path: Path) -> list[str]:
+    return [json.loads(line)["uid"] for line in path.read_text().splitlines()]
+
+
+def _write(path: Path, rows: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _score(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["score", "gp-l", *args])
+    return result.exit_code, result.output
+
+
+def test_scores_single_and_multi_turn_answers(instances: Path, tmp_path: Path) -> None:
+    uids = _uids(instances)
+    ds = TASK.dataset("ood-rule", 42, 12)
+    right = [TASK.reference_answer(i) for i in ds]
+    rows: list[dict[str, object]] = [
+        {"uid": uids[0], "response": right[0]},
+        {"uid": uids[1], "responses": ['{"formula": "1+1"}', right[1]]},
+        {"uid": uids[2], "responses": ["nope"] * 7},
+        {"uid": uids[3], "responses": ["nope", "nope"], "output_truncated": [True, False]},
+    ]
+    responses = _write(tmp_path / "resp.jsonl", rows)
+    run = tmp_path / "runs" / "mine"
+    code, out = _score(
+        "--instances",
+        str(instances),
+        "--responses",
+        str(responses),
+        "-o",
+        str(run),
+        "--summary-json",
+        "-",
+    )
+    assert code == 0, out
+    episodes = {e.uid: e for e in read_episodes(run)}
+    assert len(episodes) == 4
+    first, second, third, fourth = (episodes[u] for u in uids[:4])
+    assert first.correct and first.first_try_correct and first.return_ == 5.0
+    assert second.correct and not second.first_try_correct
+    assert second.return_ == -4.0 + 5.0 and second.attempts_used == 2
+    assert third.attempts_used == 5 and third.stop_reason == "budget_exhausted"
+    assert third.return_ == 5 * -3.0 - 1.0  # the budget penalty is added once
+    assert fourth.stop_reason == "responses_ended" and fourth.return_ == -6.0
+    assert fourth.turns[0]["output_truncated"] and "output_truncated" in fourth.flags
+    spec = read_run_spec(run)
+    assert spec["backend"] == {"name": "external"} and spec["tasks"] == {"gp-l": 1}
+    assert spec["episodes"] == 4 and spec["max_attempts"] == 5
+    assert "gpbench_version" in spec and "git_commit" in spec
+    summary = json.loads(out[out.index("{") :])
+    assert summary["success"]["k"] == 2 and summary["success"]["n"] == 4
+    assert summary["success_by_attempt"]["1"] == 0.25
+    assert summary["success_by_attempt"]["2"] == 0.5
+    assert "95% CI" in out and "not scored        8 instances" in out
+
+
+def test_max_attempts_and_reference_mode(instances: Path, tmp_path: Path) -> None:
+    uid = _uids(instances)[0]
+    responses = _write(tmp_path / "r.jsonl", [{"uid": uid, "responses": ["x", "y"]}])
+    run = tmp_path / "run"
+    code, out = _score(
+        "--instances",
+        str(instances),
+        "--responses",
+        str(responses),
+        "-o",
+        str(run),
+        "--max-attempts",
+        "1",
+        "--mode",
+        "reference",
+    )
+    assert code == 0, out
+    [episode] = list(read_episodes(run))
+    assert episode.attempts_used == 1 and episode.return_ == -4.0
+    assert read_run_spec(run)["verifier_mode"] == "reference"
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (
+            ['{"uid": "nope", "response": "1"}'],
+            "r.jsonl:1: uid 'nope' is not in the instances file",
+        ),
+        (["{not json"], "r.jsonl:1: not valid JSON"),
+        (['{"response": "1"}'], 'r.jsonl:1: each line needs "uid"'),
+        (['{"uid": "U", "answer": "1"}'], 'needs "response" (a string) or "responses"'),
+        (['{"uid": "U", "response": "1"}', '{"uid": "U", "response": "2"}'], "r.jsonl:2: uid"),
+        (
+            [
+                '{"uid": "U", "response": "1", "output_truncated": [true, false]}',
+            ],
+            "one boolean per response",
+        ),
+        ([], "holds no responses"),
+    ],
+)
+def test_bad_responses_are_one_line_errors_and_write_nothing(
+    instances: Path, tmp_path: Path, lines: list[str], message: str
+) -> None:
+    uid = _uids(instances)[0]
+    responses = tmp_path / "r.jsonl"
+    responses.write_text("".join(line.replace('"U"', json.dumps(uid)) + "\n" for line in lines))
+    run = tmp_path / "run"
+    code, out = _score("--instances", str(instances), "--responses", str(responses), "-o", str(run))
+    assert code != 0
+    assert message in out, out
+    assert "Traceback" not in out
+    assert not run.exists()
+
+
+def test_missing_files_and_wrong_task(instances: Path, tmp_path: Path) -> None:
+    code, out = _score(
+        "--instances",
+        str(tmp_path / "none.jsonl"),
+        "--responses",
+        str(tmp_path / "none.jsonl"),
+        "-o",
+        str(tmp_path / "run"),
+    )
+    assert code != 0 and "none.jsonl: file not found" in out
+    bad = tmp_path / "other.jsonl"
+    line = json.loads(instances.read_text().splitlines()[0])
+    bad.write_text(json.dumps({**line, "task_version": 7}) + "\n")
+    code, out = _score("--instances", str(bad), "--responses", str(bad), "-o", str(tmp_path / "r"))
+    assert code != 0 and "score it with gp-l@7" in out
+
+
+def test_existing_run_is_kept_unless_overwrite(instances: Path, tmp_path: Path) -> None:
+    uid = _uids(instances)[0]
+    responses = _write(tmp_path / "r.jsonl", [{"uid": uid, "response": "x"}])
+    run = tmp_path / "run"
+    args = ["--instances", str(instances), "--responses", str(responses), "-o", str(run)]
+    assert _score(*args)[0] == 0
+    code, out = _score(*args)
+    assert code != 0 and "already holds a run" in out
+    assert _score(*args, "--overwrite")[0] == 0
+
+
+def test_torn_last_line_is_skipped_but_a_torn_middle_line_is_an_error(
+    instances: Path, tmp_path: Path
+) -> None:
+    uids = _uids(instances)
+    responses = _write(tmp_path / "r.jsonl", [{"uid": u, "response": "x"} for u in uids[:3]])
+    run = tmp_path / "run"
+    assert (
+        _score("--instances", str(instances), "--responses", str(responses), "-o", str(run))[0] == 0
+    )
+    path = run / "episodes.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + lines[2][:40])
+    assert len(list(read_episodes(run))) == 2
+    path.write_text(lines[0][:40] + "\n" + "".join(lines[1:]))
+    with pytest.raises(RecordSchemaError, match=r"episodes\.jsonl:1"):
+        list(read_episodes(run))
