@@ -66,32 +66,47 @@ def write_split(
     options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> WrittenSplit:
-    """Generate ``n`` instances of a split and write them, atomically, with a manifest."""
+    """Generate ``n`` instances of a split and write them, atomically, with a manifest.
+
+    Vision tasks also get their images: PNG files under ``<split>/images/`` beside the JSON
+    lines, PNG bytes in an ``image_bytes`` column for Parquet, ``datasets.Image`` for hf. The
+    manifest's ``content_sha256`` covers the JSON lines and the decoded pixels of every image
+    (PNG bytes may differ across zlib builds; pixels do not).
+    """
     dataset = task.dataset(split, seed, n, options)
     target = split_path(out_dir, task.id, split, fmt)
+    folder = target.parent
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise GpbenchError(f"cannot create output folder {target.parent}: {exc.strerror}") from None
+        raise GpbenchError(f"cannot create output folder {folder}: {exc.strerror}") from None
     hasher = hashlib.sha256()
+    vision = task.modality == "vision"
 
-    def lines() -> Iterator[tuple[Instance, str]]:
+    def rows() -> Iterator[tuple[Instance, str, list[bytes]]]:
         for done, instance in enumerate(dataset, start=1):
             line = to_json(instance)
             hasher.update(line.encode("utf-8") + b"\n")
-            yield instance, line
+            pngs: list[bytes] = []
+            if vision:
+                from gpbench.generators.card_art import pixel_sha256, scene_png
+
+                for image in task.images(instance):
+                    hasher.update(pixel_sha256(image).encode("ascii") + b"\n")
+                    pngs.append(scene_png(image))
+            yield instance, line, pngs
             if progress is not None:
                 progress(done)
 
     if fmt == "jsonl":
-        _write_jsonl(target, (line for _, line in lines()))
+        _write_jsonl(target, rows(), images_dir=folder / split / "images" if vision else None)
     elif fmt == "parquet":
-        _write_parquet(target, (instance for instance, _ in lines()))
+        _write_parquet(target, rows(), with_images=vision)
     else:
-        _write_hf(target, (instance for instance, _ in lines()))
+        _write_hf(target, rows(), with_images=vision)
 
     content = hasher.hexdigest()
-    manifest = {
+    manifest: dict[str, Any] = {
         "gpbench_version": gpbench.__version__,
         "task": task.id,
         "task_version": task.version,
@@ -105,9 +120,21 @@ def write_split(
         "content_sha256": content,
         "regenerate": _command(task, split, seed, n, dataset.options),
     }
-    manifest_path = target.parent / f"{split}.manifest.json"
+    if vision:
+        manifest["images"] = {
+            "layout": f"{split}/images/<index>.png" if fmt == "jsonl" else "embedded",
+            "hash": "content_sha256 covers decoded RGB pixels, not PNG bytes",
+            "pillow_version": _pillow_version(),
+        }
+    manifest_path = folder / f"{split}.manifest.json"
     _atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return WrittenSplit(target, manifest_path, n, content)
+
+
+def _pillow_version() -> str:
+    import PIL
+
+    return str(PIL.__version__)
 
 
 def _command(task: TaskSpec, split: str, seed: int, n: int, options: Mapping[str, Any]) -> str:
@@ -151,16 +178,43 @@ def _atomic_write_text(target: Path, text: str) -> None:
         tmp.replace(target)
 
 
-def _write_jsonl(target: Path, lines: Iterator[str]) -> None:
-    with _temporary_beside(target) as tmp:
+def _write_jsonl(
+    target: Path, rows: Iterator[tuple[Instance, str, list[bytes]]], *, images_dir: Path | None
+) -> None:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(_temporary_beside(target))
+        tmp_images = None
+        if images_dir is not None:
+            images_dir.parent.mkdir(parents=True, exist_ok=True)
+            tmp_images = stack.enter_context(_temporary_beside(images_dir, directory=True))
         with tmp.open("w", encoding="utf-8", newline="\n") as handle:
-            for line in lines:
+            for instance, line, pngs in rows:
                 handle.write(line)
                 handle.write("\n")
+                if tmp_images is not None:
+                    for image_path, png in zip(instance.images, pngs, strict=True):
+                        (tmp_images / Path(image_path).name).write_bytes(png)
+        if images_dir is not None and tmp_images is not None:
+            _replace_folder(tmp_images, images_dir)
         tmp.replace(target)
 
 
-def _write_parquet(target: Path, instances: Iterator[Instance]) -> None:
+def _replace_folder(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``, replacing a previous folder there."""
+    new.chmod(0o777 & ~_umask())
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _write_parquet(
+    target: Path, rows: Iterator[tuple[Instance, str, list[bytes]]], *, with_images: bool
+) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -170,39 +224,70 @@ def _write_parquet(target: Path, instances: Iterator[Instance]) -> None:
         writer = None
         schema = None
         batch: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            nonlocal writer, schema
+            table = pa.Table.from_pylist(batch, schema=schema)
+            if writer is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(str(tmp), schema)
+            writer.write_table(table)
+            batch.clear()
+
         try:
-            for instance in instances:
-                batch.append(to_dict(instance))
+            for instance, _, pngs in rows:
+                row = to_dict(instance)
+                if with_images:
+                    row["image_bytes"] = pngs
+                batch.append(row)
                 if len(batch) == _PARQUET_BATCH:
-                    table = pa.Table.from_pylist(batch, schema=schema)
-                    if writer is None:
-                        schema = table.schema
-                        writer = pq.ParquetWriter(str(tmp), schema)
-                    writer.write_table(table)
-                    batch = []
+                    flush()
             if batch or writer is None:
-                table = pa.Table.from_pylist(batch, schema=schema)
-                if writer is None:
-                    writer = pq.ParquetWriter(str(tmp), table.schema)
-                writer.write_table(table)
+                flush()
         finally:
             if writer is not None:
                 writer.close()
         tmp.replace(target)
 
 
-def _write_hf(target: Path, instances: Iterator[Instance]) -> None:
+def _write_hf(
+    target: Path, rows: Iterator[tuple[Instance, str, list[bytes]]], *, with_images: bool
+) -> None:
     try:
         import datasets
     except ImportError:
         raise MissingDependencyError("datasets", "data", "--format hf") from None
-    rows = [to_dict(instance) for instance in instances]
-    dataset = datasets.Dataset.from_list(rows)
+    if target.exists() and any(target.iterdir()) and not (target / "dataset_info.json").exists():
+        raise GpbenchError(
+            f"{target} holds files that are not a saved dataset (images of a jsonl export?); "
+            "write --format hf to another -o folder"
+        )
+    records = []
+    for instance, _, pngs in rows:
+        row = to_dict(instance)
+        if with_images:
+            # transformers/TRL convention: an {"type": "image"} placeholder in the messages and
+            # the pictures in an "images" column.
+            row["messages"] = [_placeholder_message(m) for m in instance.messages]
+            row["image_paths"] = row.pop("images")
+            row["images"] = [{"bytes": png, "path": None} for png in pngs]
+        records.append(row)
+    dataset = datasets.Dataset.from_list(records)
+    if with_images:
+        dataset = dataset.cast_column("images", datasets.Sequence(datasets.Image()))
     with _temporary_beside(target, directory=True) as tmp:
         dataset.save_to_disk(str(tmp))
-        old = target.with_name(f".{target.name}.old")
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        if old.exists():
-            shutil.rmtree(old)
+        _replace_folder(tmp, target)
+
+
+def _placeholder_message(message: dict[str, Any]) -> dict[str, Any]:
+    content = message["content"]
+    if isinstance(content, str):
+        return {"role": message["role"], "content": [{"type": "text", "text": content}]}
+    parts = [
+        {"type": "image", "text": None}
+        if part.get("type") == "image"
+        else {"type": "text", "text": part.get("text")}
+        for part in content
+    ]
+    return {"role": message["role"], "content": parts}

@@ -10,6 +10,7 @@ import click
 import gpbench
 from gpbench.cli.generate import generate
 from gpbench.cli.score import score
+from gpbench.cli.show import show
 from gpbench.cli.tasks import tasks
 from gpbench.errors import GpbenchError
 
@@ -41,6 +42,7 @@ def cli() -> None:
       gpbench tasks                                   list tasks, versions and splits
       gpbench generate                                write every paper split to ./data
       gpbench generate gp-l --split ood-rule -n 234 --seed 42 -o out/
+      gpbench show gp-vl --split ood-color --seed 42 --index 3 -o card.png
       gpbench score gp-l --instances out/gp-l/ood-rule.jsonl --responses resp.jsonl -o runs/mine/
     """
 
@@ -48,6 +50,7 @@ def cli() -> None:
 cli.add_command(tasks)
 cli.add_command(generate)
 cli.add_command(score)
+cli.add_command(show)
 
 
 def main() -> None:

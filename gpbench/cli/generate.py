@@ -14,10 +14,11 @@ from gpbench.export import FORMATS, write_split
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
 
-_PROGRESS_FROM = 2000  # smaller splits finish before a bar would be worth drawing
+_PROGRESS_FROM = {"text": 2000, "vision": 20}  # smaller splits finish before a bar helps
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``, with a one-line error for a bad pair."""
     options: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -98,7 +99,7 @@ def generate(
       gpbench generate gp-l@1 --split id --format parquet -O sampling=deck
     """
     tasks: list[TaskSpec] = [get_task(name) for name in task_names] or all_tasks()
-    options = _parse_options(option_pairs)
+    options = parse_options(option_pairs)
     plan: list[tuple[TaskSpec, str, int, int]] = []
     for task in tasks:
         task.resolve_options(options)  # fail before writing anything
@@ -115,7 +116,7 @@ def generate(
                 )
             )
     for task, split, split_seed, n in plan:
-        show_bar = not quiet and n >= _PROGRESS_FROM and sys.stderr.isatty()
+        show_bar = not quiet and n >= _PROGRESS_FROM[task.modality] and sys.stderr.isatty()
         with contextlib.ExitStack() as stack:
             progress = None
             if show_bar:

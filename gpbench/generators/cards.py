@@ -196,6 +196,11 @@ def heldout_key(values: Sequence[int], target: int) -> str:
 
 def is_heldout(values: Sequence[int], target: int) -> bool:
     """Whether a training-rule value multiset is reserved for ``id-heldout`` (never in ``train``)."""
+    return _is_heldout_sorted(tuple(sorted(values)), target)
+
+
+@lru_cache(maxsize=65536)
+def _is_heldout_sorted(values: tuple[int, ...], target: int) -> bool:
     return int(content_hash("heldout:" + heldout_key(values, target), 8), 16) % HELDOUT_MODULUS == 0
 
 
@@ -273,30 +278,37 @@ class Hand:
 MAX_DRAWS = 100_000
 
 
-def _deal_once(config: HandConfig, rng: KeyedRng) -> tuple[list[int], list[str]]:
+def _deal_ranks(config: HandConfig, rng: KeyedRng) -> tuple[list[int], list[str] | None]:
+    """One dealt hand: ranks, and suits when the draw fixes them (deck mode)."""
     n = config.num_cards
     if config.sampling == "deck":
         deck = [(r, s) for s in range(len(config.suits)) for r in RANKS]
         cards = rng.sample(deck, n)
         return [r for r, _ in cards], [config.suits[s] for _, s in cards]
     if config.force_face:
-        ranks = [rng.between(1, 13) for _ in range(n - 1)] + [rng.choice(FACE_RANKS)]
+        ranks = [d + 1 for d in rng.digits(13, n - 1)] + [rng.choice(FACE_RANKS)]
         rng.shuffle(ranks)
     else:
-        ranks = [rng.between(1, 13) for _ in range(n)]
-    return ranks, [rng.choice(config.suits) for _ in range(n)]
+        ranks = [d + 1 for d in rng.digits(13, n)]
+    return ranks, None
 
 
 def deal(config: HandConfig, rng: KeyedRng) -> Hand:
-    """Deal hands from ``rng`` until one meets ``config``'s constraints (the paper's redraw loop)."""
+    """Deal hands from ``rng`` until one meets ``config``'s constraints (the paper's redraw loop).
+
+    Suits do not affect acceptance, so in uniform mode they are drawn once, after the ranks are
+    accepted (each suit independently uniform over ``config.suits``).
+    """
     if not any_hand_possible(config):
         raise ValueError(
             f"no {config.num_cards}-card hand meets this configuration (target {config.target}, "
             f"face values {config.face_values}, heldout={config.heldout}); choose another target"
         )
     for draw in range(1, MAX_DRAWS + 1):
-        ranks, suits = _deal_once(config, rng)
+        ranks, suits = _deal_ranks(config, rng)
         if config.accepts(ranks):
+            if suits is None:
+                suits = [config.suits[d] for d in rng.digits(len(config.suits), len(ranks))]
             values = tuple(card_value(r, config.face_values) for r in ranks)
             formula = solve(values, config.target)
             assert formula is not None  # accepts() checked solvability

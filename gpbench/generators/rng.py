@@ -48,6 +48,30 @@ class KeyedRng:
             if word < limit:
                 return word % n
 
+    def digits(self, base: int, count: int) -> list[int]:
+        """``count`` independent uniform integers in ``[0, base)`` from as few words as possible.
+
+        One 64-bit word carries ``k`` base-``base`` digits when ``base**k <= 2**64``; words at or
+        above the largest multiple of ``base**k`` are rejected, so every digit is exactly uniform.
+        """
+        if base < 2 or count < 0:
+            raise ValueError(f"digits() needs base >= 2 and count >= 0, got {base}, {count}")
+        per_word = 1
+        while base ** (per_word + 1) <= 1 << _WORD_BITS:
+            per_word += 1
+        out: list[int] = []
+        while len(out) < count:
+            k = min(per_word, count - len(out))
+            span = base**k
+            limit = (1 << _WORD_BITS) - ((1 << _WORD_BITS) % span)
+            word = self._next_word()
+            while word >= limit:
+                word = self._next_word()
+            for _ in range(k):
+                word, digit = divmod(word, base)
+                out.append(digit)
+        return out
+
     def between(self, low: int, high: int) -> int:
         """A uniform integer in ``[low, high]`` (both ends included)."""
         return low + self.below(high - low + 1)

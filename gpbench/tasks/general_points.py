@@ -268,6 +268,15 @@ class GeneralPointsTask(TaskSpec):
                 problems.append(f"held-out membership {held} contradicts heldout={heldout}")
         return problems
 
+    def describe(self, instance: Instance) -> str:
+        """The hand in text with its values under the rule and a reference formula."""
+        p = instance.problem
+        return (
+            f"{self.id} {instance.split} seed={instance.seed} index={instance.index}: "
+            f"cards {p['cards']} values {p['values']} ({p['rule']}), "
+            f"e.g. {instance.reference['formula']}"
+        )
+
     def content_key(self, instance: Instance) -> str:
         """Sorted card values, target and rule: equal keys pose the same arithmetic problem."""
         p = instance.problem

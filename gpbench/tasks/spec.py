@@ -18,7 +18,7 @@ class OptionSpec:
 
     Attributes:
         name: option name as given on the command line (``--option name=value``).
-        kind: ``int``, ``bool`` or ``choice``.
+        kind: ``int``, ``float``, ``str``, ``bool`` or ``choice``.
         default: the paper's value.
         help: one line for ``gpbench tasks``.
         choices: allowed values for ``choice`` options.
@@ -48,7 +48,19 @@ class OptionSpec:
                 return int(raw)
             except (TypeError, ValueError):
                 raise ConfigError(f"option {self.name} expects an integer, got {raw!r}") from None
+        if self.kind == "float":
+            if isinstance(raw, bool):
+                raise ConfigError(f"option {self.name} expects a number, got {raw!r}")
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ConfigError(f"option {self.name} expects a number, got {raw!r}") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ConfigError(f"option {self.name} expects a finite number, got {raw!r}")
+            return value
         text = str(raw)
+        if self.kind == "str":
+            return text
         if text not in self.choices:
             raise ConfigError(
                 f"option {self.name} expects one of {', '.join(self.choices)}, got {text!r}"
@@ -197,6 +209,18 @@ class TaskSpec(abc.ABC):
     @abc.abstractmethod
     def reference_answer(self, instance: Instance) -> str:
         """The reference solution written as a model answer in the task's response format."""
+
+    def images(self, instance: Instance) -> list[Any]:
+        """The instance's images (PIL images), re-rendered from its key; empty for text tasks.
+
+        ``instance.images`` holds their relative paths; the pixels are a pure function of the
+        instance, so they are rendered on demand and never stored inside the record.
+        """
+        return []
+
+    def describe(self, instance: Instance) -> str:
+        """A short human-readable description of the instance (for ``gpbench show``)."""
+        return self.reference_answer(instance)
 
     def region_problems(self, instance: Instance) -> list[str]:
         """Ways an instance falls outside its split's declared region (empty when inside)."""

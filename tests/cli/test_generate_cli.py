@@ -70,13 +70,18 @@ def test_generate_writes_jsonl_and_manifest(tmp_path: Path) -> None:
     assert "ood-rule.jsonl" in out
 
 
+@pytest.mark.slow
 def test_generate_without_arguments_writes_every_paper_split_to_data(tmp_path: Path) -> None:
     code, out = _run(["generate"], cwd=tmp_path)
     assert code == 0, out
     data = tmp_path / "data" / "gp-l"
     sizes = {p.stem: sum(1 for _ in p.open()) for p in data.glob("*.jsonl")}
     assert sizes == {"train": 10_000, "id": 234, "id-heldout": 234, "ood-rule": 234}
-    assert out.count("wrote ") == 4
+    vision = tmp_path / "data" / "gp-vl"
+    sizes = {p.stem: sum(1 for _ in p.open()) for p in vision.glob("*.jsonl")}
+    assert sizes == {"train": 1000, "id": 234, "id-heldout": 234, "ood-rule": 234, "ood-color": 234}
+    assert len(list((vision / "ood-color" / "images").iterdir())) == 234
+    assert out.count("wrote ") == 9
 
 
 def test_files_are_byte_identical_across_hash_seeds(tmp_path: Path) -> None:

