@@ -32,14 +32,18 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+# Fast stage first (a failure stops here in minutes), then the slow end-to-end tests.
 pytest: $(VENV)/.installed-dev
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -m "not slow"
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -m slow
 
 test: lint typecheck pytest
 
-bench:
+bench: $(VENV)/.installed-dev
 	bash bench/setup_bench_env.sh
 	.venv-bench/bin/python bench/bench_generate.py
+	$(BIN)/python bench/bench_verify.py
+	$(BIN)/python bench/bench_render.py
 
 clean:
 	rm -rf $(VENV) .venv-bench data .pytest_cache .mypy_cache .ruff_cache
