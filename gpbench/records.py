@@ -78,6 +78,10 @@ class Turn:
         prompt_tokens: tokens in the prompt, when the backend reports them.
         completion_tokens: tokens generated, when the backend reports them.
         latency_s: wall time of the backend call that produced the answer.
+        decision_point: 0-based decision point the attempt answered (always 0 for one-decision
+            tasks such as GeneralPoints).
+        reward: the step's reward: the verdict's, plus the budget penalty on the step that spent
+            the budget.
     """
 
     attempt: int
@@ -87,6 +91,8 @@ class Turn:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     latency_s: float | None = None
+    decision_point: int = 0
+    reward: float = 0.0
 
 
 STOP_REASONS = ("solved", "budget_exhausted", "responses_ended", "error")

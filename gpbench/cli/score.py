@@ -184,7 +184,11 @@ def score(
         **provenance(),
     }
     write_run(out_dir, spec, episodes, overwrite=overwrite)
-    summary = summarize(episodes, recognition=getattr(task, "checks_cards", False))
+    summary = summarize(
+        episodes,
+        recognition=getattr(task, "checks_cards", False),
+        per_step=task.multi_decision,
+    )
     missing = len(instances) - len({e.uid for e in episodes})
     title = f"{task.id}@{task.version} {', '.join(splits)}  (mode {mode}, budget {budget})"
     click.echo(format_summary(title, summary))

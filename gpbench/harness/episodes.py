@@ -1,9 +1,8 @@
-"""Turning a sequence of attempts into an Episode: budget, rewards, stop reason.
+"""Driving a task's episode with recorded attempts, and closing it as an :class:`Episode`.
 
-The same rules serve ``gpbench score`` (attempts recorded elsewhere) and the evaluation loop:
-attempts are judged in order until one is correct or the verification budget is spent; when the
-budget runs out the task's budget penalty is added without asking the model for an answer that
-would be discarded (the paper's code generated one: same rewards, fewer calls).
+The same code serves ``gpbench score`` (attempts recorded elsewhere) and the evaluation loop:
+attempts go to the task's episode protocol (:mod:`gpbench.tasks.episode`) in order until it
+terminates; attempts after that are not scored.
 """
 
 from __future__ import annotations
@@ -12,55 +11,42 @@ from collections.abc import Sequence
 
 from gpbench.records import Episode, Instance, Turn
 from gpbench.serialization import to_dict
+from gpbench.tasks.episode import EpisodeEnv, Step
 from gpbench.tasks.spec import TaskSpec
 
 
-def judge_attempt(
-    task: TaskSpec,
-    instance: Instance,
-    attempt: int,
+def turn_from_step(
+    step: Step,
     response: str,
     *,
-    mode: str = "gpbench",
     output_truncated: bool = False,
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     latency_s: float | None = None,
 ) -> Turn:
-    """Verify one attempt and wrap it as a :class:`Turn`."""
-    verdict = task.verify(instance, response, mode=mode, output_truncated=output_truncated)
+    """The record of one attempt."""
     return Turn(
-        attempt=attempt,
+        attempt=int(step.info["attempt"]),
         response=response,
-        verdict=to_dict(verdict),
+        verdict=to_dict(step.verdict),
         output_truncated=output_truncated,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         latency_s=latency_s,
+        decision_point=int(step.info["decision_point"]),
+        reward=step.reward,
     )
 
 
-def finish_episode(
-    task: TaskSpec,
-    instance: Instance,
-    turns: Sequence[Turn],
-    *,
-    budget: int,
-    sample: int = 0,
-    error: str | None = None,
+def close_episode(
+    env: EpisodeEnv, turns: Sequence[Turn], *, sample: int = 0, error: str | None = None
 ) -> Episode:
-    """Close an episode from its judged turns (at most ``budget`` of them)."""
-    if len(turns) > budget:
-        raise ValueError(f"{len(turns)} turns exceed the budget of {budget}")
-    correct = any(t.verdict["correct"] for t in turns)
-    total = sum(float(t.verdict["reward"]) for t in turns)
+    """The Episode record of an environment after its turns."""
+    instance: Instance = env.instance
     if error is not None:
         stop = "error"
-    elif correct:
-        stop = "solved"
-    elif len(turns) == budget:
-        stop = "budget_exhausted"
-        total += task.budget_penalty
+    elif env.terminated:
+        stop = env.stop_reason or "budget_exhausted"
     else:
         stop = "responses_ended"
     flags = sorted({flag for t in turns for flag in t.verdict.get("flags", [])})
@@ -73,12 +59,13 @@ def finish_episode(
         index=instance.index,
         sample=sample,
         turns=[to_dict(t) for t in turns],
-        correct=correct,
-        return_=total,
+        correct=stop == "solved",
+        return_=sum(t.reward for t in turns),
         attempts_used=len(turns),
-        first_try_correct=bool(turns) and bool(turns[0].verdict["correct"]),
+        # Solved without a single failed attempt (for one-decision tasks: the first try).
+        first_try_correct=stop == "solved" and all(t.verdict["correct"] for t in turns),
         stop_reason=stop,
-        budget=budget,
+        budget=env.budget,
         flags=flags,
         error=error,
     )
@@ -94,12 +81,13 @@ def score_responses(
     mode: str = "gpbench",
     truncated: Sequence[bool] | None = None,
 ) -> Episode:
-    """Score recorded attempts in order: stop at the first correct one or at the budget."""
+    """Score recorded attempts in order until the episode terminates."""
+    env = task.episode(instance, budget=budget, mode=mode)
     turns: list[Turn] = []
-    for attempt, response in enumerate(responses[:budget], start=1):
-        cut = bool(truncated[attempt - 1]) if truncated is not None else False
-        turn = judge_attempt(task, instance, attempt, response, mode=mode, output_truncated=cut)
-        turns.append(turn)
-        if turn.verdict["correct"]:
+    for i, response in enumerate(responses):
+        if env.terminated:
             break
-    return finish_episode(task, instance, turns, budget=budget, sample=sample)
+        cut = bool(truncated[i]) if truncated is not None else False
+        step = env.step(response, output_truncated=cut)
+        turns.append(turn_from_step(step, response, output_truncated=cut))
+    return close_episode(env, turns, sample=sample)

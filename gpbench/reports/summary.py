@@ -26,14 +26,21 @@ def rate_with_interval(
     return {"k": k, "n": n, "rate": k / n if n else 0.0, "ci95": [low, high], "ci_method": method}
 
 
-def summarize(episodes: Sequence[Episode], *, recognition: bool = False) -> dict[str, Any]:
-    """Headline numbers of a set of episodes (one task and split, typically)."""
+def summarize(
+    episodes: Sequence[Episode], *, recognition: bool = False, per_step: bool = False
+) -> dict[str, Any]:
+    """Headline numbers of a set of episodes (one task and split, typically).
+
+    ``per_step`` (multi-decision tasks such as V-IRL): adds per-step accuracy, the share of
+    attempts that were correct, retries counted, as in the paper's curves; success is then route
+    success, and success by attempt k is left out (budgets apply per decision point).
+    """
     success: dict[str, list[bool]] = collections.defaultdict(list)
     first: dict[str, list[bool]] = collections.defaultdict(list)
     statuses: collections.Counter[str] = collections.Counter()
     flags: collections.Counter[str] = collections.Counter()
     stop_reasons: collections.Counter[str] = collections.Counter()
-    attempts = truncated = recognised = 0
+    attempts = truncated = recognised = correct_attempts = 0
     max_budget = max((e.budget for e in episodes), default=0)
     by_attempt = [0] * max_budget
     total_return = 0.0
@@ -48,6 +55,7 @@ def summarize(episodes: Sequence[Episode], *, recognition: bool = False) -> dict
             statuses[verdict["status"]] += 1
             flags.update(verdict.get("flags", []))
             truncated += bool(turn.get("output_truncated"))
+            correct_attempts += bool(verdict["correct"])
             recognised += verdict["status"] != "misrecognized_cards"
         solved_at = next((i for i, t in enumerate(episode.turns) if t["verdict"]["correct"]), None)
         if solved_at is not None:
@@ -69,6 +77,16 @@ def summarize(episodes: Sequence[Episode], *, recognition: bool = False) -> dict
     }
     if recognition:
         summary["recognition_accuracy"] = recognised / attempts if attempts else 0.0
+    if per_step:
+        del summary["success_by_attempt"]
+        low, high = wilson_interval(correct_attempts, attempts)
+        summary["per_step_accuracy"] = {
+            "k": correct_attempts,
+            "n": attempts,
+            "rate": correct_attempts / attempts if attempts else 0.0,
+            "ci95": [low, high],
+            "ci_method": "wilson (attempts treated as independent)",
+        }
     return summary
 
 
@@ -82,14 +100,25 @@ def format_summary(title: str, summary: dict[str, Any]) -> str:
         f"  success           {_pct(s['rate'])}  95% CI [{_pct(s['ci95'][0])}, {_pct(s['ci95'][1])}]"
         f"  ({s['k']}/{s['n']}, {s['ci_method']})",
         f"  first-try success {_pct(f['rate'])}  95% CI [{_pct(f['ci95'][0])}, {_pct(f['ci95'][1])}]",
-        "  success by attempt "
-        + "  ".join(f"{k}:{_pct(v)}" for k, v in summary["success_by_attempt"].items()),
         f"  mean return       {summary['mean_return']:.3f}",
         f"  attempts          {summary['attempts']}  (output truncated: {_pct(summary['truncation_rate'])})",
         "  statuses          " + _counts(summary["statuses"]),
         "  flags             " + (_counts(summary["flags"]) or "none"),
         "  stop reasons      " + _counts(summary["stop_reasons"]),
     ]
+    if "success_by_attempt" in summary:
+        lines.insert(
+            4,
+            "  success by attempt "
+            + "  ".join(f"{k}:{_pct(v)}" for k, v in summary["success_by_attempt"].items()),
+        )
+    if "per_step_accuracy" in summary:
+        p = summary["per_step_accuracy"]
+        lines.insert(
+            3,
+            f"  per-step accuracy {_pct(p['rate'])}  95% CI [{_pct(p['ci95'][0])}, "
+            f"{_pct(p['ci95'][1])}]  ({p['k']}/{p['n']} attempts)",
+        )
     if "recognition_accuracy" in summary:
         lines.append(f"  card recognition  {_pct(summary['recognition_accuracy'])}")
     return "\n".join(lines)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from gpbench.errors import UnknownTaskError, did_you_mean
 from gpbench.tasks.general_points import GeneralPointsText
 from gpbench.tasks.gp_vision import GeneralPointsVision
+from gpbench.tasks.navigation import NavigationText
 from gpbench.tasks.spec import TaskSpec
 
 _TASKS: dict[tuple[str, int], TaskSpec] = {
-    (task.id, task.version): task for task in (GeneralPointsText(), GeneralPointsVision())
+    (task.id, task.version): task
+    for task in (GeneralPointsText(), GeneralPointsVision(), NavigationText())
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any, overload
 from gpbench.errors import ConfigError, UnknownSplitError, did_you_mean
 from gpbench.generators.rng import content_hash
 from gpbench.records import Instance, Verdict
+from gpbench.tasks.episode import EpisodeEnv, SingleDecisionEpisode
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,8 @@ class TaskSpec(abc.ABC):
     budget_penalty: float = -1.0
     """Reward added when the budget runs out without success."""
     verifier_modes: tuple[str, ...] = ("gpbench",)
+    multi_decision: bool = False
+    """Several decision points per episode (V-IRL): budgets apply per point."""
 
     @abc.abstractmethod
     def verify(
@@ -205,6 +208,24 @@ class TaskSpec(abc.ABC):
         output_truncated: bool = False,
     ) -> Verdict:
         """Judge one answer; total over any string (model output never makes this raise)."""
+
+    def episode(
+        self, instance: Instance, *, budget: int | None = None, mode: str = "gpbench"
+    ) -> EpisodeEnv:
+        """A fresh episode on ``instance`` (the protocol of :mod:`gpbench.tasks.episode`)."""
+        env = SingleDecisionEpisode(
+            self,
+            instance,
+            budget=budget or self.max_attempts,
+            penalty=self.budget_penalty,
+            mode=mode,
+        )
+        env.reset()
+        return env
+
+    def reference_answers(self, instance: Instance) -> list[str]:
+        """The answers of a perfect agent, one per decision point, in order."""
+        return [self.reference_answer(instance)]
 
     @abc.abstractmethod
     def reference_answer(self, instance: Instance) -> str:

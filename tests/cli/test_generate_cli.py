@@ -81,7 +81,10 @@ def test_generate_without_arguments_writes_every_paper_split_to_data(tmp_path: P
     sizes = {p.stem: sum(1 for _ in p.open()) for p in vision.glob("*.jsonl")}
     assert sizes == {"train": 1000, "id": 234, "id-heldout": 234, "ood-rule": 234, "ood-color": 234}
     assert len(list((vision / "ood-color" / "images").iterdir())) == 234
-    assert out.count("wrote ") == 9
+    navigation = tmp_path / "data" / "virl-l"
+    sizes = {p.stem: sum(1 for _ in p.open()) for p in navigation.glob("*.jsonl")}
+    assert sizes == {"train": 1000, "id": 48, "id-heldout": 48, "ood-rule": 48, "ood-spatial": 18}
+    assert out.count("wrote ") == 14
 
 
 def test_files_are_byte_identical_across_hash_seeds(tmp_path: Path) -> None:

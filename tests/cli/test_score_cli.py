@@ -193,3 +193,54 @@ def test_torn_last_line_is_skipped_but_a_torn_middle_line_is_an_error(
     path.write_text(lines[0][:40] + "\n" + "".join(lines[1:]))
     with pytest.raises(RecordSchemaError, match=r"episodes\.jsonl:1"):
         list(read_episodes(run))
+
+
+def test_scores_navigation_episodes_with_per_step_accuracy(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["generate", "virl-l", "--split", "ood-rule", "-n", "4", "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    task = get_task("virl-l")
+    path = tmp_path / "virl-l" / "ood-rule.jsonl"
+    instances = list(task.dataset("ood-rule", 12, 4))
+    perfect = task.reference_answers(instances[0])
+    one_retry = task.reference_answers(instances[1])
+    one_retry = [one_retry[0], '{"action": "stop()"}', *one_retry[1:]]
+    rows: list[dict[str, object]] = [
+        {"uid": instances[0].uid, "responses": perfect},
+        {"uid": instances[1].uid, "responses": one_retry},
+        {"uid": instances[2].uid, "responses": ['{"action": "forward()"}'] * 3},
+    ]
+    responses = _write(tmp_path / "r.jsonl", rows)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "score",
+            "virl-l",
+            "--instances",
+            str(path),
+            "--responses",
+            str(responses),
+            "-o",
+            str(run),
+            "--summary-json",
+            "-",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    episodes = {e.uid: e for e in read_episodes(run)}
+    assert episodes[instances[0].uid].correct and episodes[instances[0].uid].first_try_correct
+    retry = episodes[instances[1].uid]
+    assert retry.correct and not retry.first_try_correct
+    assert retry.attempts_used == len(one_retry)
+    assert retry.return_ == (len(one_retry) - 1) * 1.0 - 1.0
+    failed = episodes[instances[2].uid]
+    assert failed.stop_reason == "budget_exhausted" and failed.attempts_used == 2
+    assert failed.return_ == -1.0 - 1.0 - 1.0
+    summary = json.loads(result.output[result.output.index("{") :])
+    attempts = len(perfect) + len(one_retry) + 2
+    assert summary["per_step_accuracy"]["n"] == attempts
+    assert summary["per_step_accuracy"]["k"] == len(perfect) + len(one_retry) - 1
+    assert summary["success"]["k"] == 2
+    assert "per-step accuracy" in result.output

@@ -1,0 +1,161 @@
+"""virl-l: splits, episode protocol, rewards and policies (TASKS.md §2)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from gpbench.generators.cities import landmark_names
+from gpbench.records import Instance
+from gpbench.tasks.navigation import COMPASS_WORDS, normalize_action, route_is_heldout
+from gpbench.tasks.registry import get_task
+
+TASK = get_task("virl-l")
+SPLITS = list(TASK.splits)
+
+
+def _answer(action: str, observation: str = "No landmarks nearby") -> str:
+    return json.dumps(
+        {"current observation": observation, "current instruction": "1.", "action": action}
+    )
+
+
+def _run(inst: Instance, policy: object) -> tuple[bool, float]:
+    env = TASK.episode(inst)
+    while not env.terminated:
+        action = policy(inst, env.decision_point)  # type: ignore[operator]
+        env.step(_answer(action))
+    return env.stop_reason == "solved", 0.0
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_reference_policy_solves_every_route(split: str) -> None:
+    for inst in TASK.dataset(split, 12, 12):
+        env = TASK.episode(inst)
+        for answer in TASK.reference_answers(inst):
+            step = env.step(answer)
+            assert step.verdict.correct, (split, inst.index, step.verdict)
+        assert env.terminated and env.stop_reason == "solved"
+
+
+def test_always_forward_and_random_policies_fail() -> None:
+    instances = list(TASK.dataset("id", 12, 24))
+    forward = sum(_run(i, lambda inst, k: "forward()")[0] for i in instances)
+    assert forward == 0  # every route starts with a turn
+
+    def random_policy(inst: Instance, k: int) -> str:
+        from gpbench.generators.rng import KeyedRng
+
+        choices = ["forward()", "stop()", *(f"turn_direction({w})" for w in COMPASS_WORDS)]
+        return KeyedRng(f"policy/{inst.uid}/{k}").choice(choices)
+
+    assert sum(_run(i, random_policy)[0] for i in instances) <= 1
+
+
+def test_wrong_actions_retry_then_end_with_the_budget_penalty() -> None:
+    inst = TASK.instance("id", 12, 0)
+    env = TASK.episode(inst)
+    first = env.step(_answer("stop()", "No landmarks nearby"))
+    assert not first.verdict.correct and not first.terminated
+    assert first.verdict.feedback.startswith("You failed this trial because ")
+    assert env.messages[-1] == {"role": "user", "content": first.verdict.feedback}
+    assert env.messages[-2]["role"] == "assistant"
+    second = env.step("no json at all")
+    assert second.verdict.status == "unparseable"
+    assert second.terminated and env.stop_reason == "budget_exhausted"
+    assert second.reward == -1.0 + -1.0
+
+
+def test_correct_action_rebuilds_the_prompt_with_history() -> None:
+    inst = TASK.instance("id", 12, 1)
+    env = TASK.episode(inst)
+    env.step(TASK.reference_answers(inst)[0])
+    [message] = env.messages
+    text = message["content"]
+    assert f"A_1: {inst.problem['actions'][0]}" in text
+    assert re.search(r"\nO_2: .*\nA_2:\n", text)
+
+
+def test_wrong_observation_of_the_intersection_costs_more() -> None:
+    inst = TASK.instance("id", 12, 2)
+    point = inst.problem["points"][0]
+    wrong_claim = "No landmarks" if point["is_intersection"] else "You observe an intersection"
+    verdict = TASK.verify(inst, _answer("stop()", wrong_claim))
+    assert (verdict.status, verdict.reward) == ("wrong_action_and_observation", -1.5)
+    right_claim = "You observe an intersection" if point["is_intersection"] else "nothing"
+    verdict = TASK.verify(inst, _answer("stop()", right_claim))
+    assert (verdict.status, verdict.reward) == ("wrong_action", -1.0)
+
+
+def test_train_vocabulary_flag_on_ood_rule() -> None:
+    inst = TASK.instance("ood-rule", 12, 0)
+    assert inst.problem["actions"][0].startswith("turn_direction(")
+    assert inst.problem["actions"][0][15:-1] in ("left", "right", "slightly left", "slightly right")
+    verdict = TASK.verify(inst, _answer("turn_direction(north)"))
+    assert "train_vocabulary_action" in verdict.flags and not verdict.correct
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("forward()", "forward()"),
+        (" Forward ( ) ", "forward()"),
+        ("turn_direction('east')", "turn_direction(east)"),
+        ('turn_direction("slightly  left")', "turn_direction(slightly left)"),
+        ("turn_direction(EAST)", "turn_direction(east)"),
+        ("go north", None),
+        ("turn_direction(east); stop()", None),
+        ("", None),
+    ],
+)
+def test_action_normalization(text: str, expected: str | None) -> None:
+    assert normalize_action(text) == expected
+
+
+def test_ood_spatial_cities_share_nothing_with_training_cities() -> None:
+    train = [TASK.instance("train", 0, i) for i in range(60)]
+    ood = list(TASK.dataset("ood-spatial", 12, 18))
+    assert {i.problem["city_id"] for i in train}.isdisjoint({i.problem["city_id"] for i in ood})
+    assert {i.problem["layout"] for i in train} <= {"grid", "skewed_grid"}
+    assert {i.problem["layout"] for i in ood}.isdisjoint({"grid", "skewed_grid"})
+    train_names = set(landmark_names("train"))
+    for inst in ood:
+        names = {lm["name"] for lm in inst.problem["city"]["landmarks"]}
+        assert names.isdisjoint(train_names)
+    # Two routes per unseen city, nine cities, like the VLN mini benchmark.
+    assert len({i.problem["city_id"] for i in ood}) == 9
+
+
+def test_training_cities_are_a_fixed_finite_family() -> None:
+    cities = {TASK.instance("train", 0, i).problem["city_id"] for i in range(200)}
+    assert len(cities) <= 20
+    assert cities == cities | {TASK.instance("id", 12, i).problem["city_id"] for i in range(48)}
+
+
+def test_train_never_emits_an_id_heldout_route() -> None:
+    train = {TASK.content_key(i) for i in TASK.dataset("train", 0, 300)}
+    heldout = list(TASK.dataset("id-heldout", 12, 48))
+    assert train.isdisjoint({TASK.content_key(i) for i in heldout})
+    from gpbench.generators.routes import Route
+
+    assert all(
+        route_is_heldout(i.problem["city_id"], Route.from_json(i.problem["route"])) for i in heldout
+    )
+
+
+def test_first_prompt_follows_the_paper_format() -> None:
+    inst = TASK.instance("ood-rule", 12, 3)
+    text = inst.messages[0]["content"]
+    for header in (
+        "[Task Description]",
+        "[Instruction]",
+        "[Action space]",
+        "[Observations and actions sequence]",
+        "[Output]",
+    ):
+        assert header in text
+    assert "'slightly left'" in text and "'northeast'" not in text
+    assert re.search(r"\nO_1: .+\nA_1:\n", text)
+    assert '"current observation": latest observation' in text
