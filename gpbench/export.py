@@ -122,7 +122,13 @@ def write_split(
     }
     if vision:
         manifest["images"] = {
-            "layout": f"{split}/images/<index>.png" if fmt == "jsonl" else "embedded",
+            "layout": (
+                f"{split}/images/<index>/<step>.png"
+                if task.multi_decision
+                else f"{split}/images/<index>.png"
+            )
+            if fmt == "jsonl"
+            else "embedded",
             "hash": "content_sha256 covers decoded RGB pixels, not PNG bytes",
             "pillow_version": _pillow_version(),
         }
@@ -191,9 +197,16 @@ def _write_jsonl(
             for instance, line, pngs in rows:
                 handle.write(line)
                 handle.write("\n")
-                if tmp_images is not None:
+                if tmp_images is not None and images_dir is not None:
                     for image_path, png in zip(instance.images, pngs, strict=True):
-                        (tmp_images / Path(image_path).name).write_bytes(png)
+                        # Paths are "<split>/images/<rest>": one file per image, or a folder
+                        # per instance for tasks with one image per decision point.
+                        relative = Path(image_path).relative_to(
+                            Path(images_dir.parent.name, "images")
+                        )
+                        destination = tmp_images / relative
+                        destination.parent.mkdir(parents=True, exist_ok=True)
+                        destination.write_bytes(png)
         if images_dir is not None and tmp_images is not None:
             _replace_folder(tmp_images, images_dir)
         tmp.replace(target)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -24,7 +25,8 @@ from gpbench.tasks.registry import get_task
     "out_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Where to write the image (vision tasks). Default: TASK-SPLIT-SEED-INDEX.png here.",
+    help="Where to write the image (gp-vl: a .png file) or the images (virl-vl: a folder with "
+    "map.png and one view per decision point). Default: TASK-SPLIT-SEED-INDEX[.png] here.",
 )
 @click.option(
     "-O",
@@ -56,14 +58,13 @@ def show(
     instance = task.instance(spec.name, chosen_seed, index, parse_options(option_pairs))
     click.echo(task.describe(instance))
     images = task.images(instance)
-    if images:
-        path = out_path or Path(f"{task.id}-{spec.name}-{chosen_seed}-{index}.png")
-        from gpbench.generators.card_art import scene_png
-
-        try:
-            path.write_bytes(scene_png(images[0]))
-        except OSError as exc:
-            raise GpbenchError(f"cannot write {path}: {exc.strerror}") from None
+    stem = f"{task.id}-{spec.name}-{chosen_seed}-{index}"
+    if images and task.multi_decision:
+        folder = out_path or Path(stem)
+        _write_route_folder(task, instance, images, folder)
+    elif images:
+        path = out_path or Path(f"{stem}.png")
+        _write_png(path, images[0])
         click.echo(f"wrote {path} ({images[0].width}x{images[0].height})")
     elif out_path is not None:
         raise GpbenchError(f"{task.id} is a text task with no image; drop -o")
@@ -76,3 +77,29 @@ def show(
                 else "\n".join(p.get("text") or f"<image {p.get('path')}>" for p in content)
             )
             click.echo(f"--- {message['role']} ---{text}")
+
+
+def _write_png(path: Path, image: Any) -> None:
+    from gpbench.generators.card_art import scene_png
+
+    try:
+        path.write_bytes(scene_png(image))
+    except OSError as exc:
+        raise GpbenchError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _write_route_folder(task: Any, instance: Any, images: list[Any], folder: Path) -> None:
+    """The route map and the view at every decision point, named by step."""
+    if folder.exists() and not folder.is_dir():
+        raise GpbenchError(f"{folder} is a file; give -o a folder for {task.id}")
+    try:
+        (folder / "views").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GpbenchError(f"cannot create {folder}: {exc.strerror}") from None
+    _write_png(folder / "map.png", task.route_map(instance))
+    actions = instance.problem["actions"]
+    for step, image in enumerate(images):
+        _write_png(folder / "views" / f"{step:03d}.png", image)
+    lines = [f"{step:03d}.png  A_{step + 1}: {action}" for step, action in enumerate(actions)]
+    (folder / "actions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    click.echo(f"wrote {folder}/map.png, {len(images)} views in {folder}/views/ and actions.txt")

@@ -12,6 +12,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import TypeVar
@@ -56,9 +57,7 @@ class KeyedRng:
         """
         if base < 2 or count < 0:
             raise ValueError(f"digits() needs base >= 2 and count >= 0, got {base}, {count}")
-        per_word = 1
-        while base ** (per_word + 1) <= 1 << _WORD_BITS:
-            per_word += 1
+        per_word = _digits_per_word(base)
         out: list[int] = []
         while len(out) < count:
             k = min(per_word, count - len(out))
@@ -95,6 +94,14 @@ class KeyedRng:
             j = i + self.below(len(pool) - i)
             pool[i], pool[j] = pool[j], pool[i]
         return pool[:k]
+
+
+@functools.lru_cache(maxsize=64)
+def _digits_per_word(base: int) -> int:
+    per_word = 1
+    while base ** (per_word + 1) <= 1 << _WORD_BITS:
+        per_word += 1
+    return per_word
 
 
 def content_hash(text: str, length: int = 16) -> str:

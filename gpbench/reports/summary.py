@@ -41,6 +41,7 @@ def summarize(
     flags: collections.Counter[str] = collections.Counter()
     stop_reasons: collections.Counter[str] = collections.Counter()
     attempts = truncated = recognised = correct_attempts = 0
+    intersections_right = landmarks_visible = landmarks_named = detected_attempts = 0
     max_budget = max((e.budget for e in episodes), default=0)
     by_attempt = [0] * max_budget
     total_return = 0.0
@@ -56,6 +57,12 @@ def summarize(
             flags.update(verdict.get("flags", []))
             truncated += bool(turn.get("output_truncated"))
             correct_attempts += bool(verdict["correct"])
+            detection = verdict.get("extracted", {}).get("detection")
+            if detection is not None:
+                detected_attempts += 1
+                intersections_right += bool(detection["intersection_correct"])
+                landmarks_visible += int(detection["landmarks_visible"])
+                landmarks_named += int(detection["landmarks_named"])
             recognised += verdict["status"] != "misrecognized_cards"
         solved_at = next((i for i, t in enumerate(episode.turns) if t["verdict"]["correct"]), None)
         if solved_at is not None:
@@ -77,6 +84,11 @@ def summarize(
     }
     if recognition:
         summary["recognition_accuracy"] = recognised / attempts if attempts else 0.0
+    if detected_attempts:
+        summary["detection"] = {
+            "intersection_accuracy": intersections_right / detected_attempts,
+            "landmark_recall": landmarks_named / landmarks_visible if landmarks_visible else None,
+        }
     if per_step:
         del summary["success_by_attempt"]
         low, high = wilson_interval(correct_attempts, attempts)
@@ -118,6 +130,13 @@ def format_summary(title: str, summary: dict[str, Any]) -> str:
             3,
             f"  per-step accuracy {_pct(p['rate'])}  95% CI [{_pct(p['ci95'][0])}, "
             f"{_pct(p['ci95'][1])}]  ({p['k']}/{p['n']} attempts)",
+        )
+    if "detection" in summary:
+        d = summary["detection"]
+        recall = "n/a" if d["landmark_recall"] is None else _pct(d["landmark_recall"])
+        lines.append(
+            f"  detection         intersections {_pct(d['intersection_accuracy'])}, "
+            f"landmarks named {recall}"
         )
     if "recognition_accuracy" in summary:
         lines.append(f"  card recognition  {_pct(summary['recognition_accuracy'])}")

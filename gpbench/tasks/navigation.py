@@ -230,7 +230,7 @@ class NavigationText(TaskSpec):
     description = (
         "V-IRL navigation in synthetic cities, text (relative-turn and unseen-city shifts)"
     )
-    splits = VIRL_SPLITS
+    splits: Mapping[str, SplitSpec] = VIRL_SPLITS
     max_attempts = 2
     budget_penalty = REWARD_BUDGET_EXCEEDED
     verifier_modes = ("gpbench",)
@@ -251,7 +251,12 @@ class NavigationText(TaskSpec):
         key: str,
         uid: str,
     ) -> Instance:
-        """Draw a city and a route meeting the split's constraints, with its decision points."""
+        """Draw a city and a route meeting the split's constraints, with its decision points.
+
+        The draw is keyed without the task id, so virl-l and virl-vl hold the same routes at the
+        same index (a text/vision pair on identical problems).
+        """
+        key = f"virl-v{self.version}/{key.split('/', 1)[1]}"
         rng = KeyedRng(key)
         family = str(split.params["family"])
         heldout = split.params["heldout"]

@@ -10,11 +10,17 @@ from gpbench.errors import UnknownTaskError, did_you_mean
 from gpbench.tasks.general_points import GeneralPointsText
 from gpbench.tasks.gp_vision import GeneralPointsVision
 from gpbench.tasks.navigation import NavigationText
+from gpbench.tasks.navigation_vision import NavigationVision
 from gpbench.tasks.spec import TaskSpec
 
 _TASKS: dict[tuple[str, int], TaskSpec] = {
     (task.id, task.version): task
-    for task in (GeneralPointsText(), GeneralPointsVision(), NavigationText())
+    for task in (
+        GeneralPointsText(),
+        GeneralPointsVision(),
+        NavigationText(),
+        NavigationVision(),
+    )
 }
 
 
