@@ -54,3 +54,23 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class BackendUnavailableError(GpbenchError):
+    """A model backend whose optional dependencies are not installed (the message names the install)."""
+
+
+class BackendError(GpbenchError):
+    """A model backend that cannot run: a checkpoint it cannot load, or memory it cannot get."""
+
+
+class ModelLoadError(BackendError):
+    """A checkpoint that cannot be loaded: missing folder, no config.json, bad JSON, no tokenizer."""
+
+
+class BackendOutOfMemoryError(BackendError):
+    """A backend ran out of memory loading a model or generating (the message says what to lower)."""
+
+
+class CheckpointError(GpbenchError):
+    """A checkpoint folder or series whose files or metadata cannot be read."""

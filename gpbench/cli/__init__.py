@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 import gpbench
+from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
 from gpbench.cli.score import score
 from gpbench.cli.show import show
@@ -43,6 +44,7 @@ def cli() -> None:
       gpbench generate                                write every paper split to ./data
       gpbench generate gp-l --split ood-rule -n 234 --seed 42 -o out/
       gpbench show gp-vl --split ood-color --seed 42 --index 3 -o card.png
+      gpbench eval --model ckpt/ --split ood-rule
       gpbench score gp-l --instances out/gp-l/ood-rule.jsonl --responses resp.jsonl -o runs/mine/
     """
 
@@ -51,6 +53,7 @@ cli.add_command(tasks)
 cli.add_command(generate)
 cli.add_command(score)
 cli.add_command(show)
+cli.add_command(eval_command)
 
 
 def main() -> None:

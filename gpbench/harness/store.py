@@ -155,3 +155,75 @@ def read_episodes(folder: Path) -> Iterator[Episode]:
                 return  # torn last line of an interrupted run: the episode was not finished
             raise RecordSchemaError(str(path), number, f"not valid JSON ({exc.msg})") from None
         yield from_dict(Episode, data, path=str(path), line=number)
+
+
+class RunWriter:
+    """An evaluation run being written: ``run.json`` first, then one episode line at a time.
+
+    Each finished episode is appended and flushed, so a killed run loses at most the episodes in
+    flight. Opening a folder that holds an interrupted run of the same configuration resumes it:
+    a torn last line is cut off first (so the next line starts clean), and the ``(uid, sample)``
+    pairs already finished are reported by :attr:`done` so the caller skips them.
+    """
+
+    def __init__(self, folder: Path, spec: dict[str, Any]) -> None:
+        self.folder = folder
+        self.spec = spec
+        self.done: set[tuple[str, int]] = set()
+        self.episodes_written = 0
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GpbenchError(f"cannot create run folder {folder}: {exc.strerror}") from None
+        path = folder / EPISODES_FILE
+        if path.exists():
+            _cut_torn_tail(path)
+            for episode in read_episodes(folder):
+                self.done.add((episode.uid, episode.sample))
+        self.episodes_written = len(self.done)
+        self._write_spec(status="running")
+        self._handle = path.open("a", encoding="utf-8", newline="\n")
+
+    def append(self, episode: Episode) -> None:
+        """Write one finished episode and flush it to the operating system."""
+        self._handle.write(to_json(episode) + "\n")
+        self._handle.flush()
+        self.episodes_written += 1
+
+    def finish(self, extra: dict[str, Any] | None = None) -> None:
+        """Mark the run complete (only then does a re-run skip it)."""
+        self._handle.close()
+        self.spec = {**self.spec, **(extra or {})}
+        self._write_spec(status="complete")
+
+    def close(self) -> None:
+        """Close without marking the run complete (it can be resumed)."""
+        if not self._handle.closed:
+            self._handle.close()
+
+    def _write_spec(self, status: str) -> None:
+        payload = {**self.spec, "status": status, "episodes": self.episodes_written}
+        if status == "complete":
+            payload["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"
+            )
+        path = self.folder / RUN_FILE
+        tmp = path.with_name(f".{RUN_FILE}.tmp")
+        tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+def _cut_torn_tail(path: Path) -> None:
+    """Drop a final line without its newline (an episode that was being written when killed)."""
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def run_status(folder: Path) -> str | None:
+    """``complete``, ``running`` (interrupted or in progress) or None when there is no run."""
+    try:
+        return str(read_run_spec(folder).get("status", "complete"))
+    except GpbenchError:
+        return None

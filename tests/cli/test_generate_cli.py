@@ -84,7 +84,12 @@ def test_generate_without_arguments_writes_every_paper_split_to_data(tmp_path: P
     navigation = tmp_path / "data" / "virl-l"
     sizes = {p.stem: sum(1 for _ in p.open()) for p in navigation.glob("*.jsonl")}
     assert sizes == {"train": 1000, "id": 48, "id-heldout": 48, "ood-rule": 48, "ood-spatial": 18}
-    assert out.count("wrote ") == 14
+    views = tmp_path / "data" / "virl-vl"
+    sizes = {p.stem: sum(1 for _ in p.open()) for p in views.glob("*.jsonl")}
+    assert sizes == {"train": 100, "id": 48, "id-heldout": 48, "ood-rule": 48, "ood-spatial": 18}
+    first = json.loads((views / "ood-spatial.jsonl").read_text().splitlines()[0])
+    assert all((views / path).is_file() for path in first["images"])
+    assert out.count("wrote ") == 19
 
 
 def test_files_are_byte_identical_across_hash_seeds(tmp_path: Path) -> None:

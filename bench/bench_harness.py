@@ -1,0 +1,79 @@
+"""Harness overhead with the scripted backend: single-turn gp-l episodes/s, records written.
+
+Run: .venv/bin/python bench/bench_harness.py [--n 20000]
+
+Measures, side by side in one run on one core: (a) the whole `evaluate` path (instances
+generated, episodes rolled out, verified, appended and flushed to episodes.jsonl, summary read
+back) with budget 1; (b) the same with the paper's budget of 5 and a 40% error rate (multi-turn);
+(c) the backend's own time inside the loop, so the harness's share is visible. Target (DESIGN.md
+§8): >= 10,000 single-turn episodes/s end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from gpbench.harness.evaluate import EvalConfig, evaluate
+from gpbench.harness.store import read_run_spec
+
+
+def _run(n: int, budget: int, rate: float, root: Path) -> tuple[float, dict[str, float]]:
+    config = EvalConfig(
+        model=f"reference:{rate}",
+        backend="scripted",
+        tasks=("gp-l",),
+        splits=("id",),
+        n=n,
+        max_attempts=budget,
+        runs_dir=root,
+        resume=False,
+    )
+    start = time.perf_counter()
+    [result], _ = evaluate(config)
+    seconds = time.perf_counter() - start
+    loop = read_run_spec(result.folder)["loop"]
+    return seconds, loop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=20_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        _run(500, 1, 0.0, root / "warm")
+        rows = []
+        for label, budget, rate in (
+            ("single-turn, budget 1", 1, 0.0),
+            ("multi-turn, budget 5, 40% wrong", 5, 0.4),
+        ):
+            best = min(
+                (_run(args.n, budget, rate, root / f"{budget}-{i}") for i in range(3)),
+                key=lambda r: r[0],
+            )
+            seconds, loop = best
+            rows.append((label, seconds, loop))
+    print("# gpbench harness benchmark (scripted backend, gp-l id, one core, best of 3)")
+    print(
+        f"{'run':<34} {'episodes':>9} {'seconds':>8} {'episodes/s':>11} "
+        f"{'backend calls':>13} {'requests':>9} {'backend s':>9}"
+    )
+    for label, seconds, loop in rows:
+        print(
+            f"{label:<34} {args.n:>9,} {seconds:>8.2f} {args.n / seconds:>11,.0f} "
+            f"{loop['backend_calls']:>13} {loop['requests']:>9,} {loop['backend_seconds']:>9.2f}"
+        )
+    single = args.n / rows[0][1]
+    print(
+        f"target >= 10,000 single-turn episodes/s end to end: "
+        f"{'MET' if single >= 10_000 else 'NOT MET'} ({single:,.0f}/s)"
+    )
+    print(json.dumps({"single_turn_eps": round(single)}))
+
+
+if __name__ == "__main__":
+    main()

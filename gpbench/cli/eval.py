@@ -1,0 +1,253 @@
+"""``gpbench eval``: evaluate a checkpoint (or a series of them) on task splits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gpbench.cli.generate import parse_options
+from gpbench.errors import ConfigError
+
+
+def _meta(pairs: tuple[str, ...]) -> dict[str, str]:
+    meta = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--meta {pair!r} is not KEY=VAL (e.g. --meta method=sft)")
+        meta[key.strip()] = value.strip()
+    return meta
+
+
+@click.command("eval")
+@click.option(
+    "--model",
+    required=True,
+    help="Checkpoint folder, hub id, or a quoted glob of a "
+    "checkpoint series ('ckpts/sft/checkpoint-*'). Scripted backend: a policy such as "
+    "'reference' or 'reference:0.3' (error rate).",
+)
+@click.option(
+    "--task",
+    "tasks",
+    multiple=True,
+    metavar="TASK",
+    help="Task to run (repeatable). Default: every task that has the split(s) and "
+    "that the model can take.",
+)
+@click.option(
+    "--split",
+    "splits",
+    multiple=True,
+    metavar="SPLIT",
+    help="Split to run (repeatable). Default: every evaluation split.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "hf", "scripted"]),
+    default="auto",
+    show_default=True,
+    help="auto picks hf for a checkpoint.",
+)
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Instances per split. Default: the paper's size (GP 234, V-IRL 48/18).",
+)
+@click.option(
+    "--seed", type=int, default=None, help="Instance seed. Default: the paper's (GP 42, V-IRL 12)."
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Samples per instance (intervals then use a bootstrap over instances).",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="0 = greedy.",
+)
+@click.option("--top-p", type=click.FloatRange(min=0, max=1), default=1.0, show_default=True)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="New tokens per answer (the paper: 256).",
+)
+@click.option(
+    "--sampling-seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds decoding; each request's seed derives from it, the uid and the turn.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Verification budget. Default: the task's (GP 5; V-IRL 2 per decision point).",
+)
+@click.option(
+    "--paper",
+    is_flag=True,
+    help="The paper's evaluation: the checkpoint's own generation config, 256 tokens.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["gpbench", "reference"]),
+    default="gpbench",
+    show_default=True,
+    help="Verifier mode (reference: the paper code's quirks).",
+)
+@click.option(
+    "--runs-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Where run folders go.",
+)
+@click.option(
+    "--shard",
+    default="0/1",
+    show_default=True,
+    metavar="i/N",
+    help="Evaluate instances whose index %% N == i (for several processes/machines).",
+)
+@click.option(
+    "--meta",
+    "meta_pairs",
+    multiple=True,
+    metavar="KEY=VAL",
+    help="Checkpoint metadata (method, step, tokens, ...) when the folder lacks it.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="hf backend: prompts per generate call.",
+)
+@click.option("--dtype", default=None, help="hf backend: float32, bfloat16, float16.")
+@click.option("--device", default=None, help="hf backend: cpu, cuda, cuda:1 ...")
+@click.option("--chat-template", default=None, help="A Jinja chat template string or file.")
+@click.option(
+    "-O",
+    "--option",
+    "option_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Task option, as for `gpbench generate`.",
+)
+@click.option(
+    "--resume/--restart",
+    default=True,
+    show_default=True,
+    help="Skip complete identical runs and resume interrupted ones, or start afresh.",
+)
+def eval_command(**kw: Any) -> None:
+    """Evaluate a checkpoint (or a series) on task splits; prints success with 95% intervals.
+
+    Each checkpoint x task x split becomes a run folder (run.json + episodes.jsonl) in
+    --runs-dir. Re-running the same command skips complete runs and resumes interrupted ones
+    (nothing lost or doubled).
+
+    \b
+    Examples:
+      gpbench eval --model ckpt/ --split ood-rule
+      gpbench eval --model 'ckpts/sft/checkpoint-*' --task gp-l --split id --split ood-rule
+      gpbench eval --model reference:0.3 --backend scripted --split ood-rule
+    """
+    from gpbench.harness.backends import Sampling
+    from gpbench.harness.evaluate import EvalConfig, evaluate, parse_shard
+
+    settings: dict[str, Any] = {"batch_size": kw["batch_size"]}
+    for name in ("dtype", "device", "chat_template"):
+        if kw[name] is not None:
+            settings[name] = kw[name]
+    sampling = Sampling(kw["temperature"], kw["top_p"], kw["max_tokens"])
+    if kw["paper"]:
+        if kw["backend"] == "scripted":
+            raise ConfigError("--paper reads the checkpoint's generation config; not for scripted")
+        from gpbench.harness.backends.hf import paper_sampling
+
+        sampling = paper_sampling(Path(kw["model"]))
+    config = EvalConfig(
+        model=kw["model"],
+        backend=kw["backend"],
+        tasks=tuple(kw["tasks"]),
+        splits=tuple(kw["splits"]),
+        n=kw["count"],
+        seed=kw["seed"],
+        samples=kw["samples"],
+        sampling=sampling,
+        sampling_seed=kw["sampling_seed"],
+        max_attempts=kw["max_attempts"],
+        mode=kw["mode"],
+        runs_dir=kw["runs_dir"],
+        shard=parse_shard(kw["shard"]),
+        meta=_meta(kw["meta_pairs"]),
+        backend_settings=settings,
+        options=parse_options(kw["option_pairs"]),
+        resume=kw["resume"],
+    )
+    last = {"label": ""}
+
+    def progress(label: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            end = "\n" if done >= total else ""
+            click.echo(f"\r{label}: {done}/{total} episodes", err=True, nl=False)
+            if end:
+                click.echo(err=True)
+        elif label != last["label"]:
+            click.echo(f"{label}: {total} episodes", err=True)
+        last["label"] = label
+
+    results, skipped = evaluate(config, progress)
+    click.echo(_table(results))
+    for item in skipped:
+        click.echo(f"skipped {item.task} {item.split}: {item.reason}")
+    for result in results:
+        note = " (already complete, reused)" if result.reused else ""
+        click.echo(f"run {result.folder}{note}")
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:5.1f}"
+
+
+def _table(results: list[Any]) -> str:
+    header = (
+        f"{'checkpoint':<22} {'task':<8} {'split':<12} {'n':>5} {'success % [95% CI]':<22} "
+        f"{'1st try':>7} {'per-step':>8} {'trunc':>6}  statuses / flags"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        s = r.summary
+        ok = s["success"]
+        ci = f"{_pct(ok['rate'])} [{_pct(ok['ci95'][0])},{_pct(ok['ci95'][1])}]"
+        step = s.get("per_step_accuracy")
+        per_step = _pct(step["rate"]) if step else "-"
+        extra = dict(s["statuses"])
+        extra.update(s["flags"])
+        if "recognition_accuracy" in s:
+            extra["recognition%"] = round(100 * s["recognition_accuracy"], 1)
+        by_attempt = s.get("success_by_attempt")
+        if by_attempt:
+            extra["by-attempt%"] = "/".join(f"{100 * v:.0f}" for v in by_attempt.values())
+        name = Path(r.checkpoint).name or r.checkpoint
+        lines.append(
+            f"{name[:22]:<22} {r.task:<8} {r.split:<12} {s['episodes']:>5} {ci:<22} "
+            f"{_pct(s['first_try_success']['rate']):>7} {per_step:>8} "
+            f"{_pct(s['truncation_rate']):>6}  " + ", ".join(f"{k}={v}" for k, v in extra.items())
+        )
+    return "\n".join(lines)

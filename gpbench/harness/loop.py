@@ -1,0 +1,140 @@
+"""The batched multi-turn rollout: every live episode goes to the backend once per turn.
+
+The loop owns the conversation mechanics; tasks own their meaning (through the episode protocol
+of :mod:`gpbench.tasks.episode`). Each request's sampling seed derives from (run seed, uid,
+sample, turn), so batching, resuming and sharding never change which seed a request gets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpbench.generators.rng import content_hash
+from gpbench.harness.backends import Backend, Request, Sampling
+from gpbench.harness.episodes import close_episode, turn_from_step
+from gpbench.records import Episode, Instance, Turn
+from gpbench.tasks.episode import EpisodeEnv
+from gpbench.tasks.spec import TaskSpec
+
+MAX_REQUESTS_PER_CALL = 1024
+"""Upper bound on one backend call, so memory stays bounded on very large runs."""
+
+
+def request_seed(run_seed: int, uid: str, sample: int, turn: int) -> int:
+    """The sampling seed of one request: a pure function of its identity, never of batching."""
+    return int(content_hash(f"sampling/{run_seed}/{uid}/{sample}/{turn}", 8), 16) & 0x7FFFFFFF
+
+
+@dataclass
+class _Live:
+    instance: Instance
+    sample: int
+    env: EpisodeEnv
+    turns: list[Turn] = field(default_factory=list)
+    images: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LoopStats:
+    """What one rollout cost: backend calls, requests and the time spent inside the backend."""
+
+    backend_calls: int
+    requests: int
+    backend_seconds: float
+    total_seconds: float
+
+
+def rollout(
+    task: TaskSpec,
+    work: Sequence[tuple[Instance, int]],
+    backend: Backend,
+    sampling: Sampling,
+    *,
+    budget: int,
+    mode: str = "gpbench",
+    run_seed: int = 0,
+    on_episode: Callable[[Episode], None],
+    on_progress: Callable[[int], None] | None = None,
+) -> LoopStats:
+    """Run one episode per ``(instance, sample)`` in ``work``; report each as it finishes."""
+    start = time.perf_counter()
+    live = [
+        _Live(instance, sample, task.episode(instance, budget=budget, mode=mode))
+        for instance, sample in work
+    ]
+    calls = requests_sent = 0
+    backend_seconds = 0.0
+    finished = 0
+    while live:
+        for offset in range(0, len(live), MAX_REQUESTS_PER_CALL):
+            chunk = live[offset : offset + MAX_REQUESTS_PER_CALL]
+            requests = [_request(task, item, run_seed) for item in chunk]
+            t0 = time.perf_counter()
+            completions = backend.generate(requests, sampling)
+            backend_seconds += time.perf_counter() - t0
+            calls += 1
+            requests_sent += len(requests)
+            if len(completions) != len(requests):
+                raise RuntimeError(
+                    f"backend {backend.name} returned {len(completions)} completions "
+                    f"for {len(requests)} requests"
+                )
+            for item, completion in zip(chunk, completions, strict=True):
+                cut = completion.finish_reason == "length"
+                step = item.env.step(completion.text, output_truncated=cut)
+                item.turns.append(
+                    turn_from_step(
+                        step,
+                        completion.text,
+                        output_truncated=cut,
+                        prompt_tokens=completion.prompt_tokens,
+                        completion_tokens=completion.completion_tokens,
+                        latency_s=completion.latency_s,
+                    )
+                )
+        still: list[_Live] = []
+        for item in live:
+            if item.env.terminated:
+                on_episode(close_episode(item.env, item.turns, sample=item.sample))
+                finished += 1
+            else:
+                still.append(item)
+        live = still
+        if on_progress is not None:
+            on_progress(finished)
+    return LoopStats(calls, requests_sent, backend_seconds, time.perf_counter() - start)
+
+
+def _request(task: TaskSpec, item: _Live, run_seed: int) -> Request:
+    messages = item.env.messages
+    images = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            continue
+        for part in content:
+            if part.get("type") == "image":
+                if item.images is None:
+                    # Rendered once per episode, from the instance key: never stored in records.
+                    item.images = dict(
+                        zip(item.instance.images, task.images(item.instance), strict=True)
+                    )
+                images.append(item.images[part["path"]])
+    meta = {
+        "uid": item.instance.uid,
+        "task": item.instance.task,
+        "instance": item.instance,
+        "decision_point": item.env.decision_point,
+        "attempt": item.env.attempt + 1,
+        "sample": item.sample,
+    }
+    turn = len(item.turns)
+    return Request(
+        messages=messages,
+        images=images,
+        seed=request_seed(run_seed, item.instance.uid, item.sample, turn),
+        meta=meta,
+    )

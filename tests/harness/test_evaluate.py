@@ -1,0 +1,163 @@
+"""The evaluation loop, run store and resume, driven by the scripted backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gpbench.cli import cli
+from gpbench.errors import ConfigError, UnknownSplitError
+from gpbench.harness import store
+from gpbench.harness.evaluate import EvalConfig, evaluate
+from gpbench.harness.store import read_episodes, read_run_spec
+
+
+def _config(tmp_path: Path, **kw: object) -> EvalConfig:
+    base: dict[str, object] = {
+        "model": "reference:0.4",
+        "backend": "scripted",
+        "tasks": ("gp-l",),
+        "splits": ("ood-rule",),
+        "n": 30,
+        "runs_dir": tmp_path / "runs",
+    }
+    base.update(kw)
+    return EvalConfig(**base)  # type: ignore[arg-type]
+
+
+def _episodes(folder: Path) -> dict[tuple[str, int], str]:
+    return {(e.uid, e.sample): json.dumps(e.turns, sort_keys=True) for e in read_episodes(folder)}
+
+
+def test_multi_turn_run_writes_a_complete_run_folder(tmp_path: Path) -> None:
+    [result], skipped = evaluate(_config(tmp_path))
+    assert not skipped and not result.reused
+    spec = read_run_spec(result.folder)
+    assert spec["status"] == "complete" and spec["episodes"] == 30
+    assert spec["tasks"] == {"gp-l": 1} and spec["max_attempts"] == 5
+    episodes = list(read_episodes(result.folder))
+    assert len(episodes) == 30
+    # With a 40% error rate some episodes need revisions, each judged with feedback.
+    assert any(len(e.turns) > 1 for e in episodes)
+    assert result.summary["success"]["n"] == 30
+    # One backend call per turn, not per episode x turn.
+    loop = spec["loop"]
+    assert loop["backend_calls"] == max(len(e.turns) for e in episodes)
+    assert loop["requests"] == sum(len(e.turns) for e in episodes)
+
+
+def test_identical_run_is_skipped_and_a_different_one_is_not(tmp_path: Path) -> None:
+    [first], _ = evaluate(_config(tmp_path))
+    [again], _ = evaluate(_config(tmp_path))
+    assert again.reused and again.folder == first.folder
+    [other], _ = evaluate(_config(tmp_path, max_attempts=1))
+    assert not other.reused and other.folder != first.folder
+
+
+def test_resume_after_a_kill_loses_nothing_and_doubles_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [reference], _ = evaluate(_config(tmp_path / "a"))
+    original = store.RunWriter.append
+    calls = {"n": 0}
+
+    def dying(self: store.RunWriter, episode: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 12:
+            # A kill in the middle of writing a line: half a line reaches the file.
+            self._handle.write('{"uid": "torn')
+            self._handle.flush()
+            raise KeyboardInterrupt
+        original(self, episode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store.RunWriter, "append", dying)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(_config(tmp_path / "b"))
+    monkeypatch.setattr(store.RunWriter, "append", original)
+    [folder] = list((tmp_path / "b" / "runs").iterdir())
+    assert read_run_spec(folder)["status"] == "running"
+    assert len(list(read_episodes(folder))) == 11
+    [resumed], _ = evaluate(_config(tmp_path / "b"))
+    assert not resumed.reused
+    assert _episodes(resumed.folder) == _episodes(reference.folder)
+    lines = (resumed.folder / "episodes.jsonl").read_text().splitlines()
+    assert len(lines) == 30 and all(line.startswith("{") for line in lines)
+
+
+def test_shards_partition_the_instances(tmp_path: Path) -> None:
+    [whole], _ = evaluate(_config(tmp_path))
+    parts: dict[tuple[str, int], str] = {}
+    for i in range(3):
+        [part], _ = evaluate(_config(tmp_path, shard=(i, 3)))
+        episodes = _episodes(part.folder)
+        assert not parts.keys() & episodes.keys()
+        parts.update(episodes)
+    assert parts == _episodes(whole.folder)
+
+
+def test_all_tasks_with_the_split_run_without_task(tmp_path: Path) -> None:
+    results, skipped = evaluate(_config(tmp_path, tasks=(), splits=("ood-spatial",), n=2))
+    assert [r.task for r in results] == ["virl-l", "virl-vl"]
+    assert {s.task for s in skipped} == {"gp-l", "gp-vl"}
+    assert all("has no split ood-spatial" in s.reason for s in skipped)
+    for r in results:
+        assert "per_step_accuracy" in r.summary
+
+
+def test_samples_use_distinct_request_seeds(tmp_path: Path) -> None:
+    [result], _ = evaluate(_config(tmp_path, samples=3, n=10))
+    episodes = list(read_episodes(result.folder))
+    assert len(episodes) == 30 and {e.sample for e in episodes} == {0, 1, 2}
+    assert result.summary["success"]["ci_method"] == "clustered-bootstrap"
+
+
+def test_bad_requests_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(UnknownSplitError, match=r"did you mean .ood-rule."):
+        evaluate(_config(tmp_path, splits=("ood_rule",)))
+    with pytest.raises(ConfigError, match="nothing to evaluate"):
+        evaluate(_config(tmp_path, tasks=(), splits=("nope",)))
+
+
+def test_cli_prints_a_table_with_intervals(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--model",
+            "reference:0.2",
+            "--backend",
+            "scripted",
+            "--split",
+            "ood-rule",
+            "--task",
+            "gp-l",
+            "--task",
+            "virl-l",
+            "-n",
+            "8",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "success % [95% CI]" in result.output
+    assert "gp-l" in result.output and "virl-l" in result.output
+    assert result.output.count("run ") == 2
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--model",
+            "x",
+            "--backend",
+            "scripted",
+            "--shard",
+            "3/2",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+    )
+    assert bad.exit_code != 0 and "--shard expects i/N" in bad.output
