@@ -10,6 +10,7 @@ import click
 import gpbench
 from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
+from gpbench.cli.merge import merge
 from gpbench.cli.score import score
 from gpbench.cli.show import show
 from gpbench.cli.tasks import tasks
@@ -54,6 +55,7 @@ cli.add_command(generate)
 cli.add_command(score)
 cli.add_command(show)
 cli.add_command(eval_command)
+cli.add_command(merge)
 
 
 def main() -> None:

@@ -158,3 +158,28 @@ def test_eval_records_decoding_and_is_reproducible_greedy(tiny_llama: Path, tmp_
     texts_a = [json.dumps(e.turns[0]["response"]) for e in read_episodes(a)]
     texts_b = [json.dumps(e.turns[0]["response"]) for e in read_episodes(b)]
     assert texts_a == texts_b
+
+
+def test_vision_language_model_takes_the_image_tasks(tiny_vlm: Path, tmp_path: Path) -> None:
+    code, out = _eval(
+        "--model",
+        str(tiny_vlm),
+        "--task",
+        "gp-vl",
+        "--split",
+        "ood-color",
+        "-n",
+        "2",
+        "--max-tokens",
+        "6",
+        "--max-attempts",
+        "2",
+        "--runs-dir",
+        str(tmp_path),
+    )
+    assert code == 0, out
+    [folder] = list(tmp_path.iterdir())
+    episodes = list(read_episodes(folder))
+    assert len(episodes) == 2
+    assert all(t["prompt_tokens"] for e in episodes for t in e.turns)
+    assert read_run_spec(folder)["backend"]["name"] == "hf"

@@ -161,3 +161,82 @@ def test_cli_prints_a_table_with_intervals(tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code != 0 and "--shard expects i/N" in bad.output
+
+
+def test_merged_shards_equal_the_unsharded_run(tmp_path: Path) -> None:
+    [whole], _ = evaluate(_config(tmp_path / "whole"))
+    folders = [evaluate(_config(tmp_path / "parts", shard=(i, 3)))[0][0].folder for i in range(3)]
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(cli, ["merge", *map(str, folders), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    merged = list(read_episodes(out))
+    expected = sorted(read_episodes(whole.folder), key=lambda e: (e.index, e.sample))
+    assert merged == expected
+    assert read_run_spec(out)["shard"] == [0, 1]
+    # Shards of another configuration, or an incomplete set, are refused.
+    [other] = evaluate(_config(tmp_path / "other", shard=(2, 3), max_attempts=1))[0]
+    bad = CliRunner().invoke(
+        cli,
+        ["merge", str(folders[0]), str(folders[1]), str(other.folder), "-o", str(tmp_path / "bad")],
+    )
+    assert bad.exit_code != 0 and "differ in budget" in bad.output
+    missing = CliRunner().invoke(
+        cli, ["merge", str(folders[0]), str(folders[1]), "-o", str(tmp_path / "bad")]
+    )
+    assert missing.exit_code != 0 and "are not exactly 0/3 .. 2/3" in missing.output
+    assert not (tmp_path / "bad").exists()
+
+
+def test_kill_minus_nine_then_resume(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n, samples = 400, 2
+    args = [
+        sys.executable,
+        "-m",
+        "gpbench",
+        "eval",
+        "--model",
+        "reference:0.4",
+        "--backend",
+        "scripted",
+        "--task",
+        "virl-l",
+        "--split",
+        "id",
+        "-n",
+        str(n),
+        "--samples",
+        str(samples),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    killed_at = []
+    for wanted in (100, 400):
+        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        lines = 0
+        while process.poll() is None and time.monotonic() < deadline:
+            files = list((tmp_path / "runs").glob("*/episodes.jsonl"))
+            lines = files[0].read_bytes().count(b"\n") if files else 0
+            if lines >= wanted:
+                os.kill(process.pid, signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        process.wait()
+        killed_at.append(lines)
+    [folder] = list((tmp_path / "runs").iterdir())
+    assert read_run_spec(folder)["status"] == "running"  # killed before it could finish
+    assert killed_at[0] >= 100 and killed_at[1] >= 400
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert read_run_spec(folder)["status"] == "complete"
+    [reference], _ = evaluate(
+        _config(tmp_path / "ref", tasks=("virl-l",), splits=("id",), n=n, samples=samples)
+    )
+    assert _episodes(folder) == _episodes(reference.folder)
+    assert len((folder / "episodes.jsonl").read_text().splitlines()) == n * samples
