@@ -39,15 +39,15 @@ def merge_runs(folders: list[Path], out: Path, *, overwrite: bool = False) -> in
         raise GpbenchError(f"shards {found} are not exactly 0/{count} .. {count - 1}/{count}")
     episodes: list[Episode] = [e for folder in folders for e in read_episodes(folder)]
     episodes.sort(key=lambda e: (e.index, e.sample))
-    spec: dict[str, Any] = {
+    merged: dict[str, Any] = {
         **specs[0],
         "run_key": {**specs[0]["run_key"], "shard": [0, 1]},
         "shard": [0, 1],
         "merged_from": [str(f) for f in folders],
         "status": "complete",
     }
-    spec.pop("loop", None)
-    return write_run(out, spec, episodes, overwrite=overwrite)
+    merged.pop("loop", None)
+    return write_run(out, merged, episodes, overwrite=overwrite)
 
 
 def _without_shard(key: dict[str, Any]) -> dict[str, Any]:
