@@ -8,18 +8,8 @@ from typing import Any
 
 import click
 
-from gpbench.cli.generate import parse_options
+from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import ConfigError
-
-
-def _meta(pairs: tuple[str, ...]) -> dict[str, str]:
-    meta = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--meta {pair!r} is not KEY=VAL (e.g. --meta method=sft)")
-        meta[key.strip()] = value.strip()
-    return meta
 
 
 @click.command("eval")
@@ -195,7 +185,7 @@ def eval_command(**kw: Any) -> None:
         mode=kw["mode"],
         runs_dir=kw["runs_dir"],
         shard=parse_shard(kw["shard"]),
-        meta=_meta(kw["meta_pairs"]),
+        meta=parse_pairs(kw["meta_pairs"], "--meta", "--meta method=sft"),
         backend_settings=settings,
         options=parse_options(kw["option_pairs"]),
         resume=kw["resume"],

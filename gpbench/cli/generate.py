@@ -17,15 +17,22 @@ from gpbench.tasks.spec import TaskSpec
 _PROGRESS_FROM = {"text": 2000, "vision": 20}  # smaller splits finish before a bar helps
 
 
-def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+def parse_pairs(
+    pairs: tuple[str, ...], what: str = "option", example: str = "-O target=30"
+) -> dict[str, str]:
     """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``, with a one-line error for a bad pair."""
-    options: dict[str, str] = {}
+    parsed: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"option {pair!r} is not NAME=VALUE (e.g. -O target=30)")
-        options[name.strip()] = value.strip()
-    return options
+        if not sep or not name.strip():
+            raise ConfigError(f"{what} {pair!r} is not NAME=VALUE (e.g. {example})")
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """Task options given as ``-O NAME=VALUE``."""
+    return parse_pairs(pairs)
 
 
 @click.command("generate")

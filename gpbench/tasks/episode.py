@@ -43,9 +43,12 @@ class Step:
 class EpisodeEnv(abc.ABC):
     """One episode on one instance."""
 
-    def __init__(self, instance: Instance, *, budget: int, penalty: float, mode: str) -> None:
+    def __init__(
+        self, task: Any, instance: Instance, *, budget: int, penalty: float, mode: str
+    ) -> None:
         if budget < 1:
             raise ValueError(f"budget must be >= 1, got {budget}")
+        self.task = task
         self.instance = instance
         self.budget = budget
         self.penalty = penalty
@@ -118,12 +121,6 @@ class EpisodeEnv(abc.ABC):
 
 class SingleDecisionEpisode(EpisodeEnv):
     """An episode with one decision (GeneralPoints): revise until correct or out of budget."""
-
-    def __init__(
-        self, task: Any, instance: Instance, *, budget: int, penalty: float, mode: str
-    ) -> None:
-        super().__init__(instance, budget=budget, penalty=penalty, mode=mode)
-        self.task = task
 
     def judge(self, answer: str, *, output_truncated: bool) -> Verdict:
         """The task's verifier."""

@@ -48,7 +48,7 @@ from gpbench.generators.cards import (
 from gpbench.generators.rng import KeyedRng
 from gpbench.records import Instance, Verdict
 from gpbench.tasks import gp_scoring
-from gpbench.tasks.spec import OptionSpec, SplitSpec, TaskSpec
+from gpbench.tasks.spec import OptionSpec, SplitSpec, TaskSpec, split_spec
 
 TRAINING_RULE = "jqk=10"
 OOD_RULE = "jqk=11/12/13"
@@ -99,14 +99,10 @@ def render_text_prompt(cards: Sequence[str], face_values: Sequence[int], target:
     )
 
 
-def _split(name: str, description: str, size: int, seed: int, **params: Any) -> SplitSpec:
-    return SplitSpec(name, description, size, seed, params)
-
-
 GP_TEXT_SPLITS: dict[str, SplitSpec] = {
     s.name: s
     for s in (
-        _split(
+        split_spec(
             "train",
             "training distribution minus the id-heldout value multisets; J/Q/K=10",
             TRAIN_SIZE,
@@ -115,7 +111,7 @@ GP_TEXT_SPLITS: dict[str, SplitSpec] = {
             force_face=False,
             heldout="exclude",
         ),
-        _split(
+        split_spec(
             "id",
             "the paper's ID evaluation: the training distribution (overlaps train)",
             PAPER_EVAL_SIZE,
@@ -124,7 +120,7 @@ GP_TEXT_SPLITS: dict[str, SplitSpec] = {
             force_face=False,
             heldout="any",
         ),
-        _split(
+        split_spec(
             "id-heldout",
             "ID rule, only value multisets that train never emits",
             PAPER_EVAL_SIZE,
@@ -133,7 +129,7 @@ GP_TEXT_SPLITS: dict[str, SplitSpec] = {
             force_face=False,
             heldout="only",
         ),
-        _split(
+        split_spec(
             "ood-rule",
             "rule shift: J/Q/K=11/12/13, at least one face card",
             PAPER_EVAL_SIZE,

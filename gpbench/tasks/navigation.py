@@ -55,7 +55,7 @@ from gpbench.generators.routes import (
 from gpbench.records import Instance, Verdict
 from gpbench.tasks.answers import extract_field, extract_object
 from gpbench.tasks.episode import EpisodeEnv, Message
-from gpbench.tasks.spec import SplitSpec, TaskSpec
+from gpbench.tasks.spec import SplitSpec, TaskSpec, split_spec
 
 COMPASS_WORDS = (
     "north",
@@ -154,14 +154,10 @@ def normalize_action(text: str) -> str | None:
     return f"turn_direction({' '.join(match.group(2).split())})"
 
 
-def _split(name: str, description: str, size: int, seed: int, **params: Any) -> SplitSpec:
-    return SplitSpec(name, description, size, seed, params)
-
-
 VIRL_SPLITS: dict[str, SplitSpec] = {
     s.name: s
     for s in (
-        _split(
+        split_spec(
             "train",
             "training cities, compass turns, never an id-heldout route",
             TRAIN_SIZE,
@@ -170,7 +166,7 @@ VIRL_SPLITS: dict[str, SplitSpec] = {
             vocabulary="absolute",
             heldout="exclude",
         ),
-        _split(
+        split_spec(
             "id",
             "the paper's ID evaluation: training cities and route distribution",
             PAPER_EVAL_SIZE,
@@ -179,7 +175,7 @@ VIRL_SPLITS: dict[str, SplitSpec] = {
             vocabulary="absolute",
             heldout="any",
         ),
-        _split(
+        split_spec(
             "id-heldout",
             "training cities, only routes that train never emits",
             PAPER_EVAL_SIZE,
@@ -188,7 +184,7 @@ VIRL_SPLITS: dict[str, SplitSpec] = {
             vocabulary="absolute",
             heldout="only",
         ),
-        _split(
+        split_spec(
             "ood-rule",
             "rule shift: relative turns (left, right, slightly left/right)",
             PAPER_EVAL_SIZE,
@@ -197,7 +193,7 @@ VIRL_SPLITS: dict[str, SplitSpec] = {
             vocabulary="relative",
             heldout="any",
         ),
-        _split(
+        split_spec(
             "ood-spatial",
             "unseen cities: other layouts, block lengths and landmark names",
             OOD_SPATIAL_SIZE,
@@ -235,6 +231,11 @@ class NavigationText(TaskSpec):
     budget_penalty = REWARD_BUDGET_EXCEEDED
     verifier_modes = ("gpbench",)
     multi_decision = True
+
+    @property
+    def episode_class(self) -> type[EpisodeEnv]:  # type: ignore[override]
+        """Routes: one decision per point, the prompt rebuilt after each correct action."""
+        return NavigationEpisode
 
     def city_key(self, split: SplitSpec, seed: int, index: int, rng: KeyedRng) -> str:
         """Training cities come from a fixed family; OOD cities are new for each pair of routes."""
@@ -358,20 +359,6 @@ class NavigationText(TaskSpec):
                 ]
         return [] if env.stop_reason == "solved" else ["reference answers did not finish the route"]
 
-    def episode(
-        self, instance: Instance, *, budget: int | None = None, mode: str = "gpbench"
-    ) -> EpisodeEnv:
-        """A navigation episode: 2 attempts per decision point by default."""
-        env = NavigationEpisode(
-            self,
-            instance,
-            budget=budget or self.max_attempts,
-            penalty=self.budget_penalty,
-            mode=mode,
-        )
-        env.reset()
-        return env
-
     def verify(
         self,
         instance: Instance,
@@ -460,12 +447,6 @@ def verify_action(
 
 class NavigationEpisode(EpisodeEnv):
     """A route: one decision per point, the prompt rebuilt with history after a correct action."""
-
-    def __init__(
-        self, task: NavigationText, instance: Instance, *, budget: int, penalty: float, mode: str
-    ) -> None:
-        super().__init__(instance, budget=budget, penalty=penalty, mode=mode)
-        self.task = task
 
     def judge(self, answer: str, *, output_truncated: bool) -> Verdict:
         """Verify the action at the current decision point."""

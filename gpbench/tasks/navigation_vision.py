@@ -29,7 +29,7 @@ from typing import Any
 from gpbench.generators.cities import City
 from gpbench.generators.routes import DecisionPoint, Route
 from gpbench.records import Instance, Verdict
-from gpbench.tasks.episode import Message
+from gpbench.tasks.episode import EpisodeEnv, Message
 from gpbench.tasks.navigation import (
     VIRL_SPLITS,
     NavigationEpisode,
@@ -177,19 +177,10 @@ class NavigationVision(NavigationText):
         points = [DecisionPoint.from_json(p) for p in instance.problem["points"]]
         return render_route_map(city, route, points)
 
-    def episode(
-        self, instance: Instance, *, budget: int | None = None, mode: str = "gpbench"
-    ) -> NavigationEpisode:
-        """A navigation episode whose prompts carry the current view image."""
-        env = VisionNavigationEpisode(
-            self,
-            instance,
-            budget=budget or self.max_attempts,
-            penalty=self.budget_penalty,
-            mode=mode,
-        )
-        env.reset()
-        return env
+    @property
+    def episode_class(self) -> type[EpisodeEnv]:  # type: ignore[override]
+        """Navigation episodes whose prompts carry the current view image."""
+        return VisionNavigationEpisode
 
     def verify(
         self,

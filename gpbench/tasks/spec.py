@@ -89,6 +89,11 @@ class SplitSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+def split_spec(name: str, description: str, size: int, seed: int, **params: Any) -> SplitSpec:
+    """A :class:`SplitSpec` with its parameters as keyword arguments (for the task tables)."""
+    return SplitSpec(name, description, size, seed, params)
+
+
 class TaskSpec(abc.ABC):
     """One task: its id, version, modality, splits, options and instance generator.
 
@@ -195,6 +200,8 @@ class TaskSpec(abc.ABC):
     budget_penalty: float = -1.0
     """Reward added when the budget runs out without success."""
     verifier_modes: tuple[str, ...] = ("gpbench",)
+    episode_class: type[EpisodeEnv] = SingleDecisionEpisode
+    """The episode protocol :meth:`episode` builds (multi-decision tasks bring their own)."""
     multi_decision: bool = False
     """Several decision points per episode (V-IRL): budgets apply per point."""
 
@@ -213,7 +220,7 @@ class TaskSpec(abc.ABC):
         self, instance: Instance, *, budget: int | None = None, mode: str = "gpbench"
     ) -> EpisodeEnv:
         """A fresh episode on ``instance`` (the protocol of :mod:`gpbench.tasks.episode`)."""
-        env = SingleDecisionEpisode(
+        env = self.episode_class(
             self,
             instance,
             budget=budget or self.max_attempts,
