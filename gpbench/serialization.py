@@ -46,17 +46,30 @@ def to_json(record: Any) -> str:
     return _ENCODER.encode(payload)
 
 
+_SCHEMAS: dict[type, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _schema(cls: type) -> tuple[frozenset[str], frozenset[str]]:
+    """(all field names, required field names) of a record class, computed once per class."""
+    schema = _SCHEMAS.get(cls)
+    if schema is None:
+        fields = dataclasses.fields(cls)
+        required = frozenset(
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        schema = (frozenset(f.name for f in fields), required)
+        _SCHEMAS[cls] = schema
+    return schema
+
+
 def from_dict(cls: type[R], data: Any, *, path: str = "<data>", line: int = 0) -> R:
     """Build a record dataclass from a decoded dict, naming missing or unknown fields."""
     if not isinstance(data, dict):
         raise RecordSchemaError(path, line, f"expected a JSON object, got {type(data).__name__}")
     data = {_KEYWORD_KEYS.get(k, k): v for k, v in data.items()}
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    required = {
-        name
-        for name, f in fields.items()
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
+    fields, required = _schema(cls)
     missing = sorted(required - data.keys())
     if missing:
         raise RecordSchemaError(path, line, f"{cls.__name__} is missing {', '.join(missing)}")

@@ -6,6 +6,8 @@ earlier runs used.
 
 from __future__ import annotations
 
+import functools
+
 from gpbench.errors import UnknownTaskError, did_you_mean
 from gpbench.tasks.general_points import GeneralPointsText
 from gpbench.tasks.gp_vision import GeneralPointsVision
@@ -37,6 +39,7 @@ def latest_version(task_id: str) -> int:
     return max(versions)
 
 
+@functools.lru_cache(maxsize=256)
 def get_task(name: str) -> TaskSpec:
     """The task called ``name`` (``gp-l``, or ``gp-l@1`` for a pinned version)."""
     task_id, _, version_text = name.partition("@")

@@ -302,8 +302,12 @@ class SplitDataset(Sequence[Instance]):
         return self.task.instance(self.split, self.seed, self.start + i, self.options)
 
     def __iter__(self) -> Iterator[Instance]:
-        for i in range(self.n):
-            yield self.task.instance(self.split, self.seed, self.start + i, self.options)
+        # The split and options were validated when the dataset was made: build directly, with
+        # the key computed exactly as TaskSpec.instance does.
+        task, spec = self.task, self.task.split(self.split)
+        for index in range(self.start, self.start + self.n):
+            key = task.instance_key(self.split, self.seed, index, self.options)
+            yield task.build_instance(spec, self.seed, index, self.options, key, content_hash(key))
 
 
 def _option_text(value: Any) -> str:
