@@ -58,10 +58,28 @@ def main() -> None:
         rows = []
         for attempt in range(2):
             runs = Path(tmp) / f"runs{attempt}"
-            ours = [sys.executable, "-m", "gpbench", "eval", "--model", str(model), "--task",
-                    "gp-l", "--split", "id", "-n", str(args.n), "--max-tokens",
-                    str(args.max_tokens), "--max-attempts", "1", "--batch-size", "8",
-                    "--runs-dir", str(runs)]
+            ours = [
+                sys.executable,
+                "-m",
+                "gpbench",
+                "eval",
+                "--model",
+                str(model),
+                "--task",
+                "gp-l",
+                "--split",
+                "id",
+                "-n",
+                str(args.n),
+                "--max-tokens",
+                str(args.max_tokens),
+                "--max-attempts",
+                "1",
+                "--batch-size",
+                "8",
+                "--runs-dir",
+                str(runs),
+            ]
             t_plain = _timed(plain)
             t_ours = _timed(ours)
             [folder] = list(runs.iterdir())
@@ -69,13 +87,19 @@ def main() -> None:
             rows.append((t_plain, t_ours, loop))
     t_plain, t_ours, loop = min(rows, key=lambda r: r[1])
     overhead = (loop["total_seconds"] - loop["backend_seconds"]) / loop["backend_seconds"]
-    print(f"# gpbench eval vs a plain transformers script: tiny Llama, {args.n} gp-l prompts, "
-          f"greedy, {args.max_tokens} new tokens, batch 8, one machine (best of 2)")
+    print(
+        f"# gpbench eval vs a plain transformers script: tiny Llama, {args.n} gp-l prompts, "
+        f"greedy, {args.max_tokens} new tokens, batch 8, one machine (best of 2)"
+    )
     print(f"plain transformers script, whole process      {t_plain:8.2f} s")
-    print(f"gpbench eval (hf backend), whole process       {t_ours:8.2f} s   "
-          f"ratio {t_ours / t_plain:.2f}x (target <= 1.2x)")
-    print(f"inside the run: backend generate {loop['backend_seconds']:.2f} s, loop total "
-          f"{loop['total_seconds']:.2f} s, harness overhead {100 * overhead:.1f}% (target <= 5%)")
+    print(
+        f"gpbench eval (hf backend), whole process       {t_ours:8.2f} s   "
+        f"ratio {t_ours / t_plain:.2f}x (target <= 1.2x)"
+    )
+    print(
+        f"inside the run: backend generate {loop['backend_seconds']:.2f} s, loop total "
+        f"{loop['total_seconds']:.2f} s, harness overhead {100 * overhead:.1f}% (target <= 5%)"
+    )
 
 
 if __name__ == "__main__":

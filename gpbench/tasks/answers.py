@@ -41,7 +41,11 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import islice
+from bisect import bisect_right, insort
+from collections.abc import Collection, Sequence
+from functools import lru_cache
+from itertools import accumulate, count, islice
+from operator import add
 from typing import NoReturn, TypeAlias
 
 __all__ = [
@@ -51,7 +55,9 @@ __all__ = [
     "AnswerSyntaxError",
     "Json",
     "extract_field",
+    "extract_field_fallback",
     "extract_object",
+    "extract_object_fields",
     "parse_lenient",
 ]
 
@@ -241,17 +247,23 @@ class _Parser:
         return match.group().strip()
 
     def bare(self) -> Json:
-        token = self.bare_text()
-        if token in _LITERALS:
-            return _LITERALS[token]
-        if len(token) <= _MAX_NUMBER_CHARS:
-            if _INT_RE.fullmatch(token):
-                return int(token)
-            if _FLOAT_RE.fullmatch(token):
-                number = float(token)
-                if math.isfinite(number):
-                    return number
-        return token
+        return _bare_value(self.bare_text())
+
+
+def _bare_value(token: str) -> Json:
+    """The value of a stripped, non-empty bare token: a literal, a number, else the text."""
+    if token in _LITERALS:
+        return _LITERALS[token]
+    if len(token) <= _MAX_NUMBER_CHARS:
+        if token.isdigit() and token.isascii():  # the common case of _INT_RE, tested first
+            return int(token)
+        if _INT_RE.fullmatch(token):
+            return int(token)
+        if _FLOAT_RE.fullmatch(token):
+            number = float(token)
+            if math.isfinite(number):
+                return number
+    return token
 
 
 def parse_lenient(text: str, *, max_chars: int = MAX_CHARS) -> Json:
@@ -275,48 +287,226 @@ def parse_lenient(text: str, *, max_chars: int = MAX_CHARS) -> Json:
     return result
 
 
-# Inside a {...} span only braces, quotes and comment starts matter to finding its end.
-_IN_OBJECT_RE = re.compile(r"""\{+|[}"'#]|//""")
-_QUOTED_RE = {
-    '"': re.compile(r'"(?:[^"\\\n]|\\.)*"'),
-    "'": re.compile(r"'(?:[^'\\\n]|\\.)*'"),
-}
+# Finding the {...} spans. Inside braces only braces, strings and comments matter; outside them
+# only "{" does. A string is on one line; a quote with no partner on its line is an ordinary
+# character. Every quantifier is possessive, so each match is one linear pass.
+_DQ_ESC = r'"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"'
+_SQ_ESC = r"'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'"
+# Between two braces of a run: plain text and strings with no escape or brace in them.
+_GAP = r"""[^{}"'#/]*+(?:(?:"[^"\\\n{}]*+"|'[^'\\\n{}]*+')[^{}"'#/]*+)*+"""
+# Inside braces: everything up to the next run of braces (group 1), strings and comments
+# skipped. A run is "{" or "}" repeated, with gaps between them ({"a": [{"a": [{ is one run), so
+# nested text costs one step per run, not one per brace.
+_TO_BRACES_RE = re.compile(
+    rf"""[^{{}}"'#/]*+(?:(?:{_DQ_ESC}|{_SQ_ESC}|["']|//[^\n]*+|/|#[^\n]*+)[^{{}}"'#/]*+)*+"""
+    rf"(\{{++(?:{_GAP}\{{++)*+|\}}++(?:{_GAP}\}}++)*+)"
+)
+
+# The fast path: a flat object in a subset of the lenient grammar, read with regular
+# expressions. Keys and values are strings without escapes, bare tokens, or lists of those; no
+# comments, no nesting beyond one list, whitespace and one optional comma after each item.
+# Alternatives start with different characters and quantifiers are possessive, so every part
+# matches exactly what the parser reads there (a bare token is _BARE_RE's run, stripped), in
+# linear time. Such a match is also exactly the span the brace scan finds from its "{": outside
+# its strings it holds no brace, quote or comment. Anything outside the subset does not match
+# and is read by _Parser.
+# Strings: escapes other than \x, \u and \U (which need their hex digits read) are allowed.
+_Q = r""""(?:[^"\\\n]++|\\[^\nxuU])*+"|'(?:[^'\\\n]++|\\[^\nxuU])*+'"""
+_ESCAPE_RE = re.compile(r"\\(.)")
+_BARE = r"""(?:[^,:\[\]{}"'#/\n]++|/(?!/))++"""
+_ITEM = rf"\s*+(?:{_Q}|{_BARE})\s*+,?+"
+_MEMBER = rf"\s*+(?:{_Q}|{_BARE})\s*+:\s*+(?:{_Q}|\[(?:{_ITEM})*+\s*+\]|{_BARE})\s*+,?+"
+# A member with groups: (key quoted, key bare, value quoted, list items, value bare). A quoted
+# or bare group is never empty when it took part, so a false group did not.
+_MEMBER_GROUPS = (
+    rf"\s*+(?:({_Q})|({_BARE}))\s*+:\s*+(?:({_Q})|\[((?:{_ITEM})*+)\s*+\]|({_BARE}))\s*+,?+"
+)
+_MEMBER_RE = re.compile(_MEMBER_GROUPS)
+_ITEM_RE = re.compile(rf"\s*+(?:({_Q})|({_BARE}))\s*+,?+")  # (item quoted, item bare)
+# The object: the first _INLINE_MEMBERS members in groups of their own, so that the usual answer
+# is read in one match; the members after them in the last group (they tile it, so findall reads
+# them one after the other, in linear time).
+_INLINE_MEMBERS = 4
+_members = rf"((?:{_MEMBER})*+)"
+for _ in range(_INLINE_MEMBERS):
+    _members = rf"(?:{_MEMBER_GROUPS}{_members})?+"
+_FLAT_OBJECT_RE = re.compile(rf"\{{{_members}\s*+\}}")
+del _members
 
 
-def _object_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` of every balanced ``{...}`` span, in the order the spans close.
+# The text the parser reads without error before it fails for depth: MAX_DEPTH containers
+# opened, each with nothing before the next one (an object: a key and ":"). The next "{" or "["
+# is where _Parser raises. Strings here are read as the parser reads them, any escape included.
+_SKIP = r"(?:\s++|//[^\n]*+|#[^\n]*+)*+"
+_KEY = rf"""(?:"[^"\\\n]*+(?:\\[\s\S][^"\\\n]*+)*+"|'[^'\\\n]*+(?:\\[\s\S][^'\\\n]*+)*+'|{_BARE})"""
+_TOO_DEEP_RE = re.compile(rf"(?:\{{{_SKIP}{_KEY}{_SKIP}:{_SKIP}|\[{_SKIP}){{{MAX_DEPTH}}}[{{\[]")
+# An object that fails at once: no key after "{" (a character no key starts with), or no ":"
+# after the key. The last character matched is where _Parser raises.
+_NO_KEY_RE = re.compile(rf"\{{{_SKIP}(?:[,:\[\]{{]|{_KEY}{_SKIP}[^:])")
+
+
+def _flat_members(match: re.Match[str], keys: Collection[str] | None) -> dict[str, Json]:
+    """The object a :data:`_FLAT_OBJECT_RE` match read, as the parser reads it; only ``keys``."""
+    groups = match.groups()
+    result: dict[str, Json] = {}
+    for i in range(0, 5 * _INLINE_MEMBERS, 5):
+        key_q = groups[i]
+        if key_q is not None:
+            key = key_q[1:-1] if "\\" not in key_q else _unquote(key_q)
+        elif groups[i + 1] is not None:
+            key = groups[i + 1].strip()
+        else:  # an inline member that did not take part: the members ended
+            return result
+        if keys is None or key in keys:
+            value_q = groups[i + 2]
+            if value_q is not None and "\\" not in value_q:  # the usual string value
+                result[key] = value_q[1:-1]
+            else:
+                result[key] = _member_value(value_q, groups[i + 3], groups[i + 4])
+    if groups[-1]:  # more members than the inline ones
+        for key_q, key_bare, value_q, items, value_bare in _MEMBER_RE.findall(groups[-1]):
+            key = _unquote(key_q) if key_q else key_bare.strip()
+            if keys is None or key in keys:
+                result[key] = _member_value(value_q, items, value_bare)
+    return result
+
+
+def _member_value(value_q: str | None, items: str | None, value_bare: str | None) -> Json:
+    """A member's value from its groups (absent ones None or empty)."""
+    if value_q:
+        return _unquote(value_q)
+    if value_bare:
+        return _bare_value(value_bare.strip())
+    return [_unquote(q) if q else _bare_value(b.strip()) for q, b in _ITEM_RE.findall(items or "")]
+
+
+def _unquote(quoted: str) -> str:
+    """The text of a string :data:`_Q` matched, as :meth:`_Parser.string` reads it."""
+    text = quoted[1:-1]
+    if "\\" in text:  # simple escapes; an unknown one keeps its backslash
+        return _ESCAPE_RE.sub(_unescape, text)
+    return text
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return _SIMPLE_ESCAPES.get(match.group(1), match.group())
+
+
+def _object_spans(text: str) -> tuple[list[tuple[int, int]], dict[int, re.Match[str]]]:
+    """``(start, end)`` of the last :data:`_MAX_SPANS_EXAMINED` (at least) balanced ``{...}``
+    spans, in the order the spans close, and the :data:`_FLAT_OBJECT_RE` match of each span that
+    is a flat object, by start.
 
     One linear pass. Quotes are only honoured inside braces, so an apostrophe in prose ("Here's")
     does not hide what follows; a quote with no closing partner on its line is read as an
     ordinary character for the same reason.
     """
     spans: list[tuple[int, int]] = []
-    opens: list[int] = []
+    flats: dict[int, re.Match[str]] = {}
     pos = 0
     while True:
-        if not opens:
-            start = text.find("{", pos)
-            if start < 0:
-                return spans
-            opens.append(start)
-            pos = start + 1
+        start = text.find("{", pos)
+        if start < 0:
+            return spans, flats
+        flat = _FLAT_OBJECT_RE.match(text, start)
+        if flat is not None:  # the usual answer: its span in one match
+            pos = flat.end()
+            spans.append((start, pos))
+            flats[start] = flat
             continue
-        match = _IN_OBJECT_RE.search(text, pos)
-        if match is None:
-            return spans
-        token = match.group()
-        pos = match.end()
-        if token[0] == "{":  # a whole run at once: "{{{{..." costs one step, not one per brace
-            opens.extend(range(match.start(), pos))
-        elif token == "}":
-            spans.append((opens.pop(), pos))
-        elif token in _QUOTED_RE:
-            quoted = _QUOTED_RE[token].match(text, match.start())
-            if quoted is not None:
-                pos = quoted.end()
-        else:  # a comment: skip to the end of the line, braces in it do not count
-            newline = text.find("\n", pos)
-            pos = len(text) if newline < 0 else newline
+        opens = [start]
+        pos = start + 1
+        while opens:
+            match = _TO_BRACES_RE.match(text, pos)
+            if match is None:  # no brace left: the open spans never close
+                return spans, flats
+            run, pos = match.span(1)
+            if text[run] == "{":
+                if pos - run == 1:
+                    opens.append(run)
+                else:
+                    opens.extend(_brace_positions(text, run, pos, "{", 0))
+                continue
+            # A run of closers; those left over once every span is closed are prose, like any
+            # text (and the run holds no "{" to start a new span).
+            if pos - run == 1:
+                spans.append((opens.pop(), pos))
+                continue
+            ends = _brace_positions(text, run, pos, "}", 1)
+            count = min(len(ends), len(opens))
+            closed = opens[len(opens) - count :]
+            del opens[len(opens) - count :]
+            closed.reverse()
+            keep = min(count, _MAX_SPANS_EXAMINED)  # only the last ones are ever looked at
+            spans.extend(zip(closed[count - keep :], ends[count - keep : count], strict=True))
+            if len(spans) > 4 * _MAX_SPANS_EXAMINED:
+                del spans[: len(spans) - _MAX_SPANS_EXAMINED]
+
+
+def _brace_positions(text: str, start: int, end: int, brace: str, shift: int) -> Sequence[int]:
+    """Where each ``brace`` in ``text[start:end]`` is (plus ``shift``), computed in C loops."""
+    if text.count(brace, start, end) == end - start:  # braces only
+        return range(start + shift, end + shift)
+    gaps = text[start:end].split(brace)[:-1]  # the text before each brace
+    return list(map(add, accumulate(map(len, gaps)), count(start + shift)))
+
+
+def _find_object(text: str, max_chars: int) -> dict[str, Json] | re.Match[str] | None:
+    """What :func:`extract_object` returns, a flat object still as its regex match."""
+    if max_chars < 1:
+        return None
+    window = text[-max_chars:]
+    spans, flats = _object_spans(window)
+    if spans:  # the usual answer: the last span is a flat object, and it is tried first
+        flat = flats.get(spans[-1][0])
+        if flat is not None and (flat.group(1) is not None or flat.group(2) is not None):
+            return flat
+    empty: dict[str, Json] | None = None
+    failed_at: list[int] = []  # where the candidates tried so far stopped parsing, sorted
+    tried = 0
+    budget = len(window)  # characters of candidate text left to parse; the first is always tried
+    for start, end in islice(reversed(spans), _MAX_SPANS_EXAMINED):
+        if tried == MAX_CANDIDATES or budget < 0:
+            break
+        # A span around the point where an enclosing candidate failed would fail there again
+        # (the grammar is context-free); re-parsing it is what makes nested hostile text slow.
+        if failed_at:
+            after = bisect_right(failed_at, start)  # the first failure past the start
+            if after < len(failed_at) and failed_at[after] < end:
+                continue
+        tried += 1
+        budget -= end - start
+        flat = flats.get(start)
+        if flat is None:
+            flat = _FLAT_OBJECT_RE.fullmatch(window, start, end)
+            if flat is None:
+                # Where the parser would fail, when one match can tell (hostile text, mostly).
+                doomed = _NO_KEY_RE.match(window, start, end) or _TOO_DEEP_RE.match(
+                    window, start, end
+                )
+                if doomed is not None:
+                    insort(failed_at, doomed.end() - 1)
+                    continue
+        if flat is not None:
+            if flat.group(1) is not None or flat.group(2) is not None:  # a first key: not empty
+                return flat
+            if empty is None:
+                empty = {}
+            continue
+        parser = _Parser(window, start, end)
+        try:
+            result = parser.value(0)
+        except AnswerSyntaxError as error:
+            insort(failed_at, error.position)
+            continue
+        parser.skip()
+        if parser.pos != end or not isinstance(result, dict):
+            continue
+        if result:
+            return result
+        if empty is None:
+            empty = result
+    return empty
 
 
 def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] | None:
@@ -336,38 +526,41 @@ def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] 
     >>> extract_object("{{{{") is None
     True
     """
+    found = _find_object(text, max_chars)
+    if isinstance(found, re.Match):
+        return _flat_members(found, None)
+    return found
+
+
+def extract_object_fields(
+    text: str, keys: Collection[str], *, max_chars: int = MAX_CHARS
+) -> dict[str, Json] | None:
+    """:func:`extract_object` with only the members named in ``keys``.
+
+    None exactly when :func:`extract_object` returns None; otherwise its object without the
+    other members (which are checked but not converted, so this is faster). Never raises.
+
+    >>> extract_object_fields('{"cards": [J, 10], "formula": "10+J"}', {"formula"})
+    {'formula': '10+J'}
+    """
     if max_chars < 1:
         return None
     window = text[-max_chars:]
-    empty: dict[str, Json] | None = None
-    failed_at: list[int] = []  # where the candidates tried so far stopped parsing
-    tried = 0
-    budget = len(window)  # characters of candidate text left to parse; the first is always tried
-    for start, end in islice(reversed(_object_spans(window)), _MAX_SPANS_EXAMINED):
-        if tried == MAX_CANDIDATES or budget < 0:
-            break
-        # A span around the point where an enclosing candidate failed would fail there again
-        # (the grammar is context-free); re-parsing it is what makes nested hostile text slow.
-        if any(start < position < end for position in failed_at):
-            continue
-        tried += 1
-        budget -= end - start
-        parser = _Parser(window, start, end)
-        try:
-            result = parser.value(0)
-        except AnswerSyntaxError as error:
-            failed_at.append(error.position)
-            continue
-        parser.skip()
-        if parser.pos != end or not isinstance(result, dict):
-            continue
-        if result:
-            return result
-        if empty is None:
-            empty = result
-    return empty
+    start = window.find("{")
+    if start >= 0:  # the usual answer: one flat object, the only "{...}" in the text
+        flat = _FLAT_OBJECT_RE.match(window, start)
+        # A group took part only if the first member did (lastindex is None for "{}").
+        if flat is not None and flat.lastindex is not None and window.find("{", flat.end()) < 0:
+            return _flat_members(flat, keys)
+    found = _find_object(window, max_chars)
+    if isinstance(found, re.Match):
+        return _flat_members(found, keys)
+    if found is None:
+        return None
+    return {key: value for key, value in found.items() if key in keys}
 
 
+@lru_cache(maxsize=64)
 def _field_pattern(key: str) -> re.Pattern[str]:
     # The key, optionally quoted with the same quote on both sides, not glued to a longer word.
     return re.compile(rf"""(?<![\w"'])(?P<q>["']?){re.escape(key)}(?P=q)[ \t]*:[ \t]*""")
@@ -389,15 +582,52 @@ def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | 
     >>> extract_field("no answer here", "formula") is None
     True
     """
-    found = extract_object(text, max_chars=max_chars)
+    found = extract_object_fields(text, (key,), max_chars=max_chars)
     if found is not None and key in found:
         return found[key]
+    return extract_field_fallback(text, key, max_chars=max_chars)
+
+
+def _last_field_match(window: str, key: str) -> re.Match[str] | None:
+    """The last match of :func:`_field_pattern` that ``finditer`` over ``window`` yields.
+
+    Every match holds the key, starting at the key or at the quote before it, so only the
+    places where the key occurs are tried (``str.find`` skips the rest far faster than the
+    pattern could), in finditer's order: left to right, never inside the previous match.
+    """
+    pattern = _field_pattern(key)
+    last: re.Match[str] | None = None
+    pos = 0  # where finditer would search next
+    at = window.find(key)
+    while at >= 0:
+        match = None
+        if at - 1 >= pos:
+            match = pattern.match(window, at - 1)
+        if match is None and at >= pos:
+            match = pattern.match(window, at)
+        if match is None:
+            at = window.find(key, at + 1)
+        else:
+            last = match
+            pos = match.end()
+            at = window.find(key, pos)
+    return last
+
+
+def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
+    """The regex fallback of :func:`extract_field` alone, without parsing the object again.
+
+    ``extract_field(text, key)`` is ``found[key]`` when ``found = extract_object(text)`` is an
+    object holding ``key``, and ``extract_field_fallback(text, key)`` otherwise: a caller that
+    already has ``found`` calls this instead of parsing the text twice. Never raises.
+
+    >>> extract_field_fallback('{"formula": "4*6=24", "cards": [A, 3', "formula")
+    '4*6=24'
+    """
     if not key or max_chars < 1:
         return None
     window = text[-max_chars:]
-    last: re.Match[str] | None = None
-    for match in _field_pattern(key).finditer(window):
-        last = match
+    last = _last_field_match(window, key)
     if last is None:
         return None
     parser = _Parser(window, last.end(), len(window))

@@ -36,10 +36,15 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from gpbench.generators.arithmetic import evaluate, format_fraction
+from gpbench.generators.arithmetic import evaluate, evaluate_fast, format_fraction
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.records import Verdict
-from gpbench.tasks.answers import extract_field, extract_object
+from gpbench.tasks.answers import (
+    Json,
+    extract_field_fallback,
+    extract_object,
+    extract_object_fields,
+)
 
 REWARD_CORRECT = 5.0
 REWARD_WRONG_VALUE = -1.0
@@ -69,7 +74,14 @@ _REASONS = {
     "wrong_value": "your formula does not evaluate to {target}",
     "solution_prefix": "your formula is incomplete",
 }
-_FORMULA_LINE = re.compile(r"^[\s\d+\-*/()=.xX×÷]*\d[\s\d+\-*/()=.xX×÷]*$")
+# A formula line: only these characters, at least one digit. Two linear checks, where the single
+# pattern ^[C]*\d[C]*$ backtracked quadratically on a long line ending in a foreign character.
+_FORMULA_CHARS = re.compile(r"[\s\d+\-*/()=.xX×÷]*")
+_DIGIT = re.compile(r"\d")
+_WHITESPACE = re.compile(r"\s")
+# The members verify reads (the others are checked, not converted).
+_CARDS_AND_FORMULA = frozenset({"cards", "formula"})
+_FORMULA = frozenset({"formula"})
 
 
 def feedback_text(reasons: Sequence[str]) -> str:
@@ -79,14 +91,20 @@ def feedback_text(reasons: Sequence[str]) -> str:
 
 def extract_formula(answer: str) -> str | None:
     """The formula an answer gives (see the module docstring for where it is looked for)."""
-    obj = extract_object(answer)
+    return _formula_from(answer, extract_object(answer))
+
+
+def _formula_from(answer: str, obj: dict[str, Json] | None) -> str | None:
+    """:func:`extract_formula`, given ``obj = extract_object(answer)`` (parsed once by verify)."""
     value: Any = obj.get("formula") if obj is not None else None
+    if value is None and (obj is None or "formula" not in obj):
+        value = extract_field_fallback(answer, "formula")
     if value is None:
-        value = extract_field(answer, "formula")
-    if value is None:
-        lines = [line.strip() for line in answer[-4096:].splitlines()]
-        candidates = [line for line in lines if line and _FORMULA_LINE.match(line)]
-        value = candidates[-1] if candidates else None
+        for line in reversed(answer[-4096:].splitlines()):  # the last formula line counts
+            line = line.strip()
+            if line and _FORMULA_CHARS.fullmatch(line) and _DIGIT.search(line):
+                value = line
+                break
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -128,9 +146,10 @@ def verify(
     flags = ["output_truncated"] if output_truncated else []
     extracted: dict[str, Any] = {}
 
+    # Parsed once: the cards, the formula and the fallbacks use it.
+    obj = extract_object_fields(answer, _CARDS_AND_FORMULA if check_cards else _FORMULA)
     if check_cards:
-        obj = extract_object(answer)
-        raw_cards = obj.get("cards") if obj is not None else extract_field(answer, "cards")
+        raw_cards = obj.get("cards") if obj is not None else extract_field_fallback(answer, "cards")
         seen = parse_cards(raw_cards) if mode == "gpbench" else _strict_cards(raw_cards)
         extracted["cards"] = seen
         if seen is None or collections.Counter(seen) != collections.Counter(cards):
@@ -142,7 +161,8 @@ def verify(
                 [_REASONS["misrecognized_cards"]],
             )
 
-    formula = extract_formula(answer)
+    found = obj.get("formula") if obj is not None else None
+    formula = found if isinstance(found, str) else _formula_from(answer, obj)
     extracted["formula"] = formula
     if formula is None:
         return _failure(
@@ -151,52 +171,79 @@ def verify(
     expression = formula.split("=", 1)[0]
     extracted["expression"] = expression.strip()
 
-    if mode == "reference" and re.search(r"\s", expression.strip()):
+    if mode == "reference" and _WHITESPACE.search(expression.strip()):
         return _failure(
             ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["illegal_formula"]]
         )
-    result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
-    if not result.ok:
-        extracted["error"] = result.error
-        if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
+    value: int | Fraction | None
+    quick = evaluate_fast(expression, allow_unicode_operators=allow_unicode_operators)
+    if quick is not None:  # the usual case: a legal formula with a value
+        value, numbers = quick
+    else:
+        result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
+        if not result.ok:
+            extracted["error"] = result.error
+            if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
+                return _failure(
+                    ["solution_prefix"],
+                    REWARD_SOLUTION_PREFIX,
+                    extracted,
+                    flags,
+                    [_REASONS["solution_prefix"]],
+                )
             return _failure(
-                ["solution_prefix"],
-                REWARD_SOLUTION_PREFIX,
+                ["illegal_formula"],
+                REWARD_ILLEGAL,
                 extracted,
                 flags,
-                [_REASONS["solution_prefix"]],
+                [_REASONS["illegal_formula"]],
             )
-        return _failure(
-            ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["illegal_formula"]]
-        )
-    extracted["numbers"] = list(result.numbers)
-    if result.value is not None:
-        extracted["value"] = format_fraction(result.value)
+        value, numbers = result.value, result.numbers
+    extracted["numbers"] = list(numbers)
+    if value is not None:
+        # An int here is at most max_value_bits (2048) bits, far within str()'s digit limit.
+        extracted["value"] = str(value) if type(value) is int else format_fraction(value)
 
-    flags.extend(
-        _memorization_flags(
-            expression, result.numbers, result.value, cards, target, rule_is_training
-        )
-    )
+    # The memorization flags (TASKS.md §5), from the hand's memoised training-rule data.
+    training_values, reference = _training_hand(tuple(cards), target)
+    if not rule_is_training and value == target and tuple(sorted(numbers)) == training_values:
+        flags.append("train_rule_answer")
+    # "".join(split()) drops exactly the \s characters (str.isspace is re's \s).
+    if reference is not None and "".join(expression.split()) == reference:
+        flags.append("verbatim_training_formula")
 
     statuses: list[str] = []
     reasons: list[str] = []
     reward = 0.0
-    used = collections.Counter(result.numbers)
-    available = collections.Counter(values)
-    if used - available:
-        statuses.append("wrong_numbers")
-        reasons.append(_REASONS["numbers_not_on_cards"])
-        reward += REWARD_WRONG_NUMBERS
-    if available - used:
-        if not statuses:
+    if sorted(numbers) != sorted(values):  # equal multisets need no diagnosis
+        # Numbers used beyond the cards (``used - available`` as Counters) and cards left over
+        # (``available - used``): count the cards down.
+        available: dict[int, int] = {}
+        for card_number in values:
+            available[card_number] = available.get(card_number, 0) + 1
+        overused = False
+        for number in numbers:
+            left = available.get(number, 0)
+            if left:
+                available[number] = left - 1
+            else:
+                overused = True
+        if overused:
             statuses.append("wrong_numbers")
-        reasons.append(_REASONS["cards_unused"])
-        reward += REWARD_WRONG_NUMBERS
-    value_ok = _value_matches(expression, result.value, target, mode)
+            reasons.append(_REASONS["numbers_not_on_cards"])
+            reward += REWARD_WRONG_NUMBERS
+        if any(available.values()):
+            if not statuses:
+                statuses.append("wrong_numbers")
+            reasons.append(_REASONS["cards_unused"])
+            reward += REWARD_WRONG_NUMBERS
+    if mode == "gpbench" and value is not None:
+        value_ok = value == target
+    else:
+        value_ok = _value_matches(expression, value, target, mode)
     if not value_ok:
         statuses.append("wrong_value")
-        reasons.append(_REASONS["wrong_value"].format(target=target))
+        reasons.append(f"your formula does not evaluate to {target}")  # _REASONS["wrong_value"]
     if not statuses:
         return Verdict(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
     if statuses == ["wrong_value"]:
@@ -221,7 +268,7 @@ def _strict_cards(value: Any) -> list[str] | None:
     return list(value)
 
 
-def _value_matches(expression: str, value: Fraction | None, target: int, mode: str) -> bool:
+def _value_matches(expression: str, value: int | Fraction | None, target: int, mode: str) -> bool:
     if value is None:  # division by zero
         return False
     if mode == "reference":
@@ -229,26 +276,14 @@ def _value_matches(expression: str, value: Fraction | None, target: int, mode: s
     return value == target
 
 
-def _memorization_flags(
-    expression: str,
-    numbers: Sequence[int],
-    value: Fraction | None,
-    cards: Sequence[str],
-    target: int,
-    rule_is_training: bool,
-) -> list[str]:
+@lru_cache(maxsize=4096)
+def _training_hand(cards: tuple[str, ...], target: int) -> tuple[tuple[int, ...], str | None]:
+    """The hand's values under the training rule, sorted, and the reference formula for them.
+
+    Memoised per hand: the memorization flags need both for every answer.
+    """
     training_values = [card_value(rank_from_name(c), TRAINING_FACE_VALUES) for c in cards]
-    flags = []
-    if (
-        not rule_is_training
-        and value == target
-        and collections.Counter(numbers) == collections.Counter(training_values)
-    ):
-        flags.append("train_rule_answer")
-    reference = solve(training_values, target)
-    if reference is not None and re.sub(r"\s+", "", expression) == reference:
-        flags.append("verbatim_training_formula")
-    return flags
+    return tuple(sorted(training_values)), solve(training_values, target)
 
 
 def _float_value(expression: str) -> float | None:
