@@ -56,6 +56,7 @@ __all__ = [
     "Evaluation",
     "Limits",
     "evaluate",
+    "evaluate_error",
     "evaluate_fast",
     "format_fraction",
 ]
@@ -223,12 +224,12 @@ def evaluate_fast(
     # once into a _Plan (see _compile_plan) and cached: formulas share few skeletons. Running the
     # plan applies the operators in the order _run applies them to the postfix program of
     # _to_postfix, so the values are the same.
-    if not isinstance(text, str) or len(text) > _PADDING_SLACK * limits.max_length + _PADDING_SLACK:
+    lane = _DEFAULT_LANE if limits is DEFAULT_LIMITS else _lane(limits)
+    if not isinstance(text, str) or len(text) > lane.max_text:
         return None
     text = text.strip(" \t\r\n")
-    if not text or len(text) > limits.max_length:
+    if not text or len(text) > lane.max_length:
         return None
-    lane = _DEFAULT_LANE if limits is DEFAULT_LIMITS else _lane(limits)
     # text, number, text, ..., number, text; a number over the digit limit comes out as two
     # numbers in a row, which no plan accepts.
     parts = lane.split(text)
@@ -246,7 +247,7 @@ def evaluate_fast(
     numbers: tuple[int, ...] = (
         tuple(map(int, parts[1::2])) if None in small else small  # type: ignore[assignment]
     )
-    max_bits = limits.max_value_bits
+    max_bits = lane.max_bits
     if lane.check_literals and max(numbers).bit_length() > max_bits:
         return None
     registers: list[int | Fraction] = list(numbers)
@@ -278,6 +279,39 @@ def evaluate_fast(
     return registers[-1], numbers
 
 
+def evaluate_error(
+    text: str, limits: Limits = DEFAULT_LIMITS, *, allow_unicode_operators: bool = False
+) -> str | None:
+    """``evaluate(text).error``: the error code, None when the formula is legal.
+
+    When a formula's skeleton (see :func:`evaluate_fast`) is not well-formed, the error is the
+    same for every formula with that skeleton: the tokenizer's checks (illegal characters, depth,
+    over-long numbers, which the skeleton shows as two numbers in a row) and the parser's come in
+    the skeleton's order. Such errors are cached by skeleton; any other is computed.
+
+    >>> evaluate_error("9**9"), evaluate_error("4*6")
+    ('syntax', None)
+    """
+    lane = _DEFAULT_LANE if limits is DEFAULT_LIMITS else _lane(limits)
+    if isinstance(text, str) and len(text) <= lane.max_text:
+        stripped = text.strip(" \t\r\n")
+        if stripped and len(stripped) <= lane.max_length:
+            skeleton = "0".join(lane.split(stripped)[::2])
+            errors = lane.errors_unicode if allow_unicode_operators else lane.errors
+            error = errors.get(skeleton)
+            if error is None:
+                error = evaluate(
+                    text, limits, allow_unicode_operators=allow_unicode_operators
+                ).error
+                plans = lane.plans_unicode if allow_unicode_operators else lane.plans
+                if error is not None and skeleton in plans and plans[skeleton] is None:
+                    if len(errors) >= _PLANS_KEPT:
+                        errors.clear()
+                    errors[skeleton] = error
+            return error
+    return evaluate(text, limits, allow_unicode_operators=allow_unicode_operators).error
+
+
 _Plan = tuple[tuple[str, int, int], ...]
 """Steps ``(operator, i, j)``: register ``i`` op register ``j`` (``"neg"``: minus ``i``) goes to
 the next register. Registers start as the formula's numbers in order; the last one is the value.
@@ -290,15 +324,30 @@ _SMALL_NUMBERS = {f"{n:0{width}d}": n for width in (1, 2, 3) for n in range(10**
 class _Lane:
     """What :func:`evaluate_fast` needs for one :class:`Limits`, built once."""
 
-    __slots__ = ("check_literals", "plans", "plans_unicode", "split")
+    __slots__ = (
+        "check_literals",
+        "errors",
+        "errors_unicode",
+        "max_bits",
+        "max_length",
+        "max_text",
+        "plans",
+        "plans_unicode",
+        "split",
+    )
 
     def __init__(self, limits: Limits) -> None:
+        self.max_text = _PADDING_SLACK * limits.max_length + _PADDING_SLACK  # as in evaluate
+        self.max_length = limits.max_length
+        self.max_bits = limits.max_value_bits
         digits = limits.max_number_digits
         self.split = re.compile(f"([0-9]{{1,{digits}}}+)").split
         # Whether a literal of the allowed digits can exceed the value limit.
         self.check_literals = (10**digits - 1).bit_length() > limits.max_value_bits
         self.plans: dict[str, _Plan | None] = {}  # by skeleton
         self.plans_unicode: dict[str, _Plan | None] = {}  # the same, x X × ÷ allowed
+        self.errors: dict[str, str] = {}  # error codes of skeletons with no plan
+        self.errors_unicode: dict[str, str] = {}
 
 
 @lru_cache(maxsize=16)

@@ -311,7 +311,7 @@ _TO_BRACES_RE = re.compile(
 # its strings it holds no brace, quote or comment. Anything outside the subset does not match
 # and is read by _Parser.
 # Strings: escapes other than \x, \u and \U (which need their hex digits read) are allowed.
-_Q = r""""(?:[^"\\\n]++|\\[^\nxuU])*+"|'(?:[^'\\\n]++|\\[^\nxuU])*+'"""
+_Q = r""""[^"\\\n]*+(?:\\[^\nxuU][^"\\\n]*+)*+"|'[^'\\\n]*+(?:\\[^\nxuU][^'\\\n]*+)*+'"""
 _ESCAPE_RE = re.compile(r"\\(.)")
 _BARE = r"""(?:[^,:\[\]{}"'#/\n]++|/(?!/))++"""
 _ITEM = rf"\s*+(?:{_Q}|{_BARE})\s*+,?+"

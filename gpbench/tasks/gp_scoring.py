@@ -36,7 +36,12 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from gpbench.generators.arithmetic import evaluate, evaluate_fast, format_fraction
+from gpbench.generators.arithmetic import (
+    evaluate,
+    evaluate_error,
+    evaluate_fast,
+    format_fraction,
+)
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.records import Verdict
 from gpbench.tasks.answers import (
@@ -87,6 +92,9 @@ _FORMULA = frozenset({"formula"})
 def feedback_text(reasons: Sequence[str]) -> str:
     """The paper's revision prompt: ``You failed this trial because {reasons}.``"""
     return f"You failed this trial because {', '.join(reasons)}." if reasons else ""
+
+
+_FEEDBACK = {key: feedback_text([reason]) for key, reason in _REASONS.items()}  # one reason
 
 
 def extract_formula(answer: str) -> str | None:
@@ -154,50 +162,33 @@ def verify(
         extracted["cards"] = seen
         if seen is None or collections.Counter(seen) != collections.Counter(cards):
             return _failure(
-                ["misrecognized_cards"],
-                REWARD_MISRECOGNIZED,
-                extracted,
-                flags,
-                [_REASONS["misrecognized_cards"]],
+                "misrecognized_cards", REWARD_MISRECOGNIZED, extracted, flags, "misrecognized_cards"
             )
 
     found = obj.get("formula") if obj is not None else None
     formula = found if isinstance(found, str) else _formula_from(answer, obj)
     extracted["formula"] = formula
     if formula is None:
-        return _failure(
-            ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["no_formula"]]
-        )
+        return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "no_formula")
     expression = formula.split("=", 1)[0]
     extracted["expression"] = expression.strip()
 
     if mode == "reference" and _WHITESPACE.search(expression.strip()):
-        return _failure(
-            ["illegal_formula"], REWARD_ILLEGAL, extracted, flags, [_REASONS["illegal_formula"]]
-        )
+        return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
     value: int | Fraction | None
     quick = evaluate_fast(expression, allow_unicode_operators=allow_unicode_operators)
     if quick is not None:  # the usual case: a legal formula with a value
         value, numbers = quick
     else:
-        result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
-        if not result.ok:
-            extracted["error"] = result.error
+        error = evaluate_error(expression, allow_unicode_operators=allow_unicode_operators)
+        if error is not None:
+            extracted["error"] = error
             if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
                 return _failure(
-                    ["solution_prefix"],
-                    REWARD_SOLUTION_PREFIX,
-                    extracted,
-                    flags,
-                    [_REASONS["solution_prefix"]],
+                    "solution_prefix", REWARD_SOLUTION_PREFIX, extracted, flags, "solution_prefix"
                 )
-            return _failure(
-                ["illegal_formula"],
-                REWARD_ILLEGAL,
-                extracted,
-                flags,
-                [_REASONS["illegal_formula"]],
-            )
+            return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
+        result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
         value, numbers = result.value, result.numbers
     extracted["numbers"] = list(numbers)
     if value is not None:
@@ -252,13 +243,10 @@ def verify(
 
 
 def _failure(
-    statuses: list[str],
-    reward: float,
-    extracted: dict[str, Any],
-    flags: list[str],
-    reasons: list[str],
+    status: str, reward: float, extracted: dict[str, Any], flags: list[str], reason: str
 ) -> Verdict:
-    return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
+    """A verdict with one failure and one reason (a key of _REASONS)."""
+    return Verdict(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
 
 
 def _strict_cards(value: Any) -> list[str] | None:

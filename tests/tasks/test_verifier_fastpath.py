@@ -245,7 +245,17 @@ def ref_verify(
 ) -> Verdict:
     """verify as it was (object parsed twice, Counters, flags recomputed each call)."""
     reasons_text = gp_scoring._REASONS
-    failure = gp_scoring._failure
+
+    def failure(
+        statuses: list[str],
+        reward: float,
+        extracted: dict[str, Any],
+        flags: list[str],
+        reasons: list[str],
+    ) -> Verdict:
+        feedback = gp_scoring.feedback_text(reasons)
+        return Verdict(False, statuses[0], statuses, reward, feedback, extracted, flags)
+
     flags = ["output_truncated"] if output_truncated else []
     extracted: dict[str, Any] = {}
     if check_cards:
@@ -610,6 +620,10 @@ def evaluations_equal(a: Evaluation, b: Evaluation) -> bool:
 def test_evaluate_matches_the_reference(text: str, limits: Limits, unicode: bool) -> None:
     expected = ref_evaluate(text, limits, allow_unicode_operators=unicode)
     assert evaluations_equal(evaluate(text, limits, allow_unicode_operators=unicode), expected)
+    # Twice: the second call may answer from the skeleton's cached error.
+    for _ in range(2):
+        error = arithmetic.evaluate_error(text, limits, allow_unicode_operators=unicode)
+        assert error == expected.error
     fast = arithmetic.evaluate_fast(text, limits, allow_unicode_operators=unicode)
     if fast is not None:
         assert expected.ok and expected.value is not None
@@ -625,6 +639,20 @@ def test_evaluate_fast_plan_cache_is_bounded() -> None:
         arithmetic.evaluate_fast("1" + "+(1" * (i % 30) + ")" * (i % 30) + "*1" * (i // 30))
     assert len(arithmetic._DEFAULT_LANE.plans) <= arithmetic._PLANS_KEPT
     assert arithmetic.evaluate_fast("(3*10-6)*1") == (24, (3, 10, 6, 1))
+
+
+def test_cached_errors_follow_the_skeleton() -> None:
+    # Same skeleton, same first error, whatever the numbers (a long one shows as two numbers).
+    for texts in (
+        ["1234567^2", "7654321^9", "9999999 ^ 1"],
+        ["1^1234567", "2^7654321"],
+        ["((1)", "((22)"],
+        ["1 2", "33 44"],
+    ):
+        for text in texts:
+            assert arithmetic.evaluate_error(text) == ref_evaluate(text).error, text
+    assert arithmetic.evaluate_error("1/(2-2)") is None  # legal: a division by zero
+    assert arithmetic.evaluate_error("  ") == "empty"
 
 
 def test_evaluate_fast_values_keep_fraction_types() -> None:
