@@ -65,6 +65,43 @@ class Verdict:
     extracted: JsonDict = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(
+        cls,
+        correct: bool,
+        status: str,
+        statuses: list[str],
+        reward: float,
+        feedback: str,
+        extracted: JsonDict,
+        flags: list[str],
+    ) -> Verdict:
+        """``Verdict(...)`` with every field given, built without the frozen ``__init__``.
+
+        A frozen dataclass sets each field through ``object.__setattr__``; verifiers build one
+        Verdict per answer (RL rewards, 50,000 answers/s), so they fill ``__dict__`` at once.
+        The result equals, hashes and prints like the constructor's.
+
+        >>> Verdict.of(True, "correct", ["correct"], 10.0, "", {}, []) == Verdict(
+        ...     True, "correct", ["correct"], 10.0, "")
+        True
+        """
+        verdict = object.__new__(cls)
+        object.__setattr__(
+            verdict,
+            "__dict__",
+            {
+                "correct": correct,
+                "status": status,
+                "statuses": statuses,
+                "reward": reward,
+                "feedback": feedback,
+                "extracted": extracted,
+                "flags": flags,
+            },
+        )
+        return verdict
+
 
 @dataclass(frozen=True)
 class Turn:

@@ -49,6 +49,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+from math import gcd
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -250,33 +251,65 @@ def evaluate_fast(
     max_bits = lane.max_bits
     if lane.check_literals and max(numbers).bit_length() > max_bits:
         return None
-    registers: list[int | Fraction] = list(numbers)
+    # Registers hold ints while values are integral, else (numerator, denominator) pairs in
+    # lowest terms with a denominator > 1: the same exact values as Fraction, without its
+    # constructor and operator overhead (a wrong answer's divisions made Fraction a tenth of the
+    # verifier's time). One Fraction is built at the end when the result is not integral.
+    registers: list[int | tuple[int, int]] = list(numbers)
     for op, i, j in plan:
         a = registers[i]
         if op == "neg":
-            registers.append(-a)
+            registers.append(-a if type(a) is int else (-a[0], a[1]))  # type: ignore[index]
             continue
         b = registers[j]
-        result: int | Fraction
-        if op == "+":
-            result = a + b
-        elif op == "-":
-            result = a - b
-        elif op == "*":
-            result = a * b
-        elif not b:
-            return None  # division by zero: the exact path reports it
-        elif type(a) is int and type(b) is int:
-            result = a // b if a % b == 0 else Fraction(a, b)
+        result: int | tuple[int, int]
+        if type(a) is int and type(b) is int:
+            if op == "+":
+                result = a + b
+            elif op == "-":
+                result = a - b
+            elif op == "*":
+                result = a * b
+            elif not b:
+                return None  # division by zero: the exact path reports it
+            elif a % b == 0:
+                result = a // b
+            else:
+                result = _lowest_terms(a, b)
         else:
-            result = Fraction(a) / b
+            an, ad = (a, 1) if type(a) is int else a  # type: ignore[misc]
+            bn, bd = (b, 1) if type(b) is int else b  # type: ignore[misc]
+            if op == "+":
+                result = _lowest_terms(an * bd + bn * ad, ad * bd)
+            elif op == "-":
+                result = _lowest_terms(an * bd - bn * ad, ad * bd)
+            elif op == "*":
+                result = _lowest_terms(an * bn, ad * bd)
+            elif not bn:
+                return None
+            else:
+                result = _lowest_terms(an * bd, ad * bn)
         if type(result) is int:
             if result.bit_length() > max_bits:
                 return None
-        elif _too_large(result, max_bits):
+        elif result[0].bit_length() > max_bits or result[1].bit_length() > max_bits:  # type: ignore[index]
             return None
         registers.append(result)
-    return registers[-1], numbers
+    value = registers[-1]
+    if type(value) is int:
+        return value, numbers
+    return Fraction(*value), numbers  # type: ignore[misc]
+
+
+def _lowest_terms(numerator: int, denominator: int) -> int | tuple[int, int]:
+    """``numerator / denominator`` (denominator != 0) as an int, or a pair in lowest terms with a
+    positive denominator > 1: Fraction's normal form."""
+    divisor = gcd(numerator, denominator)
+    if denominator < 0:
+        divisor = -divisor
+    numerator //= divisor
+    denominator //= divisor
+    return numerator if denominator == 1 else (numerator, denominator)
 
 
 def evaluate_error(

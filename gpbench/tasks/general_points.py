@@ -181,16 +181,19 @@ class GeneralPointsTask(TaskSpec):
         output_truncated: bool = False,
     ) -> Verdict:
         """Judge an answer with the exact verifier (see :mod:`gpbench.tasks.gp_scoring`)."""
+        if mode not in gp_scoring.MODES:
+            raise ValueError(f"mode must be one of {gp_scoring.MODES}, got {mode!r}")
         p = instance.problem
-        return gp_scoring.verify(
+        return gp_scoring.verify_positional(
             answer,
-            cards=p["cards"],
-            values=p["values"],
-            target=p["target"],
-            rule_is_training=p["rule"] == TRAINING_RULE,
-            check_cards=self.checks_cards,
-            mode=mode,
-            output_truncated=output_truncated,
+            p["cards"],
+            p["values"],
+            p["target"],
+            p["rule"] == TRAINING_RULE,
+            self.checks_cards,
+            mode,
+            output_truncated,
+            False,
         )
 
     def reference_answer(self, instance: Instance) -> str:

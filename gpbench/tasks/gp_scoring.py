@@ -151,6 +151,35 @@ def verify(
     """Judge one answer to a GeneralPoints hand. Total: any string gives a Verdict."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return verify_positional(
+        answer,
+        cards,
+        values,
+        target,
+        rule_is_training,
+        check_cards,
+        mode,
+        output_truncated,
+        allow_unicode_operators,
+    )
+
+
+def verify_positional(
+    answer: str,
+    cards: Sequence[str],
+    values: Sequence[int],
+    target: int,
+    rule_is_training: bool,
+    check_cards: bool,
+    mode: str,
+    output_truncated: bool,
+    allow_unicode_operators: bool,
+) -> Verdict:
+    """:func:`verify` with every argument given in order and ``mode`` already checked.
+
+    For the task classes, which call it once per answer: keyword passing costs measurably at
+    50,000 verdicts/s.
+    """
     flags = ["output_truncated"] if output_truncated else []
     extracted: dict[str, Any] = {}
 
@@ -236,17 +265,19 @@ def verify(
         statuses.append("wrong_value")
         reasons.append(f"your formula does not evaluate to {target}")  # _REASONS["wrong_value"]
     if not statuses:
-        return Verdict(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
+        return Verdict.of(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
-    return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
+    return Verdict.of(
+        False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags
+    )
 
 
 def _failure(
     status: str, reward: float, extracted: dict[str, Any], flags: list[str], reason: str
 ) -> Verdict:
     """A verdict with one failure and one reason (a key of _REASONS)."""
-    return Verdict(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
+    return Verdict.of(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
 
 
 def _strict_cards(value: Any) -> list[str] | None:

@@ -739,4 +739,5 @@ def test_long_formula_line_is_linear() -> None:
     start = time.perf_counter()
     for _ in range(20):
         assert gp_scoring.extract_formula(line) is None
-    assert (time.perf_counter() - start) / 20 < 0.01
+    # A hang guard (the quadratic pattern took ~0.3 s a call here), not a speed target.
+    assert (time.perf_counter() - start) / 20 < 0.1
