@@ -25,10 +25,19 @@ def to_dict(record: Any) -> dict[str, Any]:
     """A record's fields as a dict (shallow: records hold only JSON-able values)."""
     # dataclasses.asdict deep-copies every nested value; records are JSON data already, so a
     # shallow view is exact and ~5x faster on the generation hot path.
-    return {key: getattr(record, name) for name, key in _field_keys(type(record))}
+    keys = _field_keys(type(record))
+    values = getattr(record, "__dict__", None)
+    if values is not None and len(values) == len(keys) and type(record) not in _RENAMED:
+        # A record's __dict__ holds exactly its fields in declaration order (__init__, copy and
+        # pickle all fill it that way), so a copy is the same dict at a third of the cost.
+        return dict(values)
+    return {key: getattr(record, name) for name, key in keys}
 
 
 _FIELD_KEYS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+_RENAMED: set[type] = set()  # record classes with a field whose JSON key differs
 
 
 def _field_keys(cls: type) -> tuple[tuple[str, str], ...]:
@@ -36,6 +45,8 @@ def _field_keys(cls: type) -> tuple[tuple[str, str], ...]:
     keys = _FIELD_KEYS.get(cls)
     if keys is None:
         keys = tuple((f.name, _KEYWORD_FIELDS.get(f.name, f.name)) for f in dataclasses.fields(cls))
+        if any(name != key for name, key in keys):
+            _RENAMED.add(cls)
         _FIELD_KEYS[cls] = keys
     return keys
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import struct
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -36,7 +37,8 @@ class KeyedRng:
         if not self._words:
             digest = hashlib.sha256(self._key + b"#" + str(self._counter).encode()).digest()
             self._counter += 1
-            self._words = [int.from_bytes(digest[i : i + 8], "big") for i in range(0, 32, 8)][::-1]
+            # The digest's four big-endian 64-bit words, popped first to last.
+            self._words = list(_FOUR_WORDS.unpack(digest))[::-1]
         return self._words.pop()
 
     def below(self, n: int) -> int:
@@ -59,10 +61,18 @@ class KeyedRng:
             raise ValueError(f"digits() needs base >= 2 and count >= 0, got {base}, {count}")
         per_word = _digits_per_word(base)
         out: list[int] = []
+        if count <= per_word:  # the usual case (a hand's ranks or suits): one word
+            limit = _rejection_limit(base**count)
+            word = self._next_word()
+            while word >= limit:
+                word = self._next_word()
+            for _ in range(count):
+                word, digit = divmod(word, base)
+                out.append(digit)
+            return out
         while len(out) < count:
             k = min(per_word, count - len(out))
-            span = base**k
-            limit = (1 << _WORD_BITS) - ((1 << _WORD_BITS) % span)
+            limit = _rejection_limit(base**k)
             word = self._next_word()
             while word >= limit:
                 word = self._next_word()
@@ -94,6 +104,15 @@ class KeyedRng:
             j = i + self.below(len(pool) - i)
             pool[i], pool[j] = pool[j], pool[i]
         return pool[:k]
+
+
+_FOUR_WORDS = struct.Struct(">4Q")
+
+
+@functools.lru_cache(maxsize=256)
+def _rejection_limit(span: int) -> int:
+    """Words at or above this are rejected: the largest multiple of ``span`` below ``2**64``."""
+    return (1 << _WORD_BITS) - ((1 << _WORD_BITS) % span)
 
 
 @functools.lru_cache(maxsize=64)

@@ -164,12 +164,16 @@ class RunWriter:
     flight. Opening a folder that holds an interrupted run of the same configuration resumes it:
     a torn last line is cut off first (so the next line starts clean), and the ``(uid, sample)``
     pairs already finished are reported by :attr:`done` so the caller skips them.
+
+    :attr:`episodes` holds every episode of the run (those found on resuming, then those
+    appended) in file order, so the caller summarises the run without reading it back.
     """
 
     def __init__(self, folder: Path, spec: dict[str, Any]) -> None:
         self.folder = folder
         self.spec = spec
         self.done: set[tuple[str, int]] = set()
+        self.episodes: list[Episode] = []
         self.episodes_written = 0
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -178,8 +182,8 @@ class RunWriter:
         path = folder / EPISODES_FILE
         if path.exists():
             _cut_torn_tail(path)
-            for episode in read_episodes(folder):
-                self.done.add((episode.uid, episode.sample))
+            self.episodes = list(read_episodes(folder))
+            self.done = {(episode.uid, episode.sample) for episode in self.episodes}
         self.episodes_written = len(self.done)
         self._write_spec(status="running")
         self._handle = path.open("a", encoding="utf-8", newline="\n")
@@ -188,6 +192,7 @@ class RunWriter:
         """Write one finished episode and flush it to the operating system."""
         self._handle.write(to_json(episode) + "\n")
         self._handle.flush()
+        self.episodes.append(episode)
         self.episodes_written += 1
 
     def finish(self, extra: dict[str, Any] | None = None) -> None:

@@ -162,6 +162,11 @@ GP_OPTIONS: dict[str, OptionSpec] = {
 }
 
 
+# (task id, split, option items) -> HandConfig. Building one validates it and checks that a hand
+# exists, which cost more than dealing the hand; every instance of a split needs the same one.
+_HAND_CONFIGS: dict[tuple[str, str, tuple[tuple[str, Any], ...]], HandConfig] = {}
+
+
 class GeneralPointsTask(TaskSpec):
     """Shared core of gp-l and gp-vl: hands, rules, splits, references and content keys."""
 
@@ -208,7 +213,17 @@ class GeneralPointsTask(TaskSpec):
         )
 
     def hand_config(self, split: SplitSpec, options: Mapping[str, Any]) -> HandConfig:
-        """The hand sampler's configuration for a split and options."""
+        """The hand sampler's configuration for a split and options (memoised: one per pair)."""
+        key = (self.id, split.name, tuple(options.items()))
+        config = _HAND_CONFIGS.get(key)
+        if config is None:
+            config = self._hand_config(split, options)
+            if len(_HAND_CONFIGS) >= 256:  # options from the command line: keep it bounded
+                _HAND_CONFIGS.clear()
+            _HAND_CONFIGS[key] = config
+        return config
+
+    def _hand_config(self, split: SplitSpec, options: Mapping[str, Any]) -> HandConfig:
         paired = bool(options["paired"])
         config = HandConfig(
             target=int(options["target"]),

@@ -225,7 +225,9 @@ def verify_positional(
         extracted["value"] = str(value) if type(value) is int else format_fraction(value)
 
     # The memorization flags (TASKS.md §5), from the hand's memoised training-rule data.
-    training_values, reference = _training_hand(tuple(cards), target)
+    # Keyed by the sorted cards: both results depend on the multiset only, and its 1,820
+    # four-card multisets fit the cache where ordered hands (28,561) kept missing it.
+    training_values, reference = _training_hand(tuple(sorted(cards)), target)
     if not rule_is_training and value == target and tuple(sorted(numbers)) == training_values:
         flags.append("train_rule_answer")
     # "".join(split()) drops exactly the \s characters (str.isspace is re's \s).
