@@ -10,6 +10,7 @@ import click
 import gpbench
 from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
+from gpbench.cli.lm_eval import lm_eval_export, lm_eval_path
 from gpbench.cli.merge import merge
 from gpbench.cli.score import score
 from gpbench.cli.show import show
@@ -56,6 +57,8 @@ cli.add_command(score)
 cli.add_command(show)
 cli.add_command(eval_command)
 cli.add_command(merge)
+cli.add_command(lm_eval_path)
+cli.add_command(lm_eval_export)
 
 
 def main() -> None:
