@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 Z_95 = 1.959963984540054
 
@@ -36,6 +37,25 @@ def binomial_two_sided_p(successes: int, n: int, p: float) -> float:
     observed = pmf[successes]
     # Relative tolerance as in R's binom.test, so ties in floating point count as equal.
     return min(1.0, sum(q for q in pmf if q <= observed * (1 + 1e-7)))
+
+
+def mcnemar_exact_p(b: int, c: int) -> float:
+    """Exact two-sided McNemar test for paired outcomes, from the discordant pair counts.
+
+    ``b`` pairs where only A succeeded, ``c`` where only B did. Under the null hypothesis each
+    discordant pair goes either way with probability 1/2, so the p-value is the two-sided exact
+    binomial test of ``b`` in ``b + c`` at 1/2, computed in exact integer arithmetic.
+
+    >>> mcnemar_exact_p(1, 9), mcnemar_exact_p(0, 0)
+    (0.021484375, 1.0)
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"discordant counts must be >= 0, got b={b}, c={c}")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1))
+    return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
 
 
 def clustered_bootstrap_interval(

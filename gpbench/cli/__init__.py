@@ -8,10 +8,12 @@ from typing import Any
 import click
 
 import gpbench
+from gpbench.cli.compare import compare
 from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
 from gpbench.cli.lm_eval import lm_eval_export, lm_eval_path
 from gpbench.cli.merge import merge
+from gpbench.cli.report import report
 from gpbench.cli.score import score
 from gpbench.cli.show import show
 from gpbench.cli.tasks import tasks
@@ -57,6 +59,8 @@ cli.add_command(score)
 cli.add_command(show)
 cli.add_command(eval_command)
 cli.add_command(merge)
+cli.add_command(report)
+cli.add_command(compare)
 cli.add_command(lm_eval_path)
 cli.add_command(lm_eval_export)
 

@@ -1,0 +1,229 @@
+"""The report's gallery: chosen episodes with their scene, the model's attempts and the feedback.
+
+Scenes are re-rendered from each episode's instance key through :mod:`gpbench.tasks` (no model,
+no stored images): the table of cards (gp-vl), the route map and the view where the episode
+ended (V-IRL). Episodes are picked round-robin across checkpoint x task x split groups and,
+within a group, across outcomes (failures flagged as memorization first, then each failure
+status, then solved episodes), so a small gallery still shows every kind of answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from gpbench.errors import GpbenchError
+from gpbench.records import Episode, Instance
+from gpbench.reports.flags import MEMORIZATION_FLAGS
+from gpbench.reports.groups import Group
+from gpbench.tasks.registry import get_task
+from gpbench.tasks.spec import TaskSpec
+
+T = TypeVar("T")
+
+THUMBNAIL_PX = 420
+"""Longest side of gallery images: large enough to read the cards, small enough to embed."""
+RESPONSE_CHARS = 1200
+"""Responses longer than this are shortened in the gallery (the run folder keeps them whole)."""
+
+
+@dataclass(frozen=True)
+class GalleryImage:
+    """An image of the gallery: PNG bytes and what it shows."""
+
+    caption: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class GalleryAttempt:
+    """One attempt as the gallery shows it."""
+
+    attempt: int
+    decision_point: int
+    response: str
+    status: str
+    correct: bool
+    reward: float
+    feedback: str
+    flags: list[str]
+    output_truncated: bool
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    """One episode of the gallery.
+
+    Attributes:
+        series, checkpoint, task, split, uid, index, sample: where it comes from.
+        correct, stop_reason: how it ended.
+        multi_decision: the task has several decision points (V-IRL).
+        statuses: every status its attempts received; flags: every flag they carried.
+        problem: the instance described in text.
+        images: the re-rendered scene (none for text GeneralPoints).
+        attempts: the attempts in order.
+        note: why no scene could be rendered, when that happened.
+    """
+
+    series: str
+    checkpoint: str
+    task: str
+    split: str
+    uid: str
+    index: int
+    sample: int
+    correct: bool
+    stop_reason: str
+    statuses: list[str]
+    flags: list[str]
+    problem: str
+    multi_decision: bool = False
+    images: list[GalleryImage] = field(default_factory=list)
+    attempts: list[GalleryAttempt] = field(default_factory=list)
+    note: str = ""
+
+
+def choose_episodes(groups: Sequence[Group], limit: int) -> list[tuple[Group, Episode]]:
+    """Up to ``limit`` episodes, round-robin over groups and, within each, over outcomes."""
+    if limit <= 0:
+        return []
+    queues = []
+    for group in groups:
+        buckets: dict[str, list[Episode]] = {}
+        for episode in sorted(group.episodes, key=lambda e: (e.index, e.sample)):
+            buckets.setdefault(_outcome(episode), []).append(episode)
+        ordered = sorted(buckets, key=_outcome_rank)
+        queues.append([(group, e) for e in _round_robin([buckets[b] for b in ordered])])
+    return _round_robin(queues)[:limit]
+
+
+def _outcome(episode: Episode) -> str:
+    if episode.correct:
+        return "solved"
+    flagged = [f for f in MEMORIZATION_FLAGS if f in episode.flags]
+    if flagged:
+        return f"flag:{flagged[0]}"
+    last = episode.turns[-1]["verdict"]["status"] if episode.turns else episode.stop_reason
+    return f"status:{last}"
+
+
+def _outcome_rank(outcome: str) -> tuple[int, str]:
+    rank = 0 if outcome.startswith("flag:") else 2 if outcome == "solved" else 1
+    return rank, outcome
+
+
+def _round_robin(queues: Sequence[Sequence[T]]) -> list[T]:
+    out: list[T] = []
+    depth = max((len(q) for q in queues), default=0)
+    for i in range(depth):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out
+
+
+def gallery_items(
+    picks: Sequence[tuple[Group, Episode]],
+    progress: Callable[[int, int], None] | None = None,
+) -> list[GalleryItem]:
+    """The gallery entries of the chosen episodes, scenes rendered."""
+    items = []
+    for number, (group, episode) in enumerate(picks, start=1):
+        items.append(gallery_item(group, episode))
+        if progress is not None:
+            progress(number, len(picks))
+    return items
+
+
+def gallery_item(group: Group, episode: Episode) -> GalleryItem:
+    """One gallery entry: the instance re-generated from its key, its scene, the attempts."""
+    task = get_task(f"{episode.task}@{episode.task_version}")
+    attempts = [_attempt(turn) for turn in episode.turns]
+
+    def item(
+        problem: str = "", images: list[GalleryImage] | None = None, note: str = ""
+    ) -> GalleryItem:
+        return GalleryItem(
+            series=group.series,
+            checkpoint=group.checkpoint.name,
+            task=episode.task,
+            split=episode.split,
+            uid=episode.uid,
+            index=episode.index,
+            sample=episode.sample,
+            correct=episode.correct,
+            stop_reason=episode.stop_reason,
+            statuses=sorted({a.status for a in attempts}),
+            flags=sorted({f for a in attempts for f in a.flags}),
+            problem=problem,
+            multi_decision=task.multi_decision,
+            images=images or [],
+            attempts=attempts,
+            note=note,
+        )
+
+    try:
+        instance = task.instance(episode.split, episode.seed, episode.index, group.options or {})
+    except GpbenchError as exc:
+        return item(note=f"instance not re-generated: {exc}")
+    if instance.uid != episode.uid:
+        if group.options is None:
+            return item(note="instance not re-generated: the run did not record its task options")
+        return item(note="instance not re-generated: the run's options do not reproduce its uid")
+    last_point = attempts[-1].decision_point if attempts else 0
+    return item(task.describe(instance), _images(task, instance, last_point))
+
+
+def _attempt(turn: dict[str, Any]) -> GalleryAttempt:
+    verdict = turn["verdict"]
+    response = str(turn.get("response", ""))
+    if len(response) > RESPONSE_CHARS:
+        response = response[:RESPONSE_CHARS] + f" [... {len(response) - RESPONSE_CHARS} more]"
+    return GalleryAttempt(
+        attempt=int(turn.get("attempt", 0)),
+        decision_point=int(turn.get("decision_point", 0)),
+        response=response,
+        status=str(verdict.get("status", "")),
+        correct=bool(verdict.get("correct")),
+        reward=float(turn.get("reward", verdict.get("reward", 0.0))),
+        feedback=str(verdict.get("feedback", "")),
+        flags=[str(f) for f in verdict.get("flags", [])],
+        output_truncated=bool(turn.get("output_truncated")),
+    )
+
+
+def _images(task: TaskSpec, instance: Instance, point: int) -> list[GalleryImage]:
+    images = []
+    problem = instance.problem
+    if task.multi_decision and {"city", "route", "points"} <= problem.keys():
+        images.append(
+            GalleryImage("route map (for people; not shown to the model)", _png(_map(instance)))
+        )
+    views = task.images(instance)
+    if views:
+        view = views[min(point, len(views) - 1)]
+        caption = f"view at decision point {point + 1}" if task.multi_decision else "scene"
+        images.append(GalleryImage(caption, _png(view)))
+    return images
+
+
+def _map(instance: Instance) -> Any:
+    from gpbench.generators.cities import City
+    from gpbench.generators.routes import DecisionPoint, Route
+    from gpbench.generators.street_views import render_route_map
+
+    problem = instance.problem
+    return render_route_map(
+        City.from_json(problem["city"]),
+        Route.from_json(problem["route"]),
+        [DecisionPoint.from_json(p) for p in problem["points"]],
+    )
+
+
+def _png(image: Any) -> bytes:
+    from PIL import Image
+
+    from gpbench.generators.card_art import scene_png
+
+    thumb = image.copy()
+    thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    return scene_png(thumb, compress_level=9)

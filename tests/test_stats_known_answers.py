@@ -1,0 +1,73 @@
+"""Known answers for the statistics every report rests on (values worked out by hand)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gpbench.stats import binomial_two_sided_p, mcnemar_exact_p, wilson_interval
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        # p = 1/2: centre 1/2, half-width z*sqrt(1/40 + z^2/400) / (1 + z^2/10).
+        (5, 10, 0.236593, 0.763407),
+        # k = 0: the upper end is z^2 / (n + z^2) = 3.841459 / 13.841459.
+        (0, 10, 0.0, 0.277533),
+        (10, 10, 0.722467, 1.0),
+        # p = 9/10 (the module's doctest, to more places).
+        (9, 10, 0.595850, 0.982124),
+        (0, 0, 0.0, 1.0),
+    ],
+)
+def test_wilson_interval_known_values(k: int, n: int, low: float, high: float) -> None:
+    got_low, got_high = wilson_interval(k, n)
+    assert got_low == pytest.approx(low, abs=1e-6)
+    assert got_high == pytest.approx(high, abs=1e-6)
+
+
+def test_wilson_upper_end_at_zero_successes_is_z_squared_over_n_plus_z_squared() -> None:
+    z2 = 1.959963984540054**2
+    for n in (1, 7, 50, 1000):
+        assert wilson_interval(0, n)[1] == pytest.approx(z2 / (n + z2), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "p"),
+    [
+        (1, 9, 22 / 1024),  # 2 * (C(10,0) + C(10,1)) / 2^10
+        (0, 5, 2 / 32),  # 2 * C(5,0) / 2^5
+        (2, 8, 112 / 1024),  # 2 * (1 + 10 + 45) / 2^10
+        (8, 2, 112 / 1024),  # symmetric in b and c
+        (3, 3, 1.0),  # 2 * P(X <= 3 | n=6) = 2 * 42/64 > 1: capped at 1
+        (0, 0, 1.0),  # no discordant pairs: no evidence either way
+        (0, 1, 1.0),  # 2 * 1/2
+        (0, 10, 2 / 1024),
+    ],
+)
+def test_mcnemar_exact_known_values(b: int, c: int, p: float) -> None:
+    assert mcnemar_exact_p(b, c) == pytest.approx(p, rel=1e-12)
+
+
+def test_mcnemar_equals_the_exact_binomial_test_at_one_half() -> None:
+    for b in range(0, 30, 3):
+        for c in range(0, 30, 4):
+            if b + c:
+                assert mcnemar_exact_p(b, c) == pytest.approx(
+                    binomial_two_sided_p(b, b + c, 0.5), rel=1e-9
+                )
+
+
+def test_mcnemar_stays_exact_for_large_counts() -> None:
+    # Integer arithmetic: no underflow where 0.5**n would vanish in floating point.
+    p = mcnemar_exact_p(400, 700)
+    assert 0 < p < 1e-15
+    assert math.isfinite(p)
+    assert mcnemar_exact_p(1000, 1000) == 1.0
+
+
+def test_mcnemar_rejects_negative_counts() -> None:
+    with pytest.raises(ValueError, match="discordant counts"):
+        mcnemar_exact_p(-1, 3)
