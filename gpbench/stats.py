@@ -23,8 +23,11 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clamp the floating-point residue at the ends (k = 0 or k = n give exactly 0 or 1).
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At k = 0 and k = n one bound is exactly 0 or 1 in real arithmetic; floating point leaves
+    # residue such as 0.9999999999999999 there, so those bounds are set exactly.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def binomial_two_sided_p(successes: int, n: int, p: float) -> float:

@@ -71,3 +71,9 @@ def test_mcnemar_stays_exact_for_large_counts() -> None:
 def test_mcnemar_rejects_negative_counts() -> None:
     with pytest.raises(ValueError, match="discordant counts"):
         mcnemar_exact_p(-1, 3)
+
+
+@pytest.mark.parametrize("n", [1, 7, 100, 12_345])
+def test_wilson_bounds_at_the_edges_are_exact(n: int) -> None:
+    assert wilson_interval(0, n)[0] == 0.0
+    assert wilson_interval(n, n)[1] == 1.0

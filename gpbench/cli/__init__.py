@@ -50,6 +50,9 @@ def cli() -> None:
       gpbench show gp-vl --split ood-color --seed 42 --index 3 -o card.png
       gpbench eval --model ckpt/ --split ood-rule
       gpbench score gp-l --instances out/gp-l/ood-rule.jsonl --responses resp.jsonl -o runs/mine/
+      gpbench report runs/ -o report/                 ID/OOD curves, tables, HTML gallery
+      gpbench compare RUN_A RUN_B                     paired comparison (exact McNemar)
+      lm_eval ... --include_path "$(gpbench lm-eval-path)" --tasks gpbench_gp_l_ood_rule
     """
 
 

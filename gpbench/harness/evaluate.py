@@ -196,6 +196,9 @@ def _run_one(
     options = task.resolve_options(config.options)
     key = {
         "fingerprint": identity["fingerprint"],
+        # The checkpoint's metadata places the run in a series (method, step): two runs of one
+        # policy labelled differently (--meta) are different runs, not a reusable one.
+        "metadata": identity["metadata"],
         "task": f"{task.id}@{task.version}",
         "split": split,
         "seed": seed,

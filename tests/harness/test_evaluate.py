@@ -240,3 +240,12 @@ def test_kill_minus_nine_then_resume(tmp_path: Path) -> None:
     )
     assert _episodes(folder) == _episodes(reference.folder)
     assert len((folder / "episodes.jsonl").read_text().splitlines()) == n * samples
+
+
+def test_runs_labelled_with_different_metadata_are_not_reused(tmp_path: Path) -> None:
+    [first], _ = evaluate(_config(tmp_path, meta={"method": "sft", "step": "1"}))
+    [again], _ = evaluate(_config(tmp_path, meta={"method": "sft", "step": "1"}))
+    [other], _ = evaluate(_config(tmp_path, meta={"method": "rl", "step": "1"}))
+    assert again.reused and again.folder == first.folder
+    assert not other.reused and other.folder != first.folder
+    assert read_run_spec(other.folder)["checkpoint"]["metadata"]["method"] == "rl"
