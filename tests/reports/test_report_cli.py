@@ -158,3 +158,20 @@ def test_starting_the_cli_imports_no_plotting_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == ""
+
+
+def test_hostile_model_output_is_escaped_in_the_gallery(tmp_path: Path) -> None:
+    # Model output is hostile data: markup in an answer must show as text, never run.
+    payload = '</pre><script>alert(1)</script><img src=x onerror="alert(2)">'
+    runs = tmp_path / "runs"
+    eval_result = invoke(
+        "eval", "--model", f"constant:{payload}", "--backend", "scripted", "--task", "gp-l",
+        "--split", "id", "-n", "3", "--max-attempts", "2", "--runs-dir", runs,
+    )  # fmt: skip
+    assert eval_result.exit_code == 0, eval_result.output
+    out = tmp_path / "report"
+    result = invoke("report", runs, "-o", out)
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in page and 'onerror="alert(2)"' not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
