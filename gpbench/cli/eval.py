@@ -37,10 +37,35 @@ from gpbench.errors import ConfigError
 )
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "hf", "scripted"]),
+    type=click.Choice(["auto", "hf", "vllm", "openai", "scripted"]),
     default="auto",
     show_default=True,
-    help="auto picks hf for a checkpoint.",
+    help="auto picks vllm when it is installed with a CUDA GPU and runs the architecture, "
+    "else hf. openai: a server such as `vllm serve` (see --base-url).",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    metavar="URL",
+    help="openai backend: the server's API root, e.g. http://localhost:8000/v1; --model is "
+    "then the name it serves the model under.",
+)
+@click.option(
+    "--api-key",
+    default=None,
+    envvar="OPENAI_API_KEY",
+    show_envvar=True,
+    help="openai backend: the server's API key (default: EMPTY, as `vllm serve` expects).",
+)
+@click.option(
+    "--backend-opt",
+    "backend_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Backend setting (repeatable). vllm: max_model_len, gpu_memory_utilization, "
+    "tensor_parallel_size, pipeline_parallel_size, enforce_eager, enable_prefix_caching, "
+    "max_num_seqs, trust_remote_code, seed. openai: concurrency, timeout, max_retries, backoff, "
+    "max_backoff, images (true for a vision-language server). hf: device_map, trust_remote_code.",
 )
 @click.option(
     "-n",
@@ -127,9 +152,13 @@ from gpbench.errors import ConfigError
     show_default=True,
     help="hf backend: prompts per generate call.",
 )
-@click.option("--dtype", default=None, help="hf backend: float32, bfloat16, float16.")
+@click.option("--dtype", default=None, help="hf, vllm backends: float32, bfloat16, float16.")
 @click.option("--device", default=None, help="hf backend: cpu, cuda, cuda:1 ...")
-@click.option("--chat-template", default=None, help="A Jinja chat template string or file.")
+@click.option(
+    "--chat-template",
+    default=None,
+    help="hf, vllm backends: a Jinja chat template string or file, or 'plain'.",
+)
 @click.option(
     "-O",
     "--option",
@@ -156,6 +185,11 @@ def eval_command(**kw: Any) -> None:
       gpbench eval --model ckpt/ --split ood-rule
       gpbench eval --model 'ckpts/sft/checkpoint-*' --task gp-l --split id --split ood-rule
       gpbench eval --model reference:0.3 --backend scripted --split ood-rule
+      gpbench eval --backend vllm --model ckpt/ --backend-opt tensor_parallel_size=2
+      gpbench eval --backend openai --base-url http://localhost:8000/v1 --model ckpt/
+
+    Data parallel: run one process per GPU, each with its own --shard i/N, then
+    `gpbench merge` the run folders.
     """
     from gpbench.harness.backends import Sampling
     from gpbench.harness.evaluate import EvalConfig, evaluate, parse_shard
@@ -164,6 +198,12 @@ def eval_command(**kw: Any) -> None:
     for name in ("dtype", "device", "chat_template"):
         if kw[name] is not None:
             settings[name] = kw[name]
+    settings.update(parse_pairs(kw["backend_pairs"], "--backend-opt", "--backend-opt seed=1"))
+    if kw["backend"] == "openai":
+        settings["base_url"] = kw["base_url"]
+        settings["api_key"] = kw["api_key"]
+    elif kw["base_url"] is not None:
+        raise ConfigError("--base-url is for --backend openai")
     sampling = Sampling(kw["temperature"], kw["top_p"], kw["max_tokens"])
     if kw["paper"]:
         if kw["backend"] == "scripted":

@@ -8,7 +8,13 @@ Backends:
     ``scripted``: deterministic answers from the task's reference solver (tests, demos,
         benchmarks); no model, no heavy imports.
     ``hf``: transformers, batched, CPU or GPU, text and vision-language checkpoints.
-    ``auto``: ``hf`` for now (vLLM comes later).
+    ``vllm``: ``vllm.LLM`` in process (tensor/pipeline parallel, prefix caching); data parallel
+        as several processes on ``--shard`` slices.
+    ``openai``: any OpenAI-compatible server (``vllm serve``, ...), concurrent requests with
+        retry and backoff.
+    ``auto``: ``vllm`` when it is installed, a CUDA GPU is visible and vLLM runs the
+        architecture; else ``hf`` (with a one-line note on the ``gpbench`` logger when vLLM was
+        there but could not take the model, e.g. Llama-3.2-Vision).
 
 This module stays light: the heavy packages of a backend are imported inside the factory, and a
 missing one becomes a one-line :class:`~gpbench.errors.BackendUnavailableError` naming the install.
@@ -20,6 +26,7 @@ missing one becomes a one-line :class:`~gpbench.errors.BackendUnavailableError` 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,7 +130,9 @@ class Backend(Protocol):
         ...
 
 
-BACKENDS = ("auto", "hf", "scripted")
+BACKENDS = ("auto", "hf", "vllm", "openai", "scripted")
+
+logger = logging.getLogger("gpbench")
 
 # Settings each backend takes, with the converter applied to each value: the CLI hands over
 # strings (``--backend-opt batch_size=4``) as readily as Python callers hand over ints.
@@ -134,6 +143,33 @@ _HF_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "chat_template": str,
     "trust_remote_code": lambda v: _boolean("trust_remote_code", v),
     "device_map": str,
+}
+_VLLM_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "dtype": str,
+    "max_model_len": lambda v: _positive_int("max_model_len", v),
+    "gpu_memory_utilization": lambda v: _float("gpu_memory_utilization", v),
+    "tensor_parallel_size": lambda v: _positive_int("tensor_parallel_size", v),
+    "pipeline_parallel_size": lambda v: _positive_int("pipeline_parallel_size", v),
+    "enforce_eager": lambda v: _boolean("enforce_eager", v),
+    "enable_prefix_caching": lambda v: _boolean("enable_prefix_caching", v),
+    "max_num_seqs": lambda v: _positive_int("max_num_seqs", v),
+    "chat_template": str,
+    "trust_remote_code": lambda v: _boolean("trust_remote_code", v),
+    "seed": lambda v: _int("seed", v),
+    # Accepted and ignored: vLLM schedules its own batches.
+    "batch_size": lambda v: _positive_int("batch_size", v),
+}
+_OPENAI_SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "base_url": str,
+    "api_key": str,
+    "concurrency": lambda v: _positive_int("concurrency", v),
+    "timeout": lambda v: _float("timeout", v),
+    "max_retries": lambda v: _int("max_retries", v),
+    "backoff": lambda v: _float("backoff", v),
+    "max_backoff": lambda v: _float("max_backoff", v),
+    "images": lambda v: _boolean("images", v),
+    # Accepted and ignored: requests go out `concurrency` at a time.
+    "batch_size": lambda v: _positive_int("batch_size", v),
 }
 _SCRIPTED_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "policy": str,
@@ -148,11 +184,17 @@ def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
     """The backend called ``name`` for ``model``, with backend-specific ``settings``.
 
     Args:
-        name: ``hf``, ``scripted`` or ``auto`` (``hf`` for now).
-        model: for ``hf`` a local checkpoint folder (or a hub id where a hub is reachable); for
+        name: ``auto``, ``hf``, ``vllm``, ``openai`` or ``scripted``.
+        model: for ``hf`` and ``vllm`` a local checkpoint folder (or a hub id where a hub is
+            reachable); for ``openai`` the name the server serves the model under; for
             ``scripted`` a policy (``reference``, ``reference:0.3``, ``constant:<text>``) or None.
         settings: ``hf``: batch_size, device, dtype, chat_template, trust_remote_code,
-            device_map. ``scripted``: policy, error_rate, seed (batch_size is ignored).
+            device_map. ``vllm``: dtype, max_model_len, gpu_memory_utilization,
+            tensor_parallel_size, pipeline_parallel_size, enforce_eager, enable_prefix_caching,
+            max_num_seqs, chat_template, trust_remote_code, seed. ``openai``: base_url
+            (required), api_key, concurrency, timeout, max_retries, backoff, max_backoff, images.
+            ``scripted``: policy, error_rate, seed. batch_size is accepted by every backend and
+            used by ``hf`` only. ``auto`` takes the settings of the backend it picks.
 
     Raises:
         ConfigError: unknown backend or setting, or a setting of the wrong type.
@@ -176,11 +218,66 @@ def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
             options["policy"] = model
         return ScriptedBackend(**options)
     if model is None:
+        if name == "openai":
+            raise ConfigError("backend openai needs a model: the name the server serves it under")
         raise ConfigError(f"backend {name} needs a model: a checkpoint folder or a hub id")
-    # "auto" will choose vLLM where it is installed and supports the architecture; today only hf.
+    if name == "openai":
+        from gpbench.harness.backends.openai_api import OpenAIBackend
+
+        options = _settings("openai", settings, _OPENAI_SETTINGS)
+        options.pop("batch_size", None)
+        if "base_url" not in options:
+            raise ConfigError(
+                "backend openai needs the server's URL: --base-url http://HOST:PORT/v1 "
+                "(or base_url=)"
+            )
+        return OpenAIBackend(model, **options)
+    if name == "auto":
+        name = resolve_auto(model, settings)
+    if name == "vllm":
+        from gpbench.harness.backends.vllm import VLLMBackend
+
+        options = _settings("vllm", settings, _VLLM_SETTINGS)
+        options.pop("batch_size", None)
+        return VLLMBackend(model, **options)
     from gpbench.harness.backends.hf import HFBackend
 
     return HFBackend(model, **_settings("hf", settings, _HF_SETTINGS))
+
+
+def resolve_auto(model: str, settings: Mapping[str, Any]) -> str:
+    """The backend ``auto`` stands for: ``vllm`` or ``hf``.
+
+    ``hf`` when an hf-only setting is given (device, device_map); otherwise the choice of
+    :func:`gpbench.harness.backends.vllm.choose_auto`, logged on the ``gpbench`` logger (a
+    warning, shown as one line, when vLLM was there but could not take the model).
+
+    Raises:
+        ConfigError: settings of both backends, or a vllm-only setting when hf was picked.
+    """
+    given = [key for key, value in settings.items() if value is not None]
+    hf_only = [key for key in given if key in _HF_SETTINGS and key not in _VLLM_SETTINGS]
+    vllm_only = [key for key in given if key in _VLLM_SETTINGS and key not in _HF_SETTINGS]
+    if hf_only and vllm_only:
+        raise ConfigError(
+            f"auto backend: {', '.join(hf_only)} is an hf setting and {', '.join(vllm_only)} a "
+            f"vllm setting; pass --backend hf or --backend vllm"
+        )
+    if hf_only:
+        return "hf"  # the user configured hf explicitly (device, device_map)
+    from gpbench.harness.backends.vllm import choose_auto
+
+    chosen, why, worth_a_note = choose_auto(model)
+    if chosen == "hf" and vllm_only:
+        raise ConfigError(
+            f"auto backend picked hf ({why}), but {', '.join(vllm_only)} is a vllm setting; "
+            f"drop it, or pass --backend vllm"
+        )
+    if worth_a_note:
+        logger.warning("note: --backend auto picked %s: %s", chosen, why)
+    else:
+        logger.info("--backend auto picked %s: %s", chosen, why)
+    return chosen
 
 
 def _settings(
@@ -245,4 +342,5 @@ __all__ = [
     "Request",
     "Sampling",
     "create_backend",
+    "resolve_auto",
 ]

@@ -37,12 +37,10 @@ from __future__ import annotations
 
 import gc
 import glob
-import hashlib
 import json
 import re
 import time
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -54,21 +52,16 @@ from gpbench.errors import (
     ModelLoadError,
 )
 from gpbench.harness.backends import Completion, Request, Sampling
-from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint
-
-PLAIN_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'user' %}User: {% elif message['role'] == 'assistant' %}Assistant: "
-    "{% else %}{{ message['role'] | capitalize }}: {% endif %}"
-    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}"
-    "{% endif %}{% endfor %}{% endif %}\n\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
+from gpbench.harness.backends.chat import (
+    default_template,
+    is_vision_language,
+    one_line,
+    package_version,
+    resolve_template,
+    template_message,
+    template_sha256,
 )
-"""A minimal template for base models that ship none (text only: it has no image token)."""
-
-BUILTIN_TEMPLATES = {"plain": PLAIN_TEMPLATE}
+from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -161,7 +154,7 @@ def resolve_model(model: str | Path) -> Path:
     except Exception as exc:  # the hub client raises many types (offline, 404, auth, network)
         raise ModelLoadError(
             f"model folder not found: {model}; pass a local checkpoint folder "
-            f"(as a hub id it could not be fetched: {_one_line(exc)})"
+            f"(as a hub id it could not be fetched: {one_line(exc)})"
         ) from None
     return folder
 
@@ -222,18 +215,18 @@ class HFBackend:
             model_type = raw_config.get("model_type")
             raise ModelLoadError(
                 f"cannot read {self.path / CONFIG_FILE} (model_type {model_type!r}): "
-                f"{_one_line(exc)}; a newer transformers or trust_remote_code=true may help"
+                f"{one_line(exc)}; a newer transformers or trust_remote_code=true may help"
             ) from None
         self.model_type = str(getattr(config, "model_type", ""))
         self.architectures = list(getattr(config, "architectures", None) or [])
-        self.supports_images = _is_vision_language(config, transformers)
+        self.supports_images = is_vision_language(config, transformers)
 
         self._processor, self._tokenizer = self._load_processing(transformers)
-        default_template = _default_template(self._processor, self._tokenizer)
-        self.chat_template, self.chat_template_source = _resolve_template(
-            chat_template, default_template, self.path
+        own_template = default_template(self._processor, self._tokenizer)
+        self.chat_template, self.chat_template_source = resolve_template(
+            chat_template, own_template, self.path
         )
-        self.chat_template_sha256 = hashlib.sha256(self.chat_template.encode("utf-8")).hexdigest()
+        self.chat_template_sha256 = template_sha256(self.chat_template)
         self._model: Any = self._load_weights(torch, transformers, device_map)
         self.dtype_name = str(self._model.dtype).removeprefix("torch.")
         self.eos_token_ids = _end_tokens(self._model, self._tokenizer, self.path)
@@ -266,7 +259,7 @@ class HFBackend:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             what = "processor" if self.supports_images else "tokenizer"
             raise ModelLoadError(
-                f"cannot load the {what} of {self.path}: {_one_line(exc)}; save it beside the "
+                f"cannot load the {what} of {self.path}: {one_line(exc)}; save it beside the "
                 f"weights ({what}.save_pretrained)"
             ) from None
         # Decoder-only models continue from the last position, so pad on the left.
@@ -302,11 +295,11 @@ class HFBackend:
                     f"use dtype=bfloat16, a GPU (device=cuda) or device_map=auto"
                 ) from None
             raise ModelLoadError(
-                f"cannot load the weights of {self.path}: {_one_line(exc)}"
+                f"cannot load the weights of {self.path}: {one_line(exc)}"
             ) from None
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(
-                f"cannot load the weights of {self.path}: {_one_line(exc)}"
+                f"cannot load the weights of {self.path}: {one_line(exc)}"
             ) from None
         model.eval()
         return model
@@ -353,7 +346,7 @@ class HFBackend:
             "pad_token_id": self.pad_token_id,
             "generation_overrides": dict(self._neutral),
             "trust_remote_code": self.trust_remote_code,
-            "packages": {name: _version(name) for name in _PACKAGES},
+            "packages": {name: package_version(name) for name in _PACKAGES},
         }
 
     def close(self) -> None:
@@ -377,32 +370,16 @@ class HFBackend:
         except Exception as exc:  # jinja2 raises TemplateError and whatever the template raises
             raise BackendError(
                 f"the chat template ({self.chat_template_source}) cannot render this "
-                f"conversation: {_one_line(exc)}; pass another with chat_template="
+                f"conversation: {one_line(exc)}; pass another with chat_template="
             ) from None
         if isinstance(text, list):  # some processors return one string per conversation
             text = text[0]
         return str(text)
 
     def _convert(self, message: dict[str, Any]) -> dict[str, Any]:
-        content = message["content"]
-        if self.supports_images:
-            if isinstance(content, str):
-                parts: list[dict[str, Any]] = [{"type": "text", "text": content}]
-            else:
-                parts = [
-                    {"type": "image"} if part.get("type") == "image" else dict(part)
-                    for part in content
-                ]
-            return {"role": message["role"], "content": parts}
-        if isinstance(content, str):
-            return {"role": message["role"], "content": content}
-        if any(part.get("type") == "image" for part in content):
-            raise BackendError(
-                f"{self.path} is a text-only model ({self.model_type}); it cannot take image "
-                f"parts: evaluate text tasks, or pass a vision-language checkpoint"
-            )
-        text = "".join(str(part.get("text", "")) for part in content)
-        return {"role": message["role"], "content": text}
+        return template_message(
+            message, vision=self.supports_images, model=f"{self.path} ({self.model_type})"
+        )
 
     def _generate_chunk(
         self, prompts: list[str], requests: list[Request], sampling: Sampling
@@ -559,55 +536,6 @@ def _dtype_name(dtype: str | None, device: str) -> str:
         ) from None
 
 
-def _is_vision_language(config: Any, transformers: Any) -> bool:
-    if getattr(config, "vision_config", None) is not None:
-        return True
-    auto = transformers.models.auto.modeling_auto
-    model_type = getattr(config, "model_type", None)
-    # Some types (gemma3, mllama, ...) map to both; with no vision tower they are text models.
-    return (
-        model_type in auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
-        and model_type not in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    )
-
-
-def _default_template(processor: Any, tokenizer: Any) -> str | None:
-    for owner in (processor, tokenizer):
-        template = getattr(owner, "chat_template", None) if owner is not None else None
-        if isinstance(template, dict):  # named templates: the default one answers chats
-            template = template.get("default")
-        if isinstance(template, str) and template:
-            return template
-    return None
-
-
-def _resolve_template(setting: str | None, default: str | None, folder: Path) -> tuple[str, str]:
-    if setting is None:
-        if default is None:
-            raise ModelLoadError(
-                f"{folder} has no chat template (a base model?); pass chat_template=plain, or a "
-                f"Jinja template string or file"
-            )
-        return default, "checkpoint"
-    if setting in BUILTIN_TEMPLATES:
-        return BUILTIN_TEMPLATES[setting], f"builtin:{setting}"
-    if "{{" in setting or "{%" in setting:
-        return setting, "setting"
-    path = Path(setting).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"chat_template {setting!r} is not a file, a Jinja template or a built-in "
-            f"({', '.join(BUILTIN_TEMPLATES)})"
-        )
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":  # chat_template.json, as processors save it
-        try:
-            text = str(json.loads(text)["chat_template"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ConfigError(f"{path} holds no 'chat_template' string") from None
-    return text, f"file:{path}"
-
-
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
@@ -628,16 +556,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} must hold a JSON object, found {type(data).__name__}")
     return data
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
