@@ -9,6 +9,7 @@ import click
 
 import gpbench
 from gpbench.cli.compare import compare
+from gpbench.cli.convert import convert
 from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
 from gpbench.cli.lm_eval import lm_eval_export, lm_eval_path
@@ -66,6 +67,7 @@ cli.add_command(report)
 cli.add_command(compare)
 cli.add_command(lm_eval_path)
 cli.add_command(lm_eval_export)
+cli.add_command(convert)
 
 
 def main() -> None:

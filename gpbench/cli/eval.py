@@ -146,6 +146,13 @@ from gpbench.errors import ConfigError
     help="Checkpoint metadata (method, step, tokens, ...) when the folder lacks it.",
 )
 @click.option(
+    "--base-model",
+    default=None,
+    metavar="DIR",
+    help="PEFT adapter folders: the base checkpoint to apply them to (default: the "
+    "base_model_name_or_path in their adapter_config.json).",
+)
+@click.option(
     "--batch-size",
     type=click.IntRange(min=1),
     default=8,
@@ -242,13 +249,34 @@ def eval_command(**kw: Any) -> None:
             click.echo(f"{label}: {total} episodes", err=True)
         last["label"] = label
 
-    results, skipped = evaluate(config, progress)
+    from gpbench.harness.adapters import base_model_override
+
+    if kw["base_model"] is not None:
+        _check_base_model(kw["model"], kw["backend"])
+    with base_model_override(kw["base_model"]):
+        results, skipped = evaluate(config, progress)
     click.echo(_table(results))
     for item in skipped:
         click.echo(f"skipped {item.task} {item.split}: {item.reason}")
     for result in results:
         note = " (already complete, reused)" if result.reused else ""
         click.echo(f"run {result.folder}{note}")
+
+
+def _check_base_model(model: str, backend: str) -> None:
+    """``--base-model`` is for adapter folders only: refuse it where it would be ignored."""
+    if backend in ("scripted", "openai"):
+        raise ConfigError(
+            f"--base-model is for adapter folders loaded by gpbench, not --backend {backend}"
+        )
+    from gpbench.harness.checkpoints import ADAPTER_CONFIG_FILE
+    from gpbench.harness.evaluate import checkpoints
+
+    if not any((Path(c) / ADAPTER_CONFIG_FILE).is_file() for c in checkpoints(model, backend)):
+        raise ConfigError(
+            f"--base-model is for PEFT adapter folders (adapter_config.json) and {model} holds "
+            f"none; drop --base-model"
+        )
 
 
 def _pct(x: float) -> str:

@@ -16,6 +16,20 @@ Metadata, lowest to highest precedence (each key records its ``source``):
        ``step``, ``num_input_tokens_seen`` as ``tokens_seen``, ``total_flos``;
     3. ``gpbench_checkpoint.json`` (written by gpbench's recipes): every key in it;
     4. overrides (``--meta KEY=VAL``): numbers become int or float, anything else stays text.
+
+Checkpoint shapes:
+    - a ``save_pretrained`` folder, including the ``checkpoint-N/`` folders of the transformers
+      and TRL Trainers (their ``trainer_state.json`` gives the step);
+    - a PEFT adapter folder (``adapter_config.json`` beside ``adapter_model.safetensors``), full
+      Trainer ``checkpoint-N/`` folders of a PEFT run included: it is evaluated over its base
+      model (:mod:`gpbench.harness.adapters`), and its fingerprint covers the adapter's files and
+      the base checkpoint's fingerprint;
+    - a sharded training checkpoint (verl's FSDP ``global_step_N/actor/`` with
+      ``model_world_size_W_rank_R.pt`` files; DeepSpeed ZeRO ``global_stepN/`` with
+      ``*_model_states.pt``). Backends cannot load these: ``gpbench convert`` turns one into a
+      Hugging Face folder once (:mod:`gpbench.harness.convert`), and from then on the sharded
+      folder stands for its cached conversion. Nothing converts silently: without a cached
+      conversion, loading one is a one-line error naming the command.
 """
 
 from __future__ import annotations
@@ -23,9 +37,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +50,7 @@ from gpbench.errors import CheckpointError
 CONFIG_FILE = "config.json"
 METADATA_FILE = "gpbench_checkpoint.json"
 TRAINER_STATE_FILE = "trainer_state.json"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
 
 # Files whose whole contents decide how text becomes tokens and images become inputs.
 _TEXT_FILES = (
@@ -57,7 +74,12 @@ _WEIGHT_GLOBS = ("*.safetensors", "*.bin")
 # Written by the Trainer beside the weights; it holds arguments, not weights.
 _NOT_WEIGHTS = frozenset({"training_args.bin"})
 _MIB = 1 << 20
-_STEP_IN_NAME = re.compile(r"-(\d+)$")
+# checkpoint-500, sft-run-500; verl's global_step_500 and DeepSpeed's global_step500.
+_STEP_IN_NAME = re.compile(r"(?:-|(?:^|[-_])(?:global_)?step[-_]?)(\d+)$")
+_FSDP_SHARD = re.compile(r"^model_world_size_(\d+)_rank_(\d+)\.pt$")
+_ZERO_STATES = "*model_states.pt"  # mp_rank_00_model_states.pt, zero_pp_rank_0_..._model_states.pt
+logger = logging.getLogger("gpbench")
+_ANNOUNCED: set[tuple[Path, Path]] = set()
 
 
 def fingerprint(model_dir: str | Path) -> str:
@@ -65,22 +87,53 @@ def fingerprint(model_dir: str | Path) -> str:
 
     Stable across copies and machines (relative names only, sorted); any change to a config,
     tokenizer or chat template file, or to a weight file's size or first or last MiB, changes it.
+
+    A PEFT adapter folder's fingerprint covers its own files (``adapter_config.json`` included)
+    and its base checkpoint's fingerprint (the base named by ``--base-model`` or by the adapter's
+    config). A sharded folder (verl FSDP, DeepSpeed ZeRO) has the fingerprint of its cached
+    conversion, and none before it is converted (:class:`CheckpointError` naming
+    ``gpbench convert``).
     """
     folder = _folder(model_dir)
+    from gpbench.harness.adapters import find_adapter
+
+    adapter = find_adapter(folder)
+    if adapter is not None:
+        digest = hashlib.sha256(b"gpbench-adapter-fingerprint-v1\n")
+        hash_folder(digest, folder, (ADAPTER_CONFIG_FILE,))
+        digest.update(f"base {fingerprint(adapter.base)}\n".encode())
+        return digest.hexdigest()
+    if find_sharded(folder) is not None:
+        return fingerprint(loadable_folder(folder))
     digest = hashlib.sha256(b"gpbench-fingerprint-v1\n")
-    for path in _sorted_files(folder, _TEXT_FILES, _TEXT_GLOBS):
+    hash_folder(digest, folder)
+    return digest.hexdigest()
+
+
+def hash_file_ends(digest: Any, path: Path, name: str) -> None:
+    """Feed ``weights NAME SIZE HEAD TAIL`` to ``digest``: the file's size and the sha256 of its
+    first and last MiB (cheap on checkpoints of any size)."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = hashlib.sha256(handle.read(_MIB)).hexdigest()
+        handle.seek(max(0, size - _MIB))
+        tail = hashlib.sha256(handle.read(_MIB)).hexdigest()
+    digest.update(f"weights {name} {size} {head} {tail}\n".encode())
+
+
+def hash_folder(
+    digest: Any, folder: Path, extra: Iterable[str] = (), *, weights: bool = True
+) -> None:
+    """Feed a folder's config, tokenizer and chat template files (whole contents; ``extra``
+    names more) and, with ``weights``, its weight files' ends to ``digest``, sorted by name."""
+    for path in _sorted_files(folder, (*_TEXT_FILES, *extra), _TEXT_GLOBS):
         name = path.relative_to(folder).as_posix()
         digest.update(f"file {name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
-    weights = [p for p in _sorted_files(folder, (), _WEIGHT_GLOBS) if p.name not in _NOT_WEIGHTS]
-    for path in weights:
-        size = path.stat().st_size
-        with path.open("rb") as handle:
-            head = hashlib.sha256(handle.read(_MIB)).hexdigest()
-            handle.seek(max(0, size - _MIB))
-            tail = hashlib.sha256(handle.read(_MIB)).hexdigest()
-        name = path.relative_to(folder).as_posix()
-        digest.update(f"weights {name} {size} {head} {tail}\n".encode())
-    return digest.hexdigest()
+    if not weights:
+        return
+    found = [p for p in _sorted_files(folder, (), _WEIGHT_GLOBS) if p.name not in _NOT_WEIGHTS]
+    for path in found:
+        hash_file_ends(digest, path, path.relative_to(folder).as_posix())
 
 
 def checkpoint_metadata(
@@ -91,8 +144,19 @@ def checkpoint_metadata(
     Returns a dict with ``path`` (the folder, absolute), the metadata keys, and ``source``
     mapping each key to where it came from (``folder name``, ``trainer_state.json``,
     ``gpbench_checkpoint.json`` or ``--meta``).
+
+    A PEFT adapter folder adds ``adapter`` (its base model, PEFT type and rank); a sharded folder
+    with a cached conversion reads the conversion's metadata (step, method, source), and one
+    without has only its step from the folder name.
     """
     folder = _folder(model_dir)
+    sharded = find_sharded(folder)
+    if sharded is not None:
+        from gpbench.harness.convert import cached_conversion
+
+        converted = cached_conversion(sharded)
+        if converted is not None:
+            return checkpoint_metadata(converted, overrides)
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
 
@@ -106,6 +170,12 @@ def checkpoint_metadata(
     match = _STEP_IN_NAME.search(folder.name)
     if match:
         put({"step": int(match.group(1))}, "folder name")
+    elif sharded is not None and sharded.step is not None:
+        put({"step": sharded.step}, "folder name")  # global_step_N/actor: the step's folder
+    if (folder / ADAPTER_CONFIG_FILE).is_file():
+        from gpbench.harness.adapters import adapter_summary
+
+        put({"adapter": adapter_summary(folder)}, ADAPTER_CONFIG_FILE)
     state = _read_json(folder / TRAINER_STATE_FILE)
     if state is not None:
         renamed = {
@@ -153,13 +223,16 @@ def discover_series(pattern: str) -> list[Path]:
     """The checkpoint folders a glob names, in training order (step from metadata, then name).
 
     A folder without glob characters that is not itself a checkpoint stands for its children
-    (``ckpts/sft`` means ``ckpts/sft/*``). Only folders holding ``config.json`` count, so a
-    Trainer output folder's logs and runs subfolders are skipped.
+    (``ckpts/sft`` means ``ckpts/sft/*``, e.g. a Trainer's ``checkpoint-N`` folders). Folders
+    holding ``config.json`` count, and so do PEFT adapter folders and sharded folders (verl's
+    ``global_step_N``, named for its ``actor/``); a Trainer output folder's logs and runs
+    subfolders are skipped. A sharded folder without a cached conversion is a
+    :class:`CheckpointError` naming ``gpbench convert``: nothing is converted silently.
     """
     expanded = str(Path(pattern).expanduser())
     if not glob.has_magic(expanded):
         folder = Path(expanded)
-        if folder.is_dir() and not (folder / CONFIG_FILE).is_file():
+        if folder.is_dir() and not _is_checkpoint(folder):
             expanded = str(folder / "*")
     # glob.glob, not Path.glob: a user's pattern may be absolute, with magic in any component.
     matches = [Path(p) for p in glob.glob(expanded) if Path(p).is_dir()]  # noqa: PTH207
@@ -167,11 +240,26 @@ def discover_series(pattern: str) -> list[Path]:
         raise CheckpointError(
             f"no folder matches {pattern!r}; pass checkpoint folders or a glob of them"
         )
-    found = [p for p in matches if (p / CONFIG_FILE).is_file()]
+    found: list[Path] = []
+    unconverted: list[ShardedCheckpoint] = []
+    for path in matches:
+        sharded = find_sharded(path)
+        if sharded is not None:
+            from gpbench.harness.convert import cached_conversion
+
+            if cached_conversion(sharded) is None:
+                unconverted.append(sharded)
+            path = sharded.folder  # global_step_N/actor stands as global_step_N
+        elif not _is_checkpoint(path):
+            continue
+        if path not in found:
+            found.append(path)
+    if unconverted:
+        raise CheckpointError(unconverted_message(unconverted[0], len(unconverted) - 1))
     if not found:
         raise CheckpointError(
-            f"{len(matches)} folder(s) match {pattern!r} but none holds config.json; "
-            f"point the glob at the checkpoint folders themselves"
+            f"{len(matches)} folder(s) match {pattern!r} but none holds config.json or "
+            f"adapter_config.json; point the glob at the checkpoint folders themselves"
         )
 
     def order(path: Path) -> tuple[int, float, str]:
@@ -181,6 +269,189 @@ def discover_series(pattern: str) -> list[Path]:
         return (1, 0.0, path.name)  # folders without a step go last, by name
 
     return sorted(found, key=order)
+
+
+@dataclass(frozen=True)
+class ShardedCheckpoint:
+    """A training checkpoint saved as one file per rank, which backends cannot load.
+
+    Attributes:
+        kind: ``verl-fsdp`` (``model_world_size_W_rank_R.pt`` files of DTensor state dicts) or
+            ``deepspeed-zero`` (DeepSpeed's ``*_model_states.pt`` and ``*_optim_states.pt``).
+        folder: the checkpoint as a user names it: verl's ``global_step_N`` (its ``actor/``
+            holds the policy's shards), DeepSpeed's ``global_stepN`` tag folder or the folder
+            holding ``latest`` and the tag folders (a Trainer's ``checkpoint-N``).
+        shards: the folder holding the shard files.
+        files: the files whose contents the conversion reads, sorted (FSDP: one per rank).
+        world_size: ranks that saved it (FSDP), when known.
+        step: the training step from the folder name (``global_step_50``), when there is one.
+        hf_folder: the folder with the model's ``config.json`` and tokenizer (verl's
+            ``huggingface/``; the Trainer's ``checkpoint-N`` for DeepSpeed), when found.
+        method: ``rl`` for verl's ``actor/`` (the policy its PPO/GRPO trainer saves), else None.
+        zero_tag: DeepSpeed's tag (the ``global_stepN`` folder name) to convert.
+    """
+
+    kind: str
+    folder: Path
+    shards: Path
+    files: tuple[Path, ...]
+    world_size: int | None
+    step: int | None
+    hf_folder: Path | None
+    method: str | None = None
+    zero_tag: str | None = None
+
+
+def find_sharded(model_dir: str | Path) -> ShardedCheckpoint | None:
+    """The sharded checkpoint a folder holds, or None (a loadable or unrelated folder).
+
+    Recognised: verl FSDP (``model_world_size_W_rank_R.pt`` in the folder or in its ``actor/``)
+    and DeepSpeed ZeRO (``*_model_states.pt`` in the folder, or in the tag folder named by its
+    ``latest`` file, or in its only ``global_step*`` folder). A folder that also holds full
+    Hugging Face weights (a Trainer that gathered them on save) is loadable, so not sharded.
+
+    Raises:
+        CheckpointError: FSDP rank files missing or of mixed world sizes; several DeepSpeed tags
+            and no ``latest`` file to choose one.
+    """
+    folder = Path(model_dir).expanduser()
+    if not folder.is_dir() or (folder / ADAPTER_CONFIG_FILE).is_file():
+        return None
+    if (folder / CONFIG_FILE).is_file() and any(
+        p.name not in _NOT_WEIGHTS for p in _sorted_files(folder, (), _WEIGHT_GLOBS)
+    ):
+        return None
+    for shards in (folder, folder / "actor"):
+        found = _fsdp_files(shards)
+        if found:
+            return _fsdp_checkpoint(shards, found)
+    return _zero_checkpoint(folder)
+
+
+def loadable_folder(model_dir: str | Path) -> Path:
+    """The folder a backend loads for ``model_dir``: the folder itself, or for a sharded
+    checkpoint its cached conversion (announced on the ``gpbench`` logger).
+
+    Raises:
+        CheckpointError: a sharded checkpoint without a cached conversion (the message names
+            the ``gpbench convert`` command to run).
+    """
+    folder = Path(model_dir).expanduser()
+    sharded = find_sharded(folder)
+    if sharded is None:
+        return folder
+    from gpbench.harness.convert import cached_conversion
+
+    converted = cached_conversion(sharded)
+    if converted is None:
+        raise CheckpointError(unconverted_message(sharded))
+    if (sharded.folder, converted) not in _ANNOUNCED:  # once per process, not per lookup
+        _ANNOUNCED.add((sharded.folder, converted))
+        logger.warning(
+            "note: %s is a sharded %s checkpoint; using its conversion cached at %s "
+            "(made by gpbench convert for exactly these shards)",
+            sharded.folder,
+            sharded.kind,
+            converted,
+        )
+    return converted
+
+
+def unconverted_message(sharded: ShardedCheckpoint, more: int = 0) -> str:
+    """One line: the folder is sharded, backends cannot load it, and the command to run."""
+    ranks = f", {sharded.world_size} ranks" if sharded.world_size else ""
+    others = f" (and {more} more sharded folder(s) in this series: convert each)" if more else ""
+    return (
+        f"{sharded.folder} is a sharded {sharded.kind} checkpoint{ranks}, which no backend "
+        f"loads; convert it once (it is not converted silently) with: "
+        f"gpbench convert {sharded.folder}{others}"
+    )
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return (
+        (folder / CONFIG_FILE).is_file()
+        or (folder / ADAPTER_CONFIG_FILE).is_file()
+        or find_sharded(folder) is not None
+    )
+
+
+def _fsdp_files(folder: Path) -> dict[tuple[int, int], Path]:
+    if not folder.is_dir():
+        return {}
+    found: dict[tuple[int, int], Path] = {}
+    for path in folder.iterdir():
+        match = _FSDP_SHARD.match(path.name)
+        if match and path.is_file():
+            found[(int(match.group(1)), int(match.group(2)))] = path
+    return found
+
+
+def _fsdp_checkpoint(shards: Path, found: dict[tuple[int, int], Path]) -> ShardedCheckpoint:
+    sizes = sorted({size for size, _ in found})
+    if len(sizes) != 1:
+        raise CheckpointError(
+            f"{shards} holds model shards of several world sizes ({', '.join(map(str, sizes))}); "
+            f"keep the files of one run"
+        )
+    [world] = sizes
+    missing = [rank for rank in range(world) if (world, rank) not in found]
+    if missing or len(found) != world:
+        listed = ", ".join(map(str, missing[:8])) + (" ..." if len(missing) > 8 else "")
+        raise CheckpointError(
+            f"{shards} is an incomplete verl FSDP checkpoint: world size {world} but no "
+            f"model_world_size_{world}_rank_R.pt for rank(s) {listed}; copy every rank's file"
+        )
+    # verl's PPO/GRPO trainer saves the policy in global_step_N/actor/: name the step's folder.
+    named = shards.parent if shards.name == "actor" else shards
+    match = _STEP_IN_NAME.search(named.name)
+    hf_folder = shards / "huggingface"
+    return ShardedCheckpoint(
+        kind="verl-fsdp",
+        folder=named,
+        shards=shards,
+        files=tuple(found[(world, rank)] for rank in range(world)),
+        world_size=world,
+        step=int(match.group(1)) if match else None,
+        hf_folder=hf_folder if (hf_folder / CONFIG_FILE).is_file() else None,
+        method="rl" if shards.name == "actor" else None,
+    )
+
+
+def _zero_checkpoint(folder: Path) -> ShardedCheckpoint | None:
+    if any(folder.glob(_ZERO_STATES)):
+        tag_folder, root = folder, folder.parent
+    else:
+        tags = sorted(p for p in folder.glob("global_step*") if any(p.glob(_ZERO_STATES)))
+        if not tags:
+            return None
+        latest = folder / "latest"
+        if latest.is_file():
+            tag_folder = folder / latest.read_text(encoding="utf-8").strip()
+            if tag_folder not in tags:
+                raise CheckpointError(
+                    f"{latest} names {tag_folder.name}, which holds no DeepSpeed model states"
+                )
+        elif len(tags) == 1:
+            tag_folder = tags[0]
+        else:
+            raise CheckpointError(
+                f"{folder} holds DeepSpeed checkpoints {', '.join(p.name for p in tags)} and no "
+                f"'latest' file; name one of those folders"
+            )
+        root = folder
+    match = _STEP_IN_NAME.search(tag_folder.name)
+    hf = next((p for p in (root, tag_folder) if (p / CONFIG_FILE).is_file()), None)
+    return ShardedCheckpoint(
+        kind="deepspeed-zero",
+        folder=folder,
+        shards=tag_folder,
+        files=tuple(sorted(p for p in tag_folder.glob("*.pt") if p.is_file())),
+        world_size=None,
+        step=int(match.group(1)) if match else None,
+        hf_folder=hf,
+        zero_tag=tag_folder.name,
+    )
 
 
 def _folder(model_dir: str | Path) -> Path:

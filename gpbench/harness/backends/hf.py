@@ -5,7 +5,9 @@ Loading:
     (or cached, with ``HF_HUB_OFFLINE=1``). Text models load with ``AutoTokenizer`` +
     ``AutoModelForCausalLM``; vision-language models (the config has a ``vision_config``, or its
     type maps only to an image-text-to-text model) with ``AutoProcessor`` +
-    ``AutoModelForImageTextToText``, and then ``supports_images`` is True.
+    ``AutoModelForImageTextToText``, and then ``supports_images`` is True. A PEFT adapter folder
+    loads over its base model, merged (:mod:`gpbench.harness.adapters`); a sharded training
+    checkpoint loads through its cached ``gpbench convert`` conversion, or not at all.
 
 Prompts:
     The checkpoint's chat template (the processor's for vision-language models), or the
@@ -51,6 +53,7 @@ from gpbench.errors import (
     ConfigError,
     ModelLoadError,
 )
+from gpbench.harness.adapters import apply_adapter, find_adapter
 from gpbench.harness.backends import Completion, Request, Sampling
 from gpbench.harness.backends.chat import (
     default_template,
@@ -61,7 +64,7 @@ from gpbench.harness.backends.chat import (
     template_message,
     template_sha256,
 )
-from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint
+from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint, loadable_folder
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -194,7 +197,12 @@ class HFBackend:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model_arg = str(model)
-        self.path = resolve_model(model)
+        self.path = loadable_folder(resolve_model(model))  # sharded: its cached conversion
+        # A PEFT adapter folder: the base's config and weights, then the adapter (adapters.py).
+        self.adapter = find_adapter(self.path)
+        self.tokenizer_path = self.path
+        if self.adapter is not None:
+            self.path, self.tokenizer_path = self.adapter.base, self.adapter.tokenizer_folder
         raw_config = check_model_folder(self.path)
         torch, transformers = _import_heavy()
         self._torch: Any = torch
@@ -205,7 +213,7 @@ class HFBackend:
         self.device = _device(torch, device)
         self.dtype_name = _dtype_name(dtype, self.device)
         self.trust_remote_code = trust_remote_code
-        self.fingerprint = fingerprint(self.path)
+        self.fingerprint = fingerprint(self.adapter.folder if self.adapter else self.path)
 
         try:
             config = transformers.AutoConfig.from_pretrained(
@@ -247,14 +255,14 @@ class HFBackend:
         try:
             if self.supports_images:
                 processor = transformers.AutoProcessor.from_pretrained(
-                    self.path, trust_remote_code=self.trust_remote_code
+                    self.tokenizer_path, trust_remote_code=self.trust_remote_code
                 )
                 tokenizer = getattr(processor, "tokenizer", None)
                 if tokenizer is None:
                     raise ValueError("the processor has no tokenizer")
             else:
                 tokenizer = transformers.AutoTokenizer.from_pretrained(
-                    self.path, trust_remote_code=self.trust_remote_code
+                    self.tokenizer_path, trust_remote_code=self.trust_remote_code
                 )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             what = "processor" if self.supports_images else "tokenizer"
@@ -285,6 +293,8 @@ class HFBackend:
             kwargs["device_map"] = device_map
         try:
             model = auto_class.from_pretrained(self.path, **kwargs)
+            if self.adapter is not None:
+                model = apply_adapter(model, self.adapter)  # merged into the weights
             if device_map is None:
                 model = model.to(self.device)
         except (RuntimeError, MemoryError) as exc:
@@ -331,6 +341,9 @@ class HFBackend:
             "backend": self.name,
             "model": self.model_arg,
             "model_path": str(self.path.resolve()),
+            "adapter": self.adapter.describe(merged=not self.adapter.prompt_learning)
+            if self.adapter
+            else None,
             "fingerprint": self.fingerprint,
             "model_type": self.model_type,
             "architectures": self.architectures,

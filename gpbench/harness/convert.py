@@ -1,0 +1,631 @@
+"""``gpbench convert``: a sharded training checkpoint or a PEFT adapter -> a Hugging Face folder.
+
+Backends load ``save_pretrained`` folders. Trainers that shard their state across ranks save
+something else; ``gpbench convert SRC [-o DST]`` turns it into a ``save_pretrained`` folder once,
+explicitly (evaluation never converts on its own), and records where it came from.
+
+Sources:
+    verl FSDP: ``global_step_N/actor/`` (or the ``global_step_N/`` above it) with one
+        ``model_world_size_W_rank_R.pt`` per rank, ``huggingface/`` (config and tokenizer) and,
+        in newer verl, ``fsdp_config.json`` (``FSDP_version``, ``world_size``). Each rank's file
+        is a ``torch.save`` of the model's sharded state dict: DTensors (FSDP2's
+        ``fully_shard``, and FSDP1 with a device mesh, which verl always passes). A DTensor holds
+        its rank's piece (``_local_tensor``), the device mesh (the global ranks laid out in
+        mesh dimensions) and one placement per mesh dimension: ``Shard(d)`` pieces are joined
+        with ``torch.cat`` along tensor dimension ``d`` in mesh order (FSDP: ``Shard(0)``,
+        uneven pieces last), ``Replicate`` takes the first, and nested meshes (HSDP's
+        ``(ddp, fsdp)``) fold from the innermost dimension out; only the ranks a join needs are
+        read. The joined shape is checked against the DTensor's global shape. Plain tensors are
+        replicated values and come from rank 0. ``Partial`` and strided placements (FSDP with
+        tensor parallelism) are refused. Unlike verl's own merger, which casts to bfloat16, the
+        weights keep the dtype they were saved in (float32 master weights stay float32), so the
+        conversion is exact.
+    DeepSpeed ZeRO: ``global_stepN/`` with ``*_model_states.pt`` and ``*_optim_states.pt`` (or
+        the folder holding it and ``latest``, as a Trainer's ``checkpoint-N/``), converted with
+        DeepSpeed's own ``get_fp32_state_dict_from_zero_checkpoint`` (``pip install deepspeed``;
+        a CPU install is enough). The config and tokenizer come from the folder holding the tag
+        folder (a Trainer's ``checkpoint-N/``).
+    PEFT adapter folder: the base model with the adapter merged into it (``merge_and_unload``),
+        for servers without adapter support or PEFT methods vLLM does not serve.
+
+    ``--config-from DIR`` names a folder with the ``config.json`` and tokenizer when the source
+    has none (verl saved without ``huggingface/``; a bare DeepSpeed folder).
+
+Destination:
+    ``-o DST``, or by default ``<cache>/converted/<first 16 hex digits of the source
+    fingerprint>/`` where ``<cache>`` is ``$GPBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpbench``,
+    else ``~/.cache/gpbench`` (on a cluster, point ``GPBENCH_CACHE_DIR`` at a shared file system).
+    The source fingerprint covers every shard file's size and first and last MiB plus the
+    config and tokenizer files, so a conversion is found again for exactly those shards:
+    ``gpbench eval --model SRC`` then loads the cached conversion (and says so on stderr).
+    Converting again reuses it. A conversion written with ``-o`` elsewhere is evaluated by its
+    own path.
+
+Metadata:
+    ``gpbench_checkpoint.json`` in the converted folder keeps the training facts: ``step`` (from
+    the folder name, or ``trainer_state.json``, which is copied along when the source has one),
+    ``method`` when known (``rl`` for verl's ``actor/``, the policy its PPO/GRPO trainer saves;
+    ``--meta method=sft`` otherwise), ``converted_from`` (the source's absolute path),
+    ``source_fingerprint``, ``source_format``, ``world_size``, ``fsdp_version``, and any
+    ``gpbench_checkpoint.json`` the source had.
+
+Nothing half-written:
+    Everything is written into a temporary folder beside the destination and renamed into place
+    at the end; a failure or an interrupt removes it.
+
+Trust:
+    The shard files are Python pickles (``torch.load(weights_only=False)``, as verl's own merger
+    reads them): convert only checkpoints you trust.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gpbench
+from gpbench.errors import CheckpointError, ConfigError, GpbenchError, ModelLoadError
+from gpbench.harness.adapters import Adapter, find_adapter
+from gpbench.harness.checkpoints import (
+    CONFIG_FILE,
+    METADATA_FILE,
+    TRAINER_STATE_FILE,
+    ShardedCheckpoint,
+    find_sharded,
+    fingerprint,
+    hash_file_ends,
+    hash_folder,
+    parse_meta_value,
+)
+
+FSDP_CONFIG_FILE = "fsdp_config.json"
+# Tokenizer, processor, template and generation files copied beside the converted weights.
+_PROCESSING_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "spiece.model",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "video_preprocessor_config.json",
+    "generation_config.json",
+)
+_PROCESSING_GLOBS = ("*.tiktoken", "*.py", "additional_chat_templates/*")
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A converted checkpoint.
+
+    Attributes:
+        source: the folder converted.
+        folder: the Hugging Face folder written (or found).
+        kind: ``verl-fsdp``, ``deepspeed-zero`` or ``peft-adapter``.
+        source_fingerprint: what identifies the source (the cache key).
+        step: the training step recorded, when known.
+        reused: an existing conversion of exactly this source was found; nothing was written.
+    """
+
+    source: Path
+    folder: Path
+    kind: str
+    source_fingerprint: str
+    step: int | None
+    reused: bool
+
+
+def cache_root() -> Path:
+    """gpbench's cache folder: ``$GPBENCH_CACHE_DIR``, ``$XDG_CACHE_HOME/gpbench`` or
+    ``~/.cache/gpbench``."""
+    if os.environ.get("GPBENCH_CACHE_DIR"):
+        return Path(os.environ["GPBENCH_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "gpbench"
+    return Path.home() / ".cache" / "gpbench"
+
+
+def default_destination(source_fingerprint: str) -> Path:
+    """Where a source with this fingerprint is converted to when no ``-o`` is given."""
+    return cache_root() / "converted" / source_fingerprint[:16]
+
+
+def source_fingerprint(sharded: ShardedCheckpoint) -> str:
+    """A sha256 identifying a sharded checkpoint: its format, every shard file's name, size and
+    first and last MiB, ``fsdp_config.json`` and its config and tokenizer files."""
+    stats = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in sharded.files)
+    return _source_fingerprint(sharded, stats)
+
+
+def cached_conversion(sharded: ShardedCheckpoint) -> Path | None:
+    """The cached conversion of exactly these shards, or None when there is none."""
+    digest = source_fingerprint(sharded)
+    folder = default_destination(digest)
+    return folder if _is_conversion_of(folder, digest) else None
+
+
+def convert(
+    source: str | Path,
+    out: str | Path | None = None,
+    *,
+    config_from: str | Path | None = None,
+    meta: Mapping[str, str] | None = None,
+    overwrite: bool = False,
+) -> Conversion:
+    """Convert a sharded checkpoint (or merge an adapter) into a Hugging Face folder.
+
+    Args:
+        source: verl's ``global_step_N`` (or its ``actor/``), a DeepSpeed ZeRO folder, or a PEFT
+            adapter folder.
+        out: the folder to write; default: the cache (see the module docstring).
+        config_from: a folder with ``config.json`` and the tokenizer, when the source has none.
+        meta: metadata overrides (``--meta KEY=VAL``), e.g. ``method=sft``.
+        overwrite: replace ``out`` when it holds something else.
+
+    Raises:
+        CheckpointError: not a convertible folder; incomplete or unreadable shards; DeepSpeed
+            not installed for a ZeRO checkpoint; ``out`` taken.
+        ModelLoadError: the config cannot be read, or the shards do not fit the architecture.
+    """
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder not found: {source}")
+    adapter = find_adapter(folder)
+    sharded = None if adapter is not None else find_sharded(folder)
+    if adapter is None and sharded is None:
+        if (folder / CONFIG_FILE).is_file():
+            raise CheckpointError(
+                f"{folder} is already a Hugging Face folder; evaluate it directly "
+                f"(gpbench eval --model {folder})"
+            )
+        raise CheckpointError(
+            f"{folder} is neither a sharded checkpoint (verl's model_world_size_W_rank_R.pt "
+            f"files, DeepSpeed's *_model_states.pt) nor a PEFT adapter folder; nothing to convert"
+        )
+    write: Callable[[Path], int | None]
+    if adapter is not None:
+        digest, kind, step = fingerprint(folder), "peft-adapter", None
+        write = functools.partial(_merge_adapter, adapter, digest, meta)
+    elif sharded is not None:
+        digest, kind, step = source_fingerprint(sharded), sharded.kind, sharded.step
+        write = functools.partial(_convert_sharded, sharded, config_from, digest, meta)
+    target = Path(out).expanduser() if out is not None else default_destination(digest)
+    if _is_conversion_of(target, digest) and not overwrite:
+        return Conversion(folder, target, kind, digest, _recorded_step(target), reused=True)
+    if target.exists() and not overwrite and (target.is_file() or any(target.iterdir())):
+        raise CheckpointError(
+            f"{target} exists and is not a conversion of {folder}; pass --overwrite or another -o"
+        )
+    step = _write_atomically(target, write, digest, overwrite=overwrite) or step
+    return Conversion(folder, target, kind, digest, step, reused=False)
+
+
+def merge_fsdp_shards(files: Sequence[Path]) -> dict[str, Any]:
+    """The full state dict of verl FSDP rank files (``files[r]`` is rank r's), as torch tensors
+    in the dtype they were saved in (see the module docstring for how pieces join).
+
+    Raises:
+        CheckpointError: a file that cannot be read, or pieces that do not join.
+    """
+    import torch
+    from torch.distributed.tensor import DTensor
+
+    first = _load_rank(files[0])
+    needed: set[int] = {0}
+    for key, value in first.items():
+        if isinstance(value, DTensor):
+            needed.update(_mesh_ranks(key, value, len(files)))
+    loaded = {0: first, **{rank: _load_rank(files[rank]) for rank in sorted(needed - {0})}}
+    merged: dict[str, Any] = {}
+    for key, value in first.items():
+        if isinstance(value, DTensor):
+            merged[key] = _join(key, value, loaded, files)
+        elif type(value) is torch.Tensor or isinstance(value, torch.nn.Parameter):
+            merged[key] = value  # not sharded: the same on every rank
+        elif isinstance(value, torch.Tensor):
+            raise CheckpointError(
+                f"{files[0]}: {key} is a {type(value).__name__} (FSDP1 without a device mesh), "
+                f"which gpbench cannot join without a process group; convert it with verl's "
+                f"model merger (python -m verl.model_merger merge --backend fsdp)"
+            )
+        else:
+            raise CheckpointError(
+                f"{files[0]}: {key} holds a {type(value).__name__}, not a tensor; is this a "
+                f"model state dict (model_world_size_W_rank_R.pt, not optim_ or extra_state_)?"
+            )
+    return merged
+
+
+# -- verl FSDP ------------------------------------------------------------------------------
+
+
+def _load_rank(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        # Unpickling a DeviceMesh without its process groups logs a warning per file that
+        # concerns torch.compile only.
+        with _quiet("torch.distributed.device_mesh"):
+            state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as exc:  # pickle, zipfile and torch raise many types on a bad file
+        raise CheckpointError(
+            f"cannot read {path}: {_one_line(exc)}; copy the rank file again"
+        ) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a model state dict")
+    return state
+
+
+def _walk(
+    key: str,
+    tensor: Any,
+    visit: Callable[[int], Any],
+    join: Callable[[list[Any], int], Any],
+) -> Any:
+    """Fold a DTensor's device mesh: ``visit(rank)`` at the leaves, ``join(pieces, dim)`` at a
+    ``Shard(dim)`` mesh dimension; a ``Replicate`` dimension keeps its first entry."""
+    mesh = tensor.device_mesh.mesh
+    placements = tuple(tensor.placements)
+
+    def fold(sub: Any, depth: int) -> Any:
+        if depth == len(placements):
+            return visit(int(sub))
+        placement = placements[depth]
+        if placement.is_replicate():
+            return fold(sub[0], depth + 1)
+        if type(placement).__name__ == "Shard":
+            return join([fold(part, depth + 1) for part in sub], int(placement.dim))
+        raise CheckpointError(
+            f"{key} has a {type(placement).__name__} placement ({placement}) on mesh dimension "
+            f"{depth}; gpbench joins Shard "
+            f"and Replicate placements only (FSDP without tensor parallelism)"
+        )
+
+    return fold(mesh, 0)
+
+
+def _mesh_ranks(key: str, tensor: Any, world_size: int) -> set[int]:
+    ranks: set[int] = set()
+
+    def visit(rank: int) -> None:
+        if not 0 <= rank < world_size:
+            raise CheckpointError(
+                f"{key} lives on rank {rank} of a device mesh, but the checkpoint has rank "
+                f"files 0..{world_size - 1}"
+            )
+        ranks.add(rank)
+
+    _walk(key, tensor, visit, lambda pieces, dim: None)
+    return ranks
+
+
+def _join(
+    key: str, tensor: Any, loaded: Mapping[int, Mapping[str, Any]], files: Sequence[Path]
+) -> Any:
+    import torch
+    from torch.distributed.tensor import DTensor
+
+    def visit(rank: int) -> Any:
+        piece = loaded[rank].get(key)
+        if not isinstance(piece, DTensor):
+            raise CheckpointError(f"{files[rank]} has no DTensor {key}, which rank 0's file has")
+        return piece._local_tensor
+
+    full = _walk(key, tensor, visit, lambda pieces, dim: torch.cat(pieces, dim=dim))
+    if tuple(full.shape) != tuple(tensor.shape):
+        raise CheckpointError(
+            f"{key}: the rank pieces join to shape {tuple(full.shape)}, but the tensor's global "
+            f"shape is {tuple(tensor.shape)}; the rank files are from different saves?"
+        )
+    return full.contiguous()
+
+
+@functools.lru_cache(maxsize=256)
+def _source_fingerprint(sharded: ShardedCheckpoint, stats: tuple[tuple[str, int, int], ...]) -> str:
+    # ``stats`` (path, size, mtime) is the memo key: a rewritten shard is hashed again.
+    del stats
+    digest = hashlib.sha256(b"gpbench-sharded-fingerprint-v1\n")
+    digest.update(f"kind {sharded.kind}\n".encode())
+    for path in sharded.files:
+        hash_file_ends(digest, path, path.relative_to(sharded.shards).as_posix())
+    hash_folder(digest, sharded.shards, (FSDP_CONFIG_FILE,), weights=False)
+    if sharded.hf_folder is not None and sharded.hf_folder != sharded.shards:
+        digest.update(b"config folder\n")
+        hash_folder(digest, sharded.hf_folder, weights=False)
+    return digest.hexdigest()
+
+
+# -- DeepSpeed ZeRO -------------------------------------------------------------------------
+
+
+def _zero_state_dict(sharded: ShardedCheckpoint) -> dict[str, Any]:
+    try:
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    except ImportError:
+        raise CheckpointError(
+            f"{sharded.folder} is a DeepSpeed ZeRO checkpoint; converting it needs DeepSpeed's "
+            f"zero_to_fp32, which is not installed: run pip install deepspeed (CPU is enough), "
+            f"then gpbench convert {sharded.folder} again"
+        ) from None
+    try:
+        state = get_fp32_state_dict_from_zero_checkpoint(
+            str(sharded.shards.parent), tag=sharded.zero_tag
+        )
+    except Exception as exc:  # DeepSpeed raises ValueError, FileNotFoundError, KeyError, ...
+        raise CheckpointError(f"DeepSpeed cannot read {sharded.shards}: {_one_line(exc)}") from None
+    return dict(state)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def _config_folder(sharded: ShardedCheckpoint, config_from: str | Path | None) -> Path:
+    if config_from is not None:
+        folder = Path(config_from).expanduser()
+        if not (folder / CONFIG_FILE).is_file():
+            raise ConfigError(f"--config-from {config_from}: no {CONFIG_FILE} there")
+        return folder
+    if sharded.hf_folder is None:
+        where = "huggingface/ beside the rank files" if sharded.kind == "verl-fsdp" else "it"
+        raise CheckpointError(
+            f"{sharded.folder} has no {CONFIG_FILE} ({where}); pass the model's config and "
+            f"tokenizer folder (e.g. the base model) with --config-from DIR"
+        )
+    return sharded.hf_folder
+
+
+def _save_model(state: dict[str, Any], hf: Path, out: Path, *, origin: str) -> None:
+    """Instantiate the architecture of ``hf``'s config without memory (meta device), give it
+    the tensors of ``state`` and ``save_pretrained`` it into ``out``."""
+    import torch
+    import transformers
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(hf)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot read {hf / CONFIG_FILE}: {_one_line(exc)}") from None
+    vision = getattr(config, "vision_config", None) is not None
+    auto = transformers.AutoModelForImageTextToText if vision else transformers.AutoModelForCausalLM
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    dtype = next(iter(dtypes)) if len(dtypes) == 1 else torch.float32
+    with torch.device("meta"):
+        model = auto.from_config(config, dtype=dtype)
+    result = model.load_state_dict(state, strict=False, assign=True)
+    if result.unexpected_keys:
+        shown = ", ".join(sorted(result.unexpected_keys)[:3])
+        raise ModelLoadError(
+            f"{len(result.unexpected_keys)} tensor(s) of {origin} are not parameters of "
+            f"{type(model).__name__} ({shown}, ...); wrong config? pass the right one with "
+            f"--config-from (a LoRA run's shards need verl's own merger)"
+        )
+    model.tie_weights()
+    missing = [name for name, tensor in model.state_dict().items() if tensor.is_meta]
+    if missing:
+        raise ModelLoadError(
+            f"{origin} lacks {len(missing)} parameter(s) of {type(model).__name__} "
+            f"({', '.join(missing[:3])}, ...); wrong config? pass the right one with --config-from"
+        )
+    model.save_pretrained(out)
+
+
+def _copy_processing(source: Path, out: Path) -> None:
+    names = [source / name for name in _PROCESSING_FILES]
+    for pattern in _PROCESSING_GLOBS:
+        names.extend(source.glob(pattern))
+    for path in names:
+        if path.is_file():
+            target = out / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+
+def _convert_sharded(
+    sharded: ShardedCheckpoint,
+    config_from: str | Path | None,
+    digest: str,
+    meta: Mapping[str, str] | None,
+    out: Path,
+) -> int | None:
+    hf = _config_folder(sharded, config_from)
+    if sharded.kind == "verl-fsdp":
+        state = merge_fsdp_shards(sharded.files)
+    else:
+        state = _zero_state_dict(sharded)
+    _save_model(state, hf, out, origin=str(sharded.folder))
+    _copy_processing(hf, out)
+    # What the trainer recorded wins over what the folder's name and layout suggest.
+    record: dict[str, Any] = {"step": sharded.step, "method": sharded.method}
+    for folder in (hf, sharded.folder, sharded.shards):
+        record.update(_read_object(folder / METADATA_FILE))
+    state_file = next(
+        (
+            p / TRAINER_STATE_FILE
+            for p in (sharded.folder, hf)
+            if (p / TRAINER_STATE_FILE).is_file()
+        ),
+        None,
+    )
+    if state_file is not None:
+        shutil.copyfile(state_file, out / TRAINER_STATE_FILE)
+        step = _read_object(state_file).get("global_step")
+        if record["step"] is None and isinstance(step, int):
+            record["step"] = step
+    fsdp = _read_object(sharded.shards / FSDP_CONFIG_FILE)
+    record.update(
+        {
+            "converted_from": str(sharded.folder.resolve()),
+            "source_fingerprint": digest,
+            "source_format": sharded.kind,
+            "world_size": fsdp.get("world_size", sharded.world_size),
+            "fsdp_version": fsdp.get("FSDP_version"),
+            "config_from": str(hf.resolve()),
+        }
+    )
+    return _finish_metadata(out, record, meta)
+
+
+def _finish_metadata(
+    out: Path, record: dict[str, Any], meta: Mapping[str, str] | None
+) -> int | None:
+    record.update({key: parse_meta_value(value) for key, value in (meta or {}).items()})
+    record = {key: value for key, value in record.items() if value is not None}
+    record["conversion"] = _provenance()
+    _write_json(out / METADATA_FILE, record)
+    step = record.get("step")
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
+
+
+def _merge_adapter(
+    adapter: Adapter, digest: str, meta: Mapping[str, str] | None, out: Path
+) -> int | None:
+    import transformers
+
+    from gpbench.harness.adapters import apply_adapter
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(adapter.base)
+        vision = getattr(config, "vision_config", None) is not None
+        auto = (
+            transformers.AutoModelForImageTextToText
+            if vision
+            else transformers.AutoModelForCausalLM
+        )
+        base = auto.from_pretrained(adapter.base, dtype="auto")
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelLoadError(f"cannot load the base {adapter.base}: {_one_line(exc)}") from None
+    merged = apply_adapter(base, adapter)
+    if type(merged).__module__.startswith("peft"):
+        raise CheckpointError(
+            f"a {adapter.peft_type} adapter has nothing to merge into the weights; evaluate the "
+            f"adapter folder itself with --backend hf"
+        )
+    merged.save_pretrained(out)
+    _copy_processing(adapter.base, out)
+    if adapter.tokenizer_folder != adapter.base:
+        _copy_processing(adapter.tokenizer_folder, out)
+    record = _read_object(adapter.folder / METADATA_FILE)
+    if (adapter.folder / TRAINER_STATE_FILE).is_file():
+        shutil.copyfile(adapter.folder / TRAINER_STATE_FILE, out / TRAINER_STATE_FILE)
+        step = _read_object(adapter.folder / TRAINER_STATE_FILE).get("global_step")
+        record.setdefault("step", step)
+    record.update(
+        {
+            "merged_from": str(adapter.folder.resolve()),
+            "source_fingerprint": digest,
+            "source_format": "peft-adapter",
+            "adapter": adapter.describe(merged=True),
+            "base_fingerprint": fingerprint(adapter.base),
+        }
+    )
+    return _finish_metadata(out, record, meta)
+
+
+def _write_atomically(
+    target: Path, write: Callable[[Path], int | None], digest: str, *, overwrite: bool
+) -> int | None:
+    """Run ``write`` into a temporary folder beside ``target``, then rename it into place (the
+    folder it replaces is removed only after the rename)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    old = target.parent / f".{tmp.name.removesuffix('.partial')}.old"
+    try:
+        step = write(tmp)
+        if target.exists() and _is_conversion_of(target, digest) and not overwrite:
+            shutil.rmtree(tmp)  # another process converted the same source meanwhile
+            return step
+        if target.exists():
+            target.replace(old)
+        try:
+            tmp.replace(target)
+        except OSError:
+            if old.exists():
+                old.replace(target)  # put back what was there
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old.is_dir():
+        shutil.rmtree(old)
+    elif old.exists():
+        old.unlink()
+    return step
+
+
+def _is_conversion_of(folder: Path, digest: str) -> bool:
+    if not (folder / METADATA_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
+        return False
+    try:
+        return _read_object(folder / METADATA_FILE).get("source_fingerprint") == digest
+    except GpbenchError:
+        return False
+
+
+def _recorded_step(folder: Path) -> int | None:
+    step = _read_object(folder / METADATA_FILE).get("step")
+    return step if isinstance(step, int) else None
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} must hold a JSON object, found {type(data).__name__}")
+    return data
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _provenance() -> dict[str, Any]:
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "tool": "gpbench convert",
+        "gpbench_version": gpbench.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "packages": {name: version(name) for name in ("torch", "transformers", "peft")},
+    }
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    log = logging.getLogger(name)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "") if text else type(exc).__name__
