@@ -36,10 +36,18 @@ def binomial_two_sided_p(successes: int, n: int, p: float) -> float:
         raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"p must be in [0, 1], got {p}")
-    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
-    observed = pmf[successes]
+    if p in (0.0, 1.0):  # a degenerate distribution: the observation is certain or impossible
+        return 1.0 if successes == (0 if p == 0.0 else n) else 0.0
+    # The pmf in log space: math.comb(n, k) overflows a float beyond n ~ 1,030.
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_n = math.lgamma(n + 1)
+    log_pmf = [
+        log_n - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p + (n - k) * log_q
+        for k in range(n + 1)
+    ]
     # Relative tolerance as in R's binom.test, so ties in floating point count as equal.
-    return min(1.0, sum(q for q in pmf if q <= observed * (1 + 1e-7)))
+    bound = log_pmf[successes] + math.log1p(1e-7)
+    return min(1.0, math.fsum(math.exp(v) for v in log_pmf if v <= bound))
 
 
 def mcnemar_exact_p(b: int, c: int) -> float:

@@ -77,3 +77,19 @@ def test_mcnemar_rejects_negative_counts() -> None:
 def test_wilson_bounds_at_the_edges_are_exact(n: int) -> None:
     assert wilson_interval(0, n)[0] == 0.0
     assert wilson_interval(n, n)[1] == 1.0
+
+
+def test_binomial_test_handles_large_n_and_degenerate_p() -> None:
+    # math.comb(n, k) as a float overflows beyond n ~ 1,030; the log-space pmf does not.
+    assert binomial_two_sided_p(5_000, 10_000, 0.5) == pytest.approx(1.0)
+    assert binomial_two_sided_p(4_700, 10_000, 0.5) < 1e-8
+    assert binomial_two_sided_p(0, 50, 0.0) == 1.0 and binomial_two_sided_p(1, 50, 0.0) == 0.0
+    assert binomial_two_sided_p(50, 50, 1.0) == 1.0
+    # Small n agrees with the direct sum over the pmf.
+    direct = sum(
+        math.comb(20, k) * 0.3**k * 0.7 ** (20 - k)
+        for k in range(21)
+        if math.comb(20, k) * 0.3**k * 0.7 ** (20 - k)
+        <= math.comb(20, 11) * 0.3**11 * 0.7**9 * (1 + 1e-7)
+    )
+    assert binomial_two_sided_p(11, 20, 0.3) == pytest.approx(direct, rel=1e-12)
