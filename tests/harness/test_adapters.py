@@ -282,3 +282,25 @@ def test_trainer_checkpoints_are_evaluated_as_a_series(tiny_llama: Path, tmp_pat
         (2, "trainer_state.json"),
     ]
     assert len({m["path"] for m in metas}) == 2
+
+
+def test_paper_sampling_of_an_adapter_reads_its_base_generation_config(
+    lora: dict[str, Path], tiny_llama: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    from gpbench.harness.backends.hf import paper_sampling
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_llama, base)
+    (base / "generation_config.json").write_text(
+        json.dumps({"do_sample": True, "temperature": 0.6, "top_p": 0.9})
+    )
+    adapter = tmp_path / "adapter"
+    shutil.copytree(lora["adapter"], adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(base)
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    sampling = paper_sampling(adapter)
+    assert (sampling.temperature, sampling.top_p, sampling.max_tokens) == (0.6, 0.9, 256)

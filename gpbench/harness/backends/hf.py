@@ -113,6 +113,10 @@ def paper_sampling(model_dir: str | Path, max_tokens: int = 256) -> Sampling:
         folder = discover_series(text)[0]
     else:
         folder = resolve_model(text)
+    folder = loadable_folder(folder)
+    adapter = find_adapter(folder)
+    if adapter is not None and not (folder / "generation_config.json").is_file():
+        folder = adapter.base  # an adapter decodes as its base model does
     path = folder / "generation_config.json"
     if not path.is_file():
         return Sampling(0.0, 1.0, max_tokens)
