@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest chromium test-vllm bench clean
+.PHONY: demo test lint typecheck pytest chromium regress test-vllm bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,18 +14,25 @@ $(BIN)/python:
 # torch is pinned to the CPU wheel first: a bare torch requirement would pull a multi-GB CUDA build.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,hf]'
+	echo "torch==2.13.0" > $(VENV)/constraints.txt
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e '.[dev,hf]'
 	touch $@
 
+# The main job trains and evaluates, so it needs the hf, recipes (TRL) and reports extras; the
+# constraints file keeps pip from swapping the CPU torch for a CUDA build while resolving them.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet torch==2.13.0
+	echo "torch==2.13.0" > $(VENV)/constraints.txt
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e '.[hf,recipes,reports]'
 	touch $@
 
+# The main job (gpbench/recipes/demo.py): a tiny model, its SFT initialisation on gp-l, SFT and RL
+# (GRPO) continued from it at equal compute, `gpbench eval` of every checkpoint on id, id-heldout
+# and ood-rule, and `gpbench report` with the ID/OOD curves; no download. 4-8 min on 2 cores
+# (README, "The main job"), plus the set-up the first time.
 demo: $(VENV)/.installed
-	$(BIN)/gpbench generate -o data
-	@echo
-	@echo "First ood-rule instance (data/gp-l/ood-rule.jsonl):"
-	@head -n 1 data/gp-l/ood-rule.jsonl | $(BIN)/python -c "import json,sys; d=json.loads(sys.stdin.read()); print(d['messages'][0]['content']); print('reference:', d['reference'])"
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRL_EXPERIMENTAL_SILENCE=1 \
+	  $(BIN)/python -m gpbench.recipes.demo --out demo
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check gpbench tests bench
@@ -58,8 +65,23 @@ test-vllm:
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-vllm/bin/pytest \
 	  tests/harness/test_vllm_backend.py tests/harness/test_openai_backend.py
 
+# The project's own regression check, for real (see checkpoints.md): the reference checkpoint, the
+# SFT recipe's tiny-cpu preset at a fixed CI size, built once per cache key (5-10 min on 2 CPU
+# cores) into GPBENCH_REFERENCE_DIR and reused after; then `gpbench regress` on it (~1 min).
+# .ci/run keeps GPBENCH_REFERENCE_DIR outside the checkout, so clean checkouts reuse the build.
+GPBENCH_REFERENCE_DIR ?= .cache/gpbench/reference-ckpt
+export GPBENCH_REFERENCE_DIR
+$(VENV)/.installed-recipes: $(VENV)/.installed-dev
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e '.[hf,recipes]'
+	touch $@
+
+regress: $(VENV)/.installed-recipes
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python scripts/build_reference_checkpoint.py
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/gpbench regress --only tiny-cpu-reference \
+	  --model-root "$(GPBENCH_REFERENCE_DIR)" --runs-dir runs/regress --json runs/regress/summary.json
+
 # The vLLM stage last: the quick checks fail first.
-test: lint typecheck pytest test-vllm
+test: lint typecheck pytest regress test-vllm
 
 bench: $(VENV)/.installed-dev
 	bash bench/setup_bench_env.sh
@@ -68,4 +90,4 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_render.py
 
 clean:
-	rm -rf $(VENV) .venv-bench .venv-vllm data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench .venv-vllm data demo .pytest_cache .mypy_cache .ruff_cache .cache/gpbench

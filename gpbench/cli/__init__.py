@@ -14,6 +14,9 @@ from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
 from gpbench.cli.lm_eval import lm_eval_export, lm_eval_path
 from gpbench.cli.merge import merge
+from gpbench.cli.overlap import overlap
+from gpbench.cli.recipes import recipes
+from gpbench.cli.regress import regress
 from gpbench.cli.report import report
 from gpbench.cli.score import score
 from gpbench.cli.show import show
@@ -63,11 +66,14 @@ cli.add_command(score)
 cli.add_command(show)
 cli.add_command(eval_command)
 cli.add_command(merge)
+cli.add_command(convert)
 cli.add_command(report)
 cli.add_command(compare)
+cli.add_command(regress)
 cli.add_command(lm_eval_path)
 cli.add_command(lm_eval_export)
-cli.add_command(convert)
+cli.add_command(overlap)
+cli.add_command(recipes)
 
 
 def main() -> None:

@@ -1,0 +1,154 @@
+"""Reward functions for TRL's GRPOTrainer, from gpbench's verifier (plain batch functions).
+
+:class:`VerifierReward` is the paper's reward and nothing else:
+
+- single-turn (one answer per prompt): the verdict's reward for that answer, exactly
+  ``task.verify(...).reward`` (GeneralPoints +5 / -1 / -2 per kind / -3, gp-vl -1.5 first;
+  V-IRL +1 / -1 / -1.5 at the item's decision point);
+- multi-turn (the rollout played the verifier loop and passes the ``attempts`` it made): the
+  episode's return at the decision point, i.e. the sum of the attempts' rewards plus the task's
+  budget penalty (-1) when every attempt of the budget failed, as gpbench's episodes count it.
+
+Shaping is never mixed in. Each shaping term is its own named reward function (TRL logs it
+under ``rewards/<name>`` and adds it with its weight), chosen by name in the recipe config and
+recorded there; the paper used none, so the presets use none.
+
+>>> from gpbench.recipes.data import REF_COLUMN, examples, rl_row
+>>> from gpbench.tasks.registry import get_task
+>>> task = get_task("gp-l")
+>>> ex = next(iter(examples(task, task.dataset("train", 0, 1))))
+>>> reward = VerifierReward()
+>>> reward([ex.prompt], [ex.answer], **{REF_COLUMN: [ex.ref.to_json()]})
+[5.0]
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gpbench.errors import ConfigError, did_you_mean
+from gpbench.recipes.data import REF_COLUMN
+from gpbench.recipes.points import Replay, replay, resolve, start_at
+from gpbench.records import Verdict
+
+UNREADABLE_STATUSES = frozenset({"illegal_formula", "unparseable"})
+"""Statuses meaning the verifier found no answer in the task's format."""
+
+
+def completion_text(completion: Any) -> str:
+    """The answer text of a TRL completion: a string, or ``[{"role": "assistant", ...}]``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion:
+        content = completion[-1].get("content", "") if isinstance(completion[-1], dict) else ""
+        if isinstance(content, list):  # content parts (vision-language processors)
+            return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+        return content if isinstance(content, str) else ""
+    return ""
+
+
+def judge(ref_json: str, answer: str, *, mode: str = "gpbench") -> Verdict:
+    """The verifier's verdict on one answer at the item's decision point."""
+    task, instance, point = resolve(ref_json)
+    return start_at(task, instance, point, mode=mode).judge(answer, output_truncated=False)
+
+
+def play(ref_json: str, attempts: Sequence[str], *, budget: int, mode: str = "gpbench") -> Replay:
+    """The item's decision point played over ``attempts`` with the verification budget."""
+    task, instance, point = resolve(ref_json)
+    return replay(start_at(task, instance, point, budget=budget, mode=mode), attempts)
+
+
+def _attempts(value: Any) -> list[str] | None:
+    """The rollout's attempts for one completion (JSON text or a list), None when single-turn."""
+    if value is None:
+        return None
+    attempts = json.loads(value) if isinstance(value, str) else value
+    return [str(a) for a in attempts]
+
+
+class VerifierReward:
+    """The paper's reward from gpbench's verifier, as a TRL reward function.
+
+    Args:
+        mode: verifier mode (``gpbench``, or ``reference`` for the paper code's quirks).
+        budget: verification budget for multi-turn completions (attempts per decision point).
+    """
+
+    def __init__(self, mode: str = "gpbench", budget: int = 1) -> None:
+        self.__name__ = "gpbench_verifier"  # TRL names logged rewards after this
+        self.mode = mode
+        self.budget = budget
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        attempts: Sequence[Any] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        """One reward per completion; ``columns[REF_COLUMN]`` names each completion's item."""
+        refs = columns[REF_COLUMN]
+        rewards = []
+        for i, completion in enumerate(completions):
+            tried = _attempts(attempts[i]) if attempts is not None else None
+            if tried is None:
+                verdict = judge(refs[i], completion_text(completion), mode=self.mode)
+                rewards.append(float(verdict.reward))
+            else:
+                rewards.append(play(refs[i], tried, budget=self.budget, mode=self.mode).reward)
+        return rewards
+
+
+class FormatShaping:
+    """Shaping, not the paper's reward: ``weight`` times the share of attempts in the task's format.
+
+    An attempt is in format when the verifier read an answer from it (its status is neither
+    ``illegal_formula`` nor ``unparseable``), right or wrong.
+    """
+
+    def __init__(self, weight: float, mode: str = "gpbench", budget: int = 1) -> None:
+        self.__name__ = "shaping_format"
+        self.weight = weight
+        self.mode = mode
+        self.budget = budget
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        attempts: Sequence[Any] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        """One shaping value per completion."""
+        refs = columns[REF_COLUMN]
+        values = []
+        for i, completion in enumerate(completions):
+            tried = _attempts(attempts[i]) if attempts is not None else None
+            if tried is None:
+                verdicts = [judge(refs[i], completion_text(completion), mode=self.mode)]
+            else:
+                verdicts = play(refs[i], tried, budget=self.budget, mode=self.mode).verdicts
+            readable = sum(v.status not in UNREADABLE_STATUSES for v in verdicts)
+            values.append(self.weight * readable / max(1, len(verdicts)))
+        return values
+
+
+SHAPING: dict[str, Callable[..., FormatShaping]] = {"format": FormatShaping}
+"""Shaping terms by name (``--set shaping=format:0.5``); none by default."""
+
+
+def reward_functions(
+    shaping: dict[str, float], *, mode: str = "gpbench", budget: int = 1
+) -> list[VerifierReward | FormatShaping]:
+    """The verifier reward first, then each named shaping term with its weight."""
+    funcs: list[VerifierReward | FormatShaping] = [VerifierReward(mode, budget)]
+    for name, weight in shaping.items():
+        if name not in SHAPING:
+            raise ConfigError(
+                f"unknown shaping {name!r}{did_you_mean(name, SHAPING)} (choices: {', '.join(SHAPING)})"
+            )
+        funcs.append(SHAPING[name](weight, mode, budget))
+    return funcs

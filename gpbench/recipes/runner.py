@@ -1,0 +1,112 @@
+"""What both recipes do around a TRL trainer: its arguments, metadata callbacks, training, saving.
+
+Imports transformers (through the callbacks); the recipes import this module only when they run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gpbench.recipes.callbacks import CheckpointMetadataCallback, ComputeBudgetCallback
+from gpbench.recipes.config import TrainSettings, gradient_accumulation
+from gpbench.recipes.metadata import MetadataRecorder, base_checkpoint, write_metadata
+from gpbench.reports.compute import rl_lambda_for
+from gpbench.tasks.spec import TaskSpec
+
+
+@dataclass(frozen=True)
+class RecipeResult:
+    """What a recipe run produced.
+
+    Attributes:
+        output_dir: the final model's folder (with its ``gpbench_checkpoint.json``).
+        checkpoints: the ``checkpoint-N`` folders saved during training, in order.
+        steps: optimizer steps run.
+        tokens_seen: training tokens of this run.
+        compute: the final model's ``compute`` (FLOPs, cumulative over the recipe chain).
+        seconds: wall time of training and saving.
+        metadata: the final model's ``gpbench_checkpoint.json`` contents.
+    """
+
+    output_dir: Path
+    checkpoints: list[Path]
+    steps: int
+    tokens_seen: int
+    compute: float
+    seconds: float
+    metadata: dict[str, Any]
+
+
+def common_trainer_args(settings: TrainSettings) -> dict[str, Any]:
+    """Trainer arguments both recipes derive from the shared settings.
+
+    With a compute budget, checkpoints come from :class:`ComputeBudgetCallback`; ``save_steps``
+    is then ``max_steps`` so the last step is saved if the budget outlasts it.
+    """
+    budgeted = settings.compute_budget is not None
+    return {
+        "output_dir": settings.output_dir,
+        "max_steps": settings.max_steps,
+        "per_device_train_batch_size": settings.per_device_batch_size,
+        "gradient_accumulation_steps": gradient_accumulation(settings),
+        "learning_rate": settings.learning_rate,
+        "lr_scheduler_type": settings.lr_scheduler,
+        "warmup_steps": settings.warmup_steps,
+        "weight_decay": settings.weight_decay,
+        "max_grad_norm": settings.max_grad_norm,
+        "bf16": settings.bf16,
+        "gradient_checkpointing": settings.gradient_checkpointing,
+        "seed": settings.seed,
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "steps",
+        "save_steps": settings.max_steps if budgeted else settings.save_steps,
+        "save_only_model": True,
+        "report_to": "none",
+        "use_cpu": settings.use_cpu,
+        "model_init_kwargs": {"dtype": "bfloat16" if settings.bf16 else "float32"},
+        **settings.trainer_args,
+    }
+
+
+def parameter_count(model: Any) -> int:
+    """N for the compute formula: every parameter of the model (shared ones once)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def run(trainer: Any, settings: TrainSettings, task: TaskSpec, method: str) -> RecipeResult:
+    """Attach the metadata callbacks, train, save the final model beside its metadata."""
+    start = time.perf_counter()
+    recorder = MetadataRecorder(
+        method=method,
+        parameter_count=parameter_count(trainer.model),
+        base=base_checkpoint(settings.model),
+        config=dataclasses.asdict(settings),
+        task=f"{task.id}@{task.version}",
+        rl_lambda=rl_lambda_for(task.multi_decision),
+    )
+    saver = CheckpointMetadataCallback(recorder)
+    trainer.add_callback(saver)
+    if settings.compute_budget is not None:
+        trainer.add_callback(
+            ComputeBudgetCallback(recorder, settings.compute_budget, settings.save_points)
+        )
+    trainer.train()
+    output = Path(settings.output_dir)
+    trainer.save_model(str(output))
+    state = trainer.state
+    record = recorder.record(step=state.global_step, tokens_seen=state.num_input_tokens_seen)
+    if trainer.args.should_save:
+        write_metadata(output, record)
+    return RecipeResult(
+        output,
+        list(saver.saved),
+        int(state.global_step),
+        int(state.num_input_tokens_seen),
+        float(record["compute"]),
+        time.perf_counter() - start,
+        record,
+    )

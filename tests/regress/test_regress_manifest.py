@@ -1,0 +1,344 @@
+"""checkpoints.md: the real file, table = block, round trips, and one-line errors that name the line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import CHECKPOINTS_MD, ManifestWriter, manifest_text, scripted_entry
+
+from gpbench.cli import cli
+from gpbench.regress import reference
+from gpbench.regress.manifest import (
+    HEADER,
+    ManifestError,
+    dump_block,
+    load_manifest,
+    parse_block,
+    render_table,
+    to_data,
+    with_entries,
+)
+
+PAPER_CHECKPOINTS = ("gp-l-init", "gp-vl-init", "virl-l-init", "virl-vl-init")
+
+
+def test_the_repository_manifest_loads_and_its_table_equals_its_block() -> None:
+    manifest = load_manifest(CHECKPOINTS_MD)  # raises on any table/block difference
+    names = [e.name for e in manifest.entries]
+    assert names == [*PAPER_CHECKPOINTS, "tiny-cpu-reference"]
+    assert manifest.alpha == 0.01
+    # Independently of check_table_matches: the rows between the markers are the rendering.
+    first, end = manifest.table
+    table = [line for line in manifest.lines[first:end] if line.strip()]
+    assert table == render_table(manifest.entries)
+
+
+def test_the_paper_checkpoints_are_listed_as_the_issue_asks() -> None:
+    manifest = load_manifest(CHECKPOINTS_MD)
+    for name in PAPER_CHECKPOINTS:
+        entry = manifest.entry(name)
+        assert entry.kind == "hub" and entry.source.startswith("tianzhechu/")
+        assert entry.needs_gpu and entry.backend == "hf"
+        assert "Llama 3.2 Community License" in entry.licence
+        assert "mllama" in entry.architecture and "0.10.2" in entry.backend_note
+    gp_l = manifest.entry("gp-l-init").checks[0]
+    assert (gp_l.task, gp_l.split, gp_l.n, gp_l.seed, gp_l.max_tokens, gp_l.budget) == (
+        "gp-l",
+        "ood-rule",
+        234,
+        42,
+        256,
+        5,
+    )
+    assert [(e.metric, e.rate) for e in gp_l.expect] == [("success", 0.115)]  # TASKS.md §4
+    # The other tasks' data differ from the paper's: information only.
+    for name in PAPER_CHECKPOINTS[1:]:
+        for check in manifest.entry(name).checks:
+            assert not check.expect and check.paper
+
+
+def test_the_reference_entry_points_where_the_build_script_writes() -> None:
+    entry = load_manifest(CHECKPOINTS_MD).entry("tiny-cpu-reference")
+    assert entry.kind == "path" and not entry.needs_gpu
+    assert Path(entry.source) == reference.DEFAULT_CACHE / reference.NAME
+    assert "scripts/build_reference_checkpoint.py" in entry.build
+    assert (CHECKPOINTS_MD.parent / "scripts/build_reference_checkpoint.py").is_file()
+    check = entry.checks[0]
+    metrics = {e.metric for e in check.expect}
+    # Success of a tiny model is near zero: status, parse and truncation rates carry the check.
+    assert {"success", "parse_rate", "truncation_rate"} <= metrics
+    assert any(m.startswith("status:") for m in metrics)
+    assert "gpbench" in check.recorded and "--update" not in check.recorded
+
+
+def test_block_round_trips_through_dump_and_parse() -> None:
+    manifest = load_manifest(CHECKPOINTS_MD)
+    text = dump_block(to_data(manifest.alpha, manifest.entries))
+    entries, alpha = parse_block(text, 1, "x")
+    strip = [
+        [(e.name, e.checks[i].expect, e.checks[i].paper) for i in range(len(e.checks))]
+        for e in entries
+    ]
+    orig = [[(e.name, c.expect, c.paper) for c in e.checks] for e in manifest.entries]
+    assert alpha == manifest.alpha and strip == orig
+    assert json.loads(text) == to_data(manifest.alpha, manifest.entries)
+    # One expectation per line: --update diffs stay readable.
+    assert '"success": {"rate": 0.115, "tol": 0.05}' in text
+
+
+def test_with_entries_rewrites_only_block_and_table(write_manifest: ManifestWriter) -> None:
+    path = write_manifest([scripted_entry()])
+    manifest = load_manifest(path)
+    assert with_entries(manifest, manifest.entries) == path.read_text()
+    text = with_entries(manifest, (), block=False)
+    assert "Prose that --update must keep." in text and "Closing prose." in text
+    assert "| scripted |" not in text and '"name": "scripted"' in text
+
+
+def _table_line(path: Path, name: str) -> int:
+    lines = path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, start=1) if line.startswith(f"| {name} |"))
+
+
+def test_a_table_cell_that_differs_from_the_block_is_named_with_its_line(
+    write_manifest: ManifestWriter,
+) -> None:
+    path = write_manifest([scripted_entry()])
+    text = path.read_text().replace("| success 70.0% ± 5.0 |", "| success 75.0% ± 5.0 |")
+    path.write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{_table_line(path, 'scripted')}: ")
+    assert "'expected ± tolerance' reads 'success 75.0% ± 5.0'" in message
+    assert "'success 70.0% ± 5.0'" in message and "--write-table" in message
+    assert "\n" not in message
+    load_manifest(path, check_table=False)  # --write-table can still read it
+
+
+def test_missing_and_extra_table_rows_are_errors(write_manifest: ManifestWriter) -> None:
+    two = [scripted_entry("a"), scripted_entry("b")]
+    path = write_manifest(two)
+    rendered = render_table(
+        parse_block(dump_block({"version": 1, "alpha": 0.01, "checkpoints": two}), 1, "m")[0]
+    )
+    path.write_text(manifest_text(two, table=rendered[:-1]))
+    with pytest.raises(ManifestError, match="the table has 1 rows but the JSON block has 2 checks"):
+        load_manifest(path)
+    path.write_text(manifest_text(two[:1], table=rendered))
+    with pytest.raises(ManifestError, match="the table has 2 rows but the JSON block has 1 checks"):
+        load_manifest(path)
+    swapped = [*rendered[:2], rendered[3], rendered[2]]  # rows a and b in the wrong order
+    path.write_text(manifest_text(two, table=swapped))
+    with pytest.raises(ManifestError, match=r"table row a gp-l id .*: column 'name' reads 'b'"):
+        load_manifest(path)
+    path.write_text(
+        manifest_text(two, table=[rendered[0].replace("licence", "license"), *rendered[1:]])
+    )
+    with pytest.raises(ManifestError, match="the table header must be"):
+        load_manifest(path)
+
+
+def _entry_with(change: Any) -> list[dict[str, Any]]:
+    entry = scripted_entry()
+    change(entry)
+    return [entry]
+
+
+def _set(path: str, value: Any) -> Any:
+    def change(entry: dict[str, Any]) -> None:
+        target: Any = entry
+        keys = path.split(".")
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        target[keys[-1]] = value
+
+    return change
+
+
+def _drop(path: str) -> Any:
+    def change(entry: dict[str, Any]) -> None:
+        target: Any = entry
+        keys = path.split(".")
+        for key in keys[:-1]:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        del target[keys[-1]]
+
+    return change
+
+
+# (what is wrong, how to break the entry, text in the message, text on the named line)
+BAD_ENTRIES = [
+    (
+        "unknown entry key",
+        _set("licnce", "x"),
+        "unknown key 'licnce'; did you mean 'licence'?",
+        '"licnce"',
+    ),
+    ("bad name", _set("name", "GP L"), "name must match", '"name"'),
+    ("two sources", _set("path", "x"), "give exactly one of hub", '"name"'),
+    (
+        "bad hub id",
+        lambda e: (e.pop("policy"), e.update(hub="not a hub id", backend="hf")),
+        "hub must be a hub id",
+        '"hub"',
+    ),
+    ("policy on hf", _set("backend", "hf"), "a policy goes with backend scripted", '"backend"'),
+    (
+        "unknown backend",
+        lambda e: (e.pop("policy"), e.update(path="p", backend="vlm")),
+        "did you mean 'vllm'?",
+        '"backend"',
+    ),
+    (
+        "needs_gpu not bool",
+        _set("needs_gpu", "yes"),
+        "needs_gpu must be true or false",
+        '"needs_gpu"',
+    ),
+    ("no checks", _set("checks", []), "checks must be a non-empty list", '"checks"'),
+    ("pipe in a cell", _set("licence", "a | b"), "may not hold '|'", '"licence"'),
+    ("unknown task", _set("checks.0.task", "gp-x"), "unknown task", '"task"'),
+    ("unknown split", _set("checks.0.split", "ood_rule"), "did you mean 'ood-rule'?", '"task"'),
+    ("unknown check key", _set("checks.0.sample", 2), "did you mean 'samples'?", '"sample"'),
+    ("n not an int", _set("checks.0.n", 1.5), "n must be an integer >= 1", '"n"'),
+    ("budget zero", _set("checks.0.budget", 0), "budget must be an integer >= 1", '"budget"'),
+    (
+        "decoding lacks a key",
+        _drop("checks.0.decoding.top_p"),
+        "decoding lacks top_p",
+        '"decoding"',
+    ),
+    (
+        "bad temperature",
+        _set("checks.0.decoding.temperature", -1),
+        "temperature must be >= 0",
+        '"decoding"',
+    ),
+    (
+        "unknown metric",
+        _set("checks.0.expect", {"sucess": {"rate": 0.1, "tol": 0.1}}),
+        "did you mean 'success'?",
+        '"sucess"',
+    ),
+    (
+        "unknown status",
+        _set("checks.0.expect", {"status:wrong_vale": {"rate": 0.1, "tol": 0.1}}),
+        "did you mean 'wrong_value'?",
+        '"status:wrong_vale"',
+    ),
+    (
+        "per-step on gp-l",
+        _set("checks.0.expect", {"per_step_accuracy": {"rate": 0.1, "tol": 0.1}}),
+        "multi-decision tasks",
+        '"per_step_accuracy"',
+    ),
+    (
+        "rate in percent",
+        _set("checks.0.expect", {"success": {"rate": 11.5, "tol": 0.05}}),
+        "fraction in [0, 1] (0.115 for 11.5%)",
+        '"success"',
+    ),
+    (
+        "expectation shape",
+        _set("checks.0.expect", {"success": 0.5}),
+        'must be {"rate": r, "tol": t}',
+        '"success"',
+    ),
+    ("nothing to compare", _drop("checks.0.expect"), "nothing to compare", '"task"'),
+    (
+        "paper out of range",
+        _set("checks.0.paper", {"success": 2}),
+        "paper.success must be a fraction",
+        '"paper"',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "change", "message", "on_line"), BAD_ENTRIES, ids=[c[0] for c in BAD_ENTRIES]
+)
+def test_manifest_errors_are_one_line_and_name_the_line(
+    write_manifest: ManifestWriter, what: str, change: Any, message: str, on_line: str
+) -> None:
+    entries = _entry_with(change)
+    path = write_manifest(entries, table=render_table(()))  # the table is checked after the block
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    text = str(info.value)
+    assert "\n" not in text, what
+    assert message in text, (what, text)
+    match = re.match(rf"{re.escape(str(path))}:(\d+): ", text)
+    assert match, text
+    line = path.read_text().splitlines()[int(match.group(1)) - 1]
+    assert on_line in line, (what, line)
+
+
+def test_duplicate_names_point_at_the_second(write_manifest: ManifestWriter) -> None:
+    path = write_manifest([scripted_entry("a"), scripted_entry("a")], table=render_table(()))
+    with pytest.raises(ManifestError, match="checkpoint name 'a' is used twice") as info:
+        load_manifest(path)
+    line = int(str(info.value).split(":")[1])
+    lines = path.read_text().splitlines()
+    assert [i + 1 for i, text in enumerate(lines) if '"name": "a"' in text][1] == line
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace('"alpha": 0.01,', '"alpha": 0.01'),
+            "not valid JSON: Expecting ',' delimiter",
+        ),
+        (lambda t: t.replace('"alpha": 0.01', '"alpha": 5'), "alpha must be a number in (0, 1)"),
+        (lambda t: t.replace('"version": 1', '"version": 2'), "unsupported manifest version 2"),
+        (
+            lambda t: t.replace("```json gpbench-regress", "```json"),
+            "expected exactly one fenced block",
+        ),
+        (lambda t: t + "\n```json gpbench-regress\n{}\n```\n", "found 2"),
+        (lambda t: t.replace("```\n\nClosing", "\n\nClosing"), "never closed"),
+        (
+            lambda t: t.replace("<!-- gpbench-regress:table:end -->", ""),
+            "expected the table between",
+        ),
+    ],
+)
+def test_file_level_errors(write_manifest: ManifestWriter, edit: Any, message: str) -> None:
+    path = write_manifest([scripted_entry()])
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ManifestError, match=re.escape(message)) as info:
+        load_manifest(path)
+    assert str(info.value).startswith(f"{path}:") and "\n" not in str(info.value)
+
+
+def test_json_syntax_error_names_the_file_line(write_manifest: ManifestWriter) -> None:
+    path = write_manifest([scripted_entry()])
+    lines = path.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if '"licence"' in line)
+    lines[index] = lines[index].rstrip(",")  # drop a comma
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value).startswith(f"{path}:{index + 2}: the JSON block is not valid JSON")
+
+
+def test_cli_reports_a_manifest_error_in_one_line_and_exits_1(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    path = write_manifest(_entry_with(_set("checks.0.task", "gp-x")), table=render_table(()))
+    result = CliRunner().invoke(cli, ["regress", "--manifest", str(path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {path}:") and result.output.count("\n") == 1
+    missing = CliRunner().invoke(cli, ["regress", "--manifest", str(tmp_path / "none.md")])
+    assert missing.exit_code == 1 and "no such file; pass --manifest PATH" in missing.output
+
+
+def test_header_constant_matches_the_rendered_table() -> None:
+    assert render_table(())[0] == "| " + " | ".join(HEADER) + " |"
+    assert render_table(())[1].count("---") == len(HEADER)
