@@ -52,8 +52,9 @@ METADATA_FILE = "gpbench_checkpoint.json"
 TRAINER_STATE_FILE = "trainer_state.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 
-# Files whose whole contents decide how text becomes tokens and images become inputs.
-_TEXT_FILES = (
+# Files whose whole contents decide how text becomes tokens and images become inputs (hashed
+# whole by fingerprint; copied beside converted weights by gpbench.harness.convert).
+TEXT_FILES = (
     CONFIG_FILE,
     "tokenizer.json",
     "tokenizer_config.json",
@@ -126,7 +127,7 @@ def hash_folder(
 ) -> None:
     """Feed a folder's config, tokenizer and chat template files (whole contents; ``extra``
     names more) and, with ``weights``, its weight files' ends to ``digest``, sorted by name."""
-    for path in _sorted_files(folder, (*_TEXT_FILES, *extra), _TEXT_GLOBS):
+    for path in _sorted_files(folder, (*TEXT_FILES, *extra), _TEXT_GLOBS):
         name = path.relative_to(folder).as_posix()
         digest.update(f"file {name} {hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
     if not weights:

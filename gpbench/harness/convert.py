@@ -80,6 +80,7 @@ from gpbench.harness.adapters import Adapter, find_adapter
 from gpbench.harness.checkpoints import (
     CONFIG_FILE,
     METADATA_FILE,
+    TEXT_FILES,
     TRAINER_STATE_FILE,
     ShardedCheckpoint,
     find_sharded,
@@ -92,19 +93,7 @@ from gpbench.harness.checkpoints import (
 FSDP_CONFIG_FILE = "fsdp_config.json"
 # Tokenizer, processor, template and generation files copied beside the converted weights.
 _PROCESSING_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "tokenizer.model",
-    "spiece.model",
-    "vocab.json",
-    "vocab.txt",
-    "merges.txt",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "chat_template.jinja",
-    "chat_template.json",
-    "preprocessor_config.json",
-    "processor_config.json",
+    *(name for name in TEXT_FILES if name != CONFIG_FILE),  # config.json is written by save
     "video_preprocessor_config.json",
     "generation_config.json",
 )
