@@ -251,6 +251,10 @@ def evaluate_fast(
     max_bits = lane.max_bits
     if lane.check_literals and max(numbers).bit_length() > max_bits:
         return None
+    # A value built from literals of at most b bits by k steps has a numerator and denominator
+    # (in lowest terms) of at most (b per literal) + k bits: * and / add bit counts, + and - add
+    # one more, negation none. Within max_bits, no step can exceed it and the checks are skipped.
+    checked = lane.literal_bits * len(numbers) + len(plan) > max_bits
     # Registers hold ints while values are integral, else (numerator, denominator) pairs in
     # lowest terms with a denominator > 1: the same exact values as Fraction, without its
     # constructor and operator overhead (a wrong answer's divisions made Fraction a tenth of the
@@ -289,11 +293,12 @@ def evaluate_fast(
                 return None
             else:
                 result = _lowest_terms(an * bd, ad * bn)
-        if type(result) is int:
-            if result.bit_length() > max_bits:
+        if checked:
+            if type(result) is int:
+                if result.bit_length() > max_bits:
+                    return None
+            elif result[0].bit_length() > max_bits or result[1].bit_length() > max_bits:  # type: ignore[index]
                 return None
-        elif result[0].bit_length() > max_bits or result[1].bit_length() > max_bits:  # type: ignore[index]
-            return None
         registers.append(result)
     value = registers[-1]
     if type(value) is int:
@@ -361,6 +366,7 @@ class _Lane:
         "check_literals",
         "errors",
         "errors_unicode",
+        "literal_bits",
         "max_bits",
         "max_length",
         "max_text",
@@ -377,6 +383,8 @@ class _Lane:
         self.split = re.compile(f"([0-9]{{1,{digits}}}+)").split
         # Whether a literal of the allowed digits can exceed the value limit.
         self.check_literals = (10**digits - 1).bit_length() > limits.max_value_bits
+        # The most bits a literal can have (at least 1: the literal 0 has denominator 1).
+        self.literal_bits = min((10**digits - 1).bit_length(), limits.max_value_bits)
         self.plans: dict[str, _Plan | None] = {}  # by skeleton
         self.plans_unicode: dict[str, _Plan | None] = {}  # the same, x X × ÷ allowed
         self.errors: dict[str, str] = {}  # error codes of skeletons with no plan

@@ -434,21 +434,46 @@ def _object_spans(text: str) -> tuple[list[tuple[int, int]], dict[int, re.Match[
                 continue
             ends = _brace_positions(text, run, pos, "}", 1)
             count = min(len(ends), len(opens))
-            closed = opens[len(opens) - count :]
-            del opens[len(opens) - count :]
-            closed.reverse()
-            keep = min(count, _MAX_SPANS_EXAMINED)  # only the last ones are ever looked at
-            spans.extend(zip(closed[count - keep :], ends[count - keep : count], strict=True))
+            # The i-th closer closes the i-th open from the top; only the last ones closed (the
+            # outermost) are ever looked at, so only they are paired.
+            keep = min(count, _MAX_SPANS_EXAMINED)
+            base = len(opens) - count
+            outermost = opens[base : base + keep]
+            outermost.reverse()
+            del opens[base:]
+            spans.extend(zip(outermost, ends[count - keep : count], strict=True))
             if len(spans) > 4 * _MAX_SPANS_EXAMINED:
                 del spans[: len(spans) - _MAX_SPANS_EXAMINED]
 
 
 def _brace_positions(text: str, start: int, end: int, brace: str, shift: int) -> Sequence[int]:
-    """Where each ``brace`` in ``text[start:end]`` is (plus ``shift``), computed in C loops."""
-    if text.count(brace, start, end) == end - start:  # braces only
-        return range(start + shift, end + shift)
-    gaps = text[start:end].split(brace)[:-1]  # the text before each brace
-    return list(map(add, accumulate(map(len, gaps)), count(start + shift)))
+    """Where each ``brace`` in ``text[start:end]`` is (plus ``shift``), computed in C loops.
+
+    ``text[start]`` is a brace. Hostile and looping answers nest one unit over and over
+    (``{"a": [{"a": [``, ``}]}]``): the longest prefix of the run that repeats the text up to its
+    second brace is a ``range``, found with C string comparisons; only the rest is split.
+    """
+    second = text.find(brace, start + 1, end)
+    if second < 0:
+        return (start + shift,)
+    step = second - start
+    repeats = (end - start) // step  # at most this many whole units fit
+    unit = text[start:second]
+    if not text.startswith(unit * repeats, start):
+        low, high = 1, repeats - 1  # the largest count of whole units that match, by bisection
+        while low < high:
+            middle = (low + high + 1) // 2
+            if text.startswith(unit * middle, start):
+                low = middle
+            else:
+                high = middle - 1
+        repeats = low
+    rest = start + repeats * step
+    positions = range(start + shift, rest + shift, step)
+    if rest == end:
+        return positions
+    gaps = text[rest:end].split(brace)[:-1]  # the text before each later brace
+    return [*positions, *map(add, accumulate(map(len, gaps)), count(rest + shift))]
 
 
 def _find_object(text: str, max_chars: int) -> dict[str, Json] | re.Match[str] | None:

@@ -224,11 +224,14 @@ def verify_positional(
         # An int here is at most max_value_bits (2048) bits, far within str()'s digit limit.
         extracted["value"] = str(value) if type(value) is int else format_fraction(value)
 
-    # The memorization flags (TASKS.md §5), from the hand's memoised training-rule data.
-    # Keyed by the sorted cards: both results depend on the multiset only, and its 1,820
-    # four-card multisets fit the cache where ordered hands (28,561) kept missing it.
-    training_values, reference = _training_hand(tuple(sorted(cards)), target)
-    if not rule_is_training and value == target and tuple(sorted(numbers)) == training_values:
+    # The memorization flags (TASKS.md §5), from the hand's memoised data.
+    hand_key = (*cards, *values, target)
+    hand = _HANDS.get(hand_key)
+    if hand is None:
+        hand = _hand_facts(hand_key, cards, values, target)
+    sorted_values, training_values, reference = hand
+    used = tuple(sorted(numbers))
+    if not rule_is_training and value == target and used == training_values:
         flags.append("train_rule_answer")
     # "".join(split()) drops exactly the \s characters (str.isspace is re's \s).
     if reference is not None and "".join(expression.split()) == reference:
@@ -237,7 +240,7 @@ def verify_positional(
     statuses: list[str] = []
     reasons: list[str] = []
     reward = 0.0
-    if sorted(numbers) != sorted(values):  # equal multisets need no diagnosis
+    if used != sorted_values:  # equal multisets need no diagnosis
         # Numbers used beyond the cards (``used - available`` as Counters) and cards left over
         # (``available - used``): count the cards down.
         available: dict[int, int] = {}
@@ -295,6 +298,29 @@ def _value_matches(expression: str, value: int | Fraction | None, target: int, m
     if mode == "reference":
         return _float_value(expression) == float(target)
     return value == target
+
+
+# (*cards, *values, target) -> _hand_facts: a flat tuple hashes faster than nested ones, and
+# the verifier looks a hand up for every answer (RL scores a group of answers per hand, the
+# harness up to five attempts). Small and tuples only: an evaluation streams endless hands past
+# it, and lists would keep the garbage collector busy.
+_HANDS: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...], str | None]] = {}
+_HANDS_KEPT = 4096
+
+
+def _hand_facts(
+    key: tuple[Any, ...], cards: Sequence[str], values: Sequence[int], target: int
+) -> tuple[tuple[int, ...], tuple[int, ...], str | None]:
+    """The hand's values sorted, its values under the training rule sorted, and the reference
+    formula for those (None when there is none); memoised in ``_HANDS`` under ``key``."""
+    # The training-rule data depends on the multiset of cards only: keyed by the sorted cards,
+    # its 1,820 four-card multisets fit the cache where ordered hands (28,561) kept missing it.
+    training_values, reference = _training_hand(tuple(sorted(cards)), target)
+    facts = (tuple(sorted(values)), training_values, reference)
+    if len(_HANDS) >= _HANDS_KEPT:
+        _HANDS.clear()
+    _HANDS[key] = facts
+    return facts
 
 
 @lru_cache(maxsize=4096)

@@ -547,6 +547,27 @@ def test_flat_object_reads_what_the_parser_reads(text: str) -> None:
     assert same(answers._flat_members(match, None), expected)
 
 
+@st.composite
+def brace_runs(draw: st.DrawFn) -> tuple[str, int, int, str]:
+    """A run of braces as the span scan passes it: repeated units, then an irregular tail."""
+    brace = draw(st.sampled_from("{}"))
+    unit = brace + draw(st.text(alphabet='ab": []' + brace, max_size=4))
+    run = unit * draw(st.integers(1, 40)) + draw(st.text(alphabet="ab:" + brace, max_size=12))
+    run = run.rstrip("ab: ") or brace
+    if not run.endswith(brace):
+        run += brace
+    prefix = draw(st.text(alphabet="xy", max_size=3))
+    return prefix + run + "zz", len(prefix), len(prefix) + len(run), brace
+
+
+@SETTINGS
+@given(brace_runs(), st.integers(0, 1))
+def test_brace_positions_are_every_brace(case: tuple[str, int, int, str], shift: int) -> None:
+    text, start, end, brace = case
+    expected = [i + shift for i in range(start, end) if text[i] == brace]
+    assert list(answers._brace_positions(text, start, end, brace, shift)) == expected
+
+
 @SETTINGS
 @given(answers_text())
 def test_span_scan_matches_the_reference(text: str) -> None:
