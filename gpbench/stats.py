@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 
 Z_95 = 1.959963984540054
@@ -81,15 +82,32 @@ def clustered_bootstrap_interval(
     With k samples per instance, the samples of one instance are not independent, so whole
     instances are resampled. The random stream is keyed, so the interval is reproducible.
     """
+    counts = [(sum(c), len(c)) for c in clusters]
+    return clustered_bootstrap_from_counts(
+        counts, resamples=resamples, key=key, confidence=confidence
+    )
+
+
+def clustered_bootstrap_from_counts(
+    counts: Sequence[tuple[int, int]],
+    *,
+    resamples: int = 2000,
+    key: str = "gpbench/bootstrap",
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """:func:`clustered_bootstrap_interval` from ``(successes, samples)`` per instance, in order.
+
+    The bootstrap only needs each cluster's counts, so streaming summaries keep just those.
+    """
     from gpbench.generators.rng import KeyedRng
 
-    clusters = [c for c in clusters if c]
-    if not clusters:
+    kept = [(k, n) for k, n in counts if n]
+    if not kept:
         return 0.0, 1.0
     rng = KeyedRng(key)
-    sums = [sum(c) for c in clusters]
-    sizes = [len(c) for c in clusters]
-    m = len(clusters)
+    sums = [k for k, _ in kept]
+    sizes = [n for _, n in kept]
+    m = len(kept)
     rates = []
     for _ in range(resamples):
         picks = [rng.below(m) for _ in range(m)]

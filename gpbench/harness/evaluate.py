@@ -20,8 +20,7 @@ from gpbench.errors import ConfigError
 from gpbench.harness.backends import Backend, Sampling, create_backend
 from gpbench.harness.loop import rollout
 from gpbench.harness.store import RunWriter, provenance, read_episodes, run_status
-from gpbench.records import Episode
-from gpbench.reports.summary import summarize
+from gpbench.reports.summary import SummaryBuilder, summarize
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -239,17 +238,22 @@ def _run_one(
         "options": options,
         **provenance(),
     }
-    writer = RunWriter(folder, run_spec)
+    summary = SummaryBuilder(
+        recognition=getattr(task, "checks_cards", False), per_step=task.multi_decision
+    )
+    # The summary is counted as episodes are written (resumed ones first), never kept in memory.
+    writer = RunWriter(folder, run_spec, observe=summary.add)
     try:
         shard_index, shard_count = config.shard
-        work = [
+        positions = range(shard_index, n, shard_count)  # this shard's instance indices
+        total = len(positions) * config.samples
+        # Generated lazily: the loop pulls instances as episodes finish, so memory stays flat.
+        work = (
             (instance, sample)
-            for instance in task.dataset(split, seed, n, options)
-            if instance.index % shard_count == shard_index
+            for instance in task.dataset(split, seed, n, options).select(positions)
             for sample in range(config.samples)
             if (instance.uid, sample) not in writer.done
-        ]
-        total = len(work) + len(writer.done)
+        )
         if progress is not None:
             progress(label, len(writer.done), total)
 
@@ -272,24 +276,18 @@ def _run_one(
     except BaseException:
         writer.close()
         raise
-    # Summarised from the records just written (the same objects the file holds, in its order),
-    # not read back: reading them again cost a fifth of a scripted run.
-    return _result(identity, task, split, folder, reused=False, episodes=writer.episodes)
+    # Summarised from the records as they were written (in file order), not read back: reading
+    # them again cost a fifth of a scripted run.
+    return RunResult(identity["checkpoint"], task.id, split, folder, summary.summary(), False)
 
 
 def _result(
-    identity: dict[str, Any],
-    task: TaskSpec,
-    split: str,
-    folder: Path,
-    *,
-    reused: bool,
-    episodes: list[Episode] | None = None,
+    identity: dict[str, Any], task: TaskSpec, split: str, folder: Path, *, reused: bool
 ) -> RunResult:
-    if episodes is None:
-        episodes = list(read_episodes(folder))
     summary = summarize(
-        episodes, recognition=getattr(task, "checks_cards", False), per_step=task.multi_decision
+        read_episodes(folder),
+        recognition=getattr(task, "checks_cards", False),
+        per_step=task.multi_decision,
     )
     return RunResult(identity["checkpoint"], task.id, split, folder, summary, reused)
 

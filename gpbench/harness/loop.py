@@ -8,8 +8,9 @@ sample, turn), so batching, resuming and sharding never change which seed a requ
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from gpbench.generators.rng import content_hash
@@ -20,7 +21,11 @@ from gpbench.tasks.episode import EpisodeEnv
 from gpbench.tasks.spec import TaskSpec
 
 MAX_REQUESTS_PER_CALL = 1024
-"""Upper bound on one backend call, so memory stays bounded on very large runs."""
+"""Upper bound on one backend call."""
+
+LIVE_EPISODES = MAX_REQUESTS_PER_CALL
+"""Episodes in flight at once: memory stays bounded however large the run, and every round of
+the loop is one full backend call while work remains."""
 
 
 def request_seed(run_seed: int, uid: str, sample: int, turn: int) -> int:
@@ -49,7 +54,7 @@ class LoopStats:
 
 def rollout(
     task: TaskSpec,
-    work: Sequence[tuple[Instance, int]],
+    work: Iterable[tuple[Instance, int]],
     backend: Backend,
     sampling: Sampling,
     *,
@@ -58,17 +63,35 @@ def rollout(
     run_seed: int = 0,
     on_episode: Callable[[Episode], None],
     on_progress: Callable[[int], None] | None = None,
+    live_episodes: int = LIVE_EPISODES,
 ) -> LoopStats:
-    """Run one episode per ``(instance, sample)`` in ``work``; report each as it finishes."""
+    """Run one episode per ``(instance, sample)`` in ``work``; report each as it finishes.
+
+    ``work`` is consumed lazily: at most ``live_episodes`` episodes are in flight. Each round
+    tops the live set up from ``work``, then sends every live episode's next turn to the backend
+    (in calls of at most :data:`MAX_REQUESTS_PER_CALL`) and closes the episodes that ended, so a
+    new episode's first turn can share a call with an older one's revision. Seeds depend on each
+    request's identity, never on the round it falls in.
+    """
+    if live_episodes < 1:
+        raise ValueError(f"live_episodes must be >= 1, got {live_episodes}")
     start = time.perf_counter()
-    live = [
-        _Live(instance, sample, task.episode(instance, budget=budget, mode=mode))
-        for instance, sample in work
-    ]
+    pending = iter(work)
+    live: list[_Live] = []
+    more = True
     calls = requests_sent = 0
     backend_seconds = 0.0
     finished = 0
-    while live:
+    while True:
+        if more and len(live) < live_episodes:
+            room = live_episodes - len(live)
+            live.extend(
+                _Live(instance, sample, task.episode(instance, budget=budget, mode=mode))
+                for instance, sample in islice(pending, room)
+            )
+            more = len(live) == live_episodes  # fewer than asked for: the work is used up
+        if not live:
+            break
         for offset in range(0, len(live), MAX_REQUESTS_PER_CALL):
             chunk = live[offset : offset + MAX_REQUESTS_PER_CALL]
             requests = [_request(task, item, run_seed) for item in chunk]

@@ -13,7 +13,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -165,15 +165,21 @@ class RunWriter:
     a torn last line is cut off first (so the next line starts clean), and the ``(uid, sample)``
     pairs already finished are reported by :attr:`done` so the caller skips them.
 
-    :attr:`episodes` holds every episode of the run (those found on resuming, then those
-    appended) in file order, so the caller summarises the run without reading it back.
+    ``observe`` is called with every episode of the run in file order (those found on resuming,
+    then each one appended), so the caller can summarise the run as it goes, without keeping the
+    episodes or reading them back.
     """
 
-    def __init__(self, folder: Path, spec: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        spec: dict[str, Any],
+        observe: Callable[[Episode], None] | None = None,
+    ) -> None:
         self.folder = folder
         self.spec = spec
+        self.observe = observe
         self.done: set[tuple[str, int]] = set()
-        self.episodes: list[Episode] = []
         self.episodes_written = 0
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -182,8 +188,10 @@ class RunWriter:
         path = folder / EPISODES_FILE
         if path.exists():
             _cut_torn_tail(path)
-            self.episodes = list(read_episodes(folder))
-            self.done = {(episode.uid, episode.sample) for episode in self.episodes}
+            for episode in read_episodes(folder):
+                self.done.add((episode.uid, episode.sample))
+                if observe is not None:
+                    observe(episode)
         self.episodes_written = len(self.done)
         self._write_spec(status="running")
         self._handle = path.open("a", encoding="utf-8", newline="\n")
@@ -192,8 +200,9 @@ class RunWriter:
         """Write one finished episode and flush it to the operating system."""
         self._handle.write(to_json(episode) + "\n")
         self._handle.flush()
-        self.episodes.append(episode)
         self.episodes_written += 1
+        if self.observe is not None:
+            self.observe(episode)
 
     def finish(self, extra: dict[str, Any] | None = None) -> None:
         """Mark the run complete (only then does a re-run skip it)."""

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gpbench.records import Episode
-from gpbench.stats import clustered_bootstrap_interval, wilson_interval
+from gpbench.stats import clustered_bootstrap_from_counts, wilson_interval
 
 
 def rate_with_interval(
     outcomes_by_instance: dict[str, list[bool]],
 ) -> dict[str, Any]:
     """A rate with its 95% interval: Wilson for one sample per instance, else clustered bootstrap."""
-    clusters = list(outcomes_by_instance.values())
-    n = sum(len(c) for c in clusters)
-    k = sum(sum(c) for c in clusters)
-    if all(len(c) <= 1 for c in clusters):
+    return rate_from_counts([(sum(c), len(c)) for c in outcomes_by_instance.values()])
+
+
+def rate_from_counts(counts: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """:func:`rate_with_interval` from ``(successes, samples)`` per instance, in instance order."""
+    n = sum(size for _, size in counts)
+    k = sum(hits for hits, _ in counts)
+    if all(size <= 1 for _, size in counts):
         low, high = wilson_interval(k, n)
         method = "wilson"
     else:
-        low, high = clustered_bootstrap_interval(clusters)
+        low, high = clustered_bootstrap_from_counts(counts)
         method = "clustered-bootstrap"
     return {"k": k, "n": n, "rate": k / n if n else 0.0, "ci95": [low, high], "ci_method": method}
 
 
 def summarize(
-    episodes: Sequence[Episode], *, recognition: bool = False, per_step: bool = False
+    episodes: Iterable[Episode], *, recognition: bool = False, per_step: bool = False
 ) -> dict[str, Any]:
     """Headline numbers of a set of episodes (one task and split, typically).
 
@@ -35,71 +39,119 @@ def summarize(
     attempts that were correct, retries counted, as in the paper's curves; success is then route
     success, and success by attempt k is left out (budgets apply per decision point).
     """
-    success: dict[str, list[bool]] = collections.defaultdict(list)
-    first: dict[str, list[bool]] = collections.defaultdict(list)
-    statuses: collections.Counter[str] = collections.Counter()
-    flags: collections.Counter[str] = collections.Counter()
-    stop_reasons: collections.Counter[str] = collections.Counter()
-    attempts = truncated = recognised = correct_attempts = 0
-    intersections_right = landmarks_visible = landmarks_named = detected_attempts = 0
-    max_budget = max((e.budget for e in episodes), default=0)
-    by_attempt = [0] * max_budget
-    total_return = 0.0
+    builder = SummaryBuilder(recognition=recognition, per_step=per_step)
     for episode in episodes:
-        success[episode.uid].append(episode.correct)
-        first[episode.uid].append(episode.first_try_correct)
-        stop_reasons[episode.stop_reason] += 1
-        total_return += episode.return_
-        for turn in episode.turns:
+        builder.add(episode)
+    return builder.summary()
+
+
+class SummaryBuilder:
+    """:func:`summarize`, one episode at a time: nothing but counts is kept.
+
+    The harness feeds it each episode as it is written, so a run's summary needs neither the
+    episodes in memory (a large run's records made the garbage collector's full passes cost a
+    third of a scripted run) nor a second read of the file.
+    """
+
+    def __init__(self, *, recognition: bool = False, per_step: bool = False) -> None:
+        self.recognition = recognition
+        self.per_step = per_step
+        # uid -> (successes, first-try successes, episodes), in first-seen order (the bootstrap
+        # resamples instances in this order, so the interval is what summarize always gave).
+        self._instances: dict[str, tuple[int, int, int]] = {}
+        self._statuses: collections.Counter[str] = collections.Counter()
+        self._flags: collections.Counter[str] = collections.Counter()
+        self._stop_reasons: collections.Counter[str] = collections.Counter()
+        self._solved_at: collections.Counter[int] = collections.Counter()  # first correct turn
+        self._episodes = self._max_budget = 0
+        self._attempts = self._truncated = self._recognised = self._correct_attempts = 0
+        self._intersections_right = self._landmarks_visible = self._landmarks_named = 0
+        self._detected_attempts = 0
+        self._total_return = 0.0
+
+    def add(self, episode: Episode) -> None:
+        """Count one episode in."""
+        self._episodes += 1
+        self._max_budget = max(self._max_budget, episode.budget)
+        hits, first_hits, size = self._instances.get(episode.uid, (0, 0, 0))
+        self._instances[episode.uid] = (
+            hits + episode.correct,
+            first_hits + episode.first_try_correct,
+            size + 1,
+        )
+        self._stop_reasons[episode.stop_reason] += 1
+        self._total_return += episode.return_
+        solved_at = None
+        for position, turn in enumerate(episode.turns):
             verdict = turn["verdict"]
-            attempts += 1
-            statuses[verdict["status"]] += 1
-            flags.update(verdict.get("flags", []))
-            truncated += bool(turn.get("output_truncated"))
-            correct_attempts += bool(verdict["correct"])
-            detection = verdict.get("extracted", {}).get("detection")
+            self._attempts += 1
+            self._statuses[verdict["status"]] += 1
+            flags = verdict.get("flags")
+            if flags:
+                self._flags.update(flags)
+            if turn.get("output_truncated"):
+                self._truncated += 1
+            if verdict["correct"]:
+                self._correct_attempts += 1
+                if solved_at is None:
+                    solved_at = position
+            extracted = verdict.get("extracted")
+            detection = extracted.get("detection") if extracted else None
             if detection is not None:
-                detected_attempts += 1
-                intersections_right += bool(detection["intersection_correct"])
-                landmarks_visible += int(detection["landmarks_visible"])
-                landmarks_named += int(detection["landmarks_named"])
-            recognised += verdict["status"] != "misrecognized_cards"
-        solved_at = next((i for i, t in enumerate(episode.turns) if t["verdict"]["correct"]), None)
+                self._detected_attempts += 1
+                self._intersections_right += bool(detection["intersection_correct"])
+                self._landmarks_visible += int(detection["landmarks_visible"])
+                self._landmarks_named += int(detection["landmarks_named"])
+            self._recognised += verdict["status"] != "misrecognized_cards"
         if solved_at is not None:
-            for k in range(solved_at, max_budget):
-                by_attempt[k] += 1
-    n = len(episodes)
-    summary: dict[str, Any] = {
-        "episodes": n,
-        "instances": len(success),
-        "success": rate_with_interval(success),
-        "first_try_success": rate_with_interval(first),
-        "success_by_attempt": {str(k + 1): (c / n if n else 0.0) for k, c in enumerate(by_attempt)},
-        "mean_return": total_return / n if n else 0.0,
-        "attempts": attempts,
-        "statuses": dict(sorted(statuses.items())),
-        "flags": dict(sorted(flags.items())),
-        "stop_reasons": dict(sorted(stop_reasons.items())),
-        "truncation_rate": truncated / attempts if attempts else 0.0,
-    }
-    if recognition:
-        summary["recognition_accuracy"] = recognised / attempts if attempts else 0.0
-    if detected_attempts:
-        summary["detection"] = {
-            "intersection_accuracy": intersections_right / detected_attempts,
-            "landmark_recall": landmarks_named / landmarks_visible if landmarks_visible else None,
+            self._solved_at[solved_at] += 1
+
+    def summary(self) -> dict[str, Any]:
+        """The summary of the episodes added so far (see :func:`summarize`)."""
+        n, attempts = self._episodes, self._attempts
+        # Episodes solved by attempt k: those whose first correct turn is at index < k.
+        by_attempt = [
+            sum(count for at, count in self._solved_at.items() if at <= k)
+            for k in range(self._max_budget)
+        ]
+        instances = list(self._instances.values())
+        summary: dict[str, Any] = {
+            "episodes": n,
+            "instances": len(instances),
+            "success": rate_from_counts([(hits, size) for hits, _, size in instances]),
+            "first_try_success": rate_from_counts([(first, size) for _, first, size in instances]),
+            "success_by_attempt": {
+                str(k + 1): (c / n if n else 0.0) for k, c in enumerate(by_attempt)
+            },
+            "mean_return": self._total_return / n if n else 0.0,
+            "attempts": attempts,
+            "statuses": dict(sorted(self._statuses.items())),
+            "flags": dict(sorted(self._flags.items())),
+            "stop_reasons": dict(sorted(self._stop_reasons.items())),
+            "truncation_rate": self._truncated / attempts if attempts else 0.0,
         }
-    if per_step:
-        del summary["success_by_attempt"]
-        low, high = wilson_interval(correct_attempts, attempts)
-        summary["per_step_accuracy"] = {
-            "k": correct_attempts,
-            "n": attempts,
-            "rate": correct_attempts / attempts if attempts else 0.0,
-            "ci95": [low, high],
-            "ci_method": "wilson (attempts treated as independent)",
-        }
-    return summary
+        if self.recognition:
+            summary["recognition_accuracy"] = self._recognised / attempts if attempts else 0.0
+        if self._detected_attempts:
+            summary["detection"] = {
+                "intersection_accuracy": self._intersections_right / self._detected_attempts,
+                "landmark_recall": (
+                    self._landmarks_named / self._landmarks_visible
+                    if self._landmarks_visible
+                    else None
+                ),
+            }
+        if self.per_step:
+            del summary["success_by_attempt"]
+            low, high = wilson_interval(self._correct_attempts, attempts)
+            summary["per_step_accuracy"] = {
+                "k": self._correct_attempts,
+                "n": attempts,
+                "rate": self._correct_attempts / attempts if attempts else 0.0,
+                "ci95": [low, high],
+                "ci_method": "wilson (attempts treated as independent)",
+            }
+        return summary
 
 
 def format_summary(title: str, summary: dict[str, Any]) -> str:

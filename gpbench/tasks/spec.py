@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -151,7 +151,11 @@ class TaskSpec(abc.ABC):
 
     def instance_key(self, split: str, seed: int, index: int, options: Mapping[str, Any]) -> str:
         """``"{task}-v{version}/{split}{variant}/{seed}/{index}"``: what an instance is a function of."""
-        return f"{self.id}-v{self.version}/{split}{self.variant(options)}/{seed}/{index}"
+        return f"{self.key_prefix(split, seed, options)}{index}"
+
+    def key_prefix(self, split: str, seed: int, options: Mapping[str, Any]) -> str:
+        """The instance keys' common start for a split, seed and options (the index follows)."""
+        return f"{self.id}-v{self.version}/{split}{self.variant(options)}/{seed}/"
 
     def instance(
         self,
@@ -309,11 +313,24 @@ class SplitDataset(Sequence[Instance]):
         return self.task.instance(self.split, self.seed, self.start + i, self.options)
 
     def __iter__(self) -> Iterator[Instance]:
+        return self.select(range(self.n))
+
+    def select(self, positions: Iterable[int]) -> Iterator[Instance]:
+        """The instances at ``positions`` (each in ``[0, n)``), generated one at a time on demand.
+
+        >>> from gpbench.tasks.registry import get_task
+        >>> [i.index for i in get_task("gp-l").dataset("id", 42, 10).select(range(1, 10, 4))]
+        [1, 5, 9]
+        """
         # The split and options were validated when the dataset was made: build directly, with
         # the key computed exactly as TaskSpec.instance does.
         task, spec = self.task, self.task.split(self.split)
-        for index in range(self.start, self.start + self.n):
-            key = task.instance_key(self.split, self.seed, index, self.options)
+        prefix = task.key_prefix(self.split, self.seed, self.options)
+        for position in positions:
+            if not 0 <= position < self.n:
+                raise IndexError(f"index {position} out of range for {self.n} instances")
+            index = self.start + position
+            key = f"{prefix}{index}"  # = task.instance_key(split, seed, index, options)
             yield task.build_instance(spec, self.seed, index, self.options, key, content_hash(key))
 
 

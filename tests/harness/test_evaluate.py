@@ -83,6 +83,8 @@ def test_resume_after_a_kill_loses_nothing_and_doubles_nothing(
     [resumed], _ = evaluate(_config(tmp_path / "b"))
     assert not resumed.reused
     assert _episodes(resumed.folder) == _episodes(reference.folder)
+    # The summary counts the episodes found on resuming as well as the new ones.
+    assert resumed.summary == reference.summary
     lines = (resumed.folder / "episodes.jsonl").read_text().splitlines()
     assert len(lines) == 30 and all(line.startswith("{") for line in lines)
 

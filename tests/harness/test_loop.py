@@ -1,0 +1,94 @@
+"""The rollout loop: a bounded set of live episodes, work pulled lazily, results independent of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gpbench.harness.backends import Completion, Request, Sampling, create_backend
+from gpbench.harness.loop import LoopStats, rollout
+from gpbench.records import Episode, Instance
+from gpbench.serialization import to_json
+from gpbench.tasks.registry import get_task
+
+
+def _play(
+    live_episodes: int, work: list[tuple[Instance, int]]
+) -> tuple[list[Episode], list[int], LoopStats]:
+    task = get_task("gp-l")
+    backend = create_backend("scripted", "reference:0.5")
+    episodes: list[Episode] = []
+    sizes: list[int] = []
+    generate = backend.generate
+
+    def counting(requests: list[Request], sampling: Sampling) -> list[Completion]:
+        sizes.append(len(requests))
+        return generate(requests, sampling)
+
+    backend.generate = counting  # type: ignore[method-assign]
+    stats = rollout(
+        task,
+        work,
+        backend,
+        Sampling(),
+        budget=5,
+        run_seed=7,
+        on_episode=episodes.append,
+        live_episodes=live_episodes,
+    )
+    return episodes, sizes, stats
+
+
+def _work(n: int, samples: int = 2) -> list[tuple[Instance, int]]:
+    task = get_task("gp-l")
+    return [(i, s) for i in task.dataset("ood-rule", 3, n) for s in range(samples)]
+
+
+def test_results_do_not_depend_on_how_many_episodes_are_live() -> None:
+    work = _work(12)
+    wide, wide_sizes, _ = _play(1024, work)
+    narrow, narrow_sizes, stats = _play(5, work)
+    by_id = {(e.uid, e.sample): to_json(e) for e in wide}
+    assert {(e.uid, e.sample): to_json(e) for e in narrow} == by_id
+    assert len(by_id) == 24
+    # The scripted backend answers wrong 50% of the time, so revisions happen...
+    assert any(len(e.turns) > 1 for e in wide)
+    # ...and a wide window sends each turn of every episode in one call, a narrow one never more
+    # than its window, yet every request is sent exactly once.
+    assert len(wide_sizes) == max(len(e.turns) for e in wide)
+    assert max(narrow_sizes) <= 5
+    assert sum(narrow_sizes) == sum(wide_sizes) == sum(len(e.turns) for e in wide)
+    assert stats.requests == sum(narrow_sizes) and stats.backend_calls == len(narrow_sizes)
+
+
+def test_work_is_pulled_only_as_room_frees_up() -> None:
+    work = _work(10, samples=1)
+    pulled: list[int] = []
+    in_flight: list[int] = []
+    finished: list[Episode] = []
+
+    def lazily() -> Iterator[tuple[Instance, int]]:
+        for position, item in enumerate(work):
+            pulled.append(position)
+            # Never more than the window started and not yet finished.
+            in_flight.append(len(pulled) - len(finished))
+            yield item
+
+    task = get_task("gp-l")
+    rollout(
+        task,
+        lazily(),
+        create_backend("scripted", "reference:0.5"),
+        Sampling(),
+        budget=5,
+        on_episode=finished.append,
+        live_episodes=3,
+    )
+    assert pulled == list(range(10)) and len(finished) == 10
+    assert max(in_flight) <= 3
+
+
+def test_a_window_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="live_episodes"):
+        _play(0, _work(1))
