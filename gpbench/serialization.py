@@ -27,10 +27,12 @@ def to_dict(record: Any) -> dict[str, Any]:
     # shallow view is exact and ~5x faster on the generation hot path.
     keys = _field_keys(type(record))
     values = getattr(record, "__dict__", None)
-    if values is not None and len(values) == len(keys) and type(record) not in _RENAMED:
+    if values is not None and len(values) == len(keys):
         # A record's __dict__ holds exactly its fields in declaration order (__init__, copy and
         # pickle all fill it that way), so a copy is the same dict at a third of the cost.
-        return dict(values)
+        if type(record) not in _RENAMED:
+            return dict(values)
+        return {_KEYWORD_FIELDS.get(name, name): value for name, value in values.items()}
     return {key: getattr(record, name) for name, key in keys}
 
 

@@ -244,9 +244,23 @@ class HandConfig:
             raise ValueError(f"num_cards must be in 1..6, got {self.num_cards}")
         if self.sampling == "deck" and self.num_cards > 13 * len(self.suits):
             raise ValueError("deck sampling needs at least num_cards cards in the deck")
+        # accepts() by sorted ranks: not a field (equality, hashing and repr ignore it).
+        object.__setattr__(self, "_accepted", {})
 
     def accepts(self, ranks: Sequence[int]) -> bool:
-        """Whether a dealt hand meets every constraint (solvable under each rule, held-out share)."""
+        """Whether a dealt hand meets every constraint (solvable under each rule, held-out share).
+
+        Every constraint depends on the multiset of ranks only, so answers are memoised by it
+        (at most 1,820 four-card multisets; a deal tries ~1.4 hands per instance).
+        """
+        key = tuple(sorted(ranks))
+        accepted: dict[tuple[int, ...], bool] = self._accepted  # type: ignore[attr-defined]
+        verdict = accepted.get(key)
+        if verdict is None:
+            verdict = accepted[key] = self._accepts(key)
+        return verdict
+
+    def _accepts(self, ranks: Sequence[int]) -> bool:
         values = [card_value(r, self.face_values) for r in ranks]
         if not is_solvable(values, self.target):
             return False

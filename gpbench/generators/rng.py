@@ -57,12 +57,17 @@ class KeyedRng:
         One 64-bit word carries ``k`` base-``base`` digits when ``base**k <= 2**64``; words at or
         above the largest multiple of ``base**k`` are rejected, so every digit is exactly uniform.
         """
-        if base < 2 or count < 0:
-            raise ValueError(f"digits() needs base >= 2 and count >= 0, got {base}, {count}")
-        per_word = _digits_per_word(base)
         out: list[int] = []
-        if count <= per_word:  # the usual case (a hand's ranks or suits): one word
-            limit = _rejection_limit(base**count)
+        limit = _ONE_WORD_LIMITS.get((base, count))
+        if limit is None:
+            if base < 2 or count < 0:
+                raise ValueError(f"digits() needs base >= 2 and count >= 0, got {base}, {count}")
+            per_word = _digits_per_word(base)
+            if count <= per_word:
+                limit = _rejection_limit(base**count)
+                if len(_ONE_WORD_LIMITS) < 1024:
+                    _ONE_WORD_LIMITS[(base, count)] = limit
+        if limit is not None:  # the usual case (a hand's ranks or suits): one word
             word = self._next_word()
             while word >= limit:
                 word = self._next_word()
@@ -107,6 +112,10 @@ class KeyedRng:
 
 
 _FOUR_WORDS = struct.Struct(">4Q")
+
+# (base, count) -> rejection limit, for the draws that fit one word: hands draw ranks and suits
+# this way for every instance, so the checks and limits are looked up once.
+_ONE_WORD_LIMITS: dict[tuple[int, int], int] = {}
 
 
 @functools.lru_cache(maxsize=256)

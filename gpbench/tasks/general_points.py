@@ -30,6 +30,7 @@ Version history:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from gpbench.errors import ConfigError
@@ -94,9 +95,19 @@ def face_message(face_values: Sequence[int]) -> str:
 
 def render_text_prompt(cards: Sequence[str], face_values: Sequence[int], target: int) -> str:
     """The paper's GP-L user prompt for a hand of rank strings."""
-    return _TEXT_PROMPT.format(
-        target=target, face_message=face_message(face_values), cards=repr(list(cards))
-    )
+    head, tail = _text_prompt_around_cards(tuple(face_values), target)
+    return f"{head}{list(cards)!r}{tail}"
+
+
+@lru_cache(maxsize=64)
+def _text_prompt_around_cards(face_values: tuple[int, ...], target: int) -> tuple[str, str]:
+    """The text prompt before and after the cards: it depends on the rule and target only, so
+    each instance fills in its cards instead of formatting the whole template again."""
+    marker = "\x00cards\x00"  # no template text contains it
+    head, tail = _TEXT_PROMPT.format(
+        target=target, face_message=face_message(face_values), cards=marker
+    ).split(marker)
+    return head, tail
 
 
 GP_TEXT_SPLITS: dict[str, SplitSpec] = {
@@ -247,11 +258,22 @@ class GeneralPointsTask(TaskSpec):
         return self.instance_key(namespace, seed, index, options)
 
     def problem(
-        self, split: SplitSpec, seed: int, index: int, options: Mapping[str, Any]
+        self,
+        split: SplitSpec,
+        seed: int,
+        index: int,
+        options: Mapping[str, Any],
+        key: str | None = None,
     ) -> dict[str, Any]:
-        """The structured problem at an index, with a reference formula."""
+        """The structured problem at an index, with a reference formula.
+
+        ``key``, the instance key when the caller has it, saves building it again: unless the
+        options pair hands across splits, it is the random stream's key (see :meth:`rng_key`).
+        """
         config = self.hand_config(split, options)
-        hand = deal(config, KeyedRng(self.rng_key(split, seed, index, options)))
+        if key is None or options["paired"]:
+            key = self.rng_key(split, seed, index, options)
+        hand = deal(config, KeyedRng(key))
         return {
             "cards": [rank_name(r) for r in hand.ranks],
             "suits": list(hand.suits),
@@ -316,7 +338,7 @@ class GeneralPointsText(GeneralPointsTask):
         uid: str,
     ) -> Instance:
         """One gp-l instance: the paper's prompt as a single user message."""
-        problem = self.problem(split, seed, index, options)
+        problem = self.problem(split, seed, index, options, key)
         formula = problem.pop("formula")
         target = problem["target"]
         face_values = FACE_VALUES_BY_RULE[problem["rule"]]
@@ -326,17 +348,18 @@ class GeneralPointsText(GeneralPointsTask):
             "number": problem["values"],
             "formula": f"{formula}={target}",
         }
-        return Instance(
-            uid=uid,
-            task=self.id,
-            task_version=self.version,
-            split=split.name,
-            seed=seed,
-            index=index,
-            problem=problem,
-            reference=reference,
-            params=self.params_for(split, options),
-            messages=[{"role": "user", "content": prompt}],
+        return Instance.of(
+            uid,
+            self.id,
+            self.version,
+            split.name,
+            seed,
+            index,
+            problem,
+            reference,
+            self.params_for(split, options),
+            [{"role": "user", "content": prompt}],
+            [],  # images
         )
 
 
