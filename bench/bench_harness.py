@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import calibrate
+
 from gpbench.harness.evaluate import EvalConfig, evaluate
 from gpbench.harness.store import read_run_spec
 
@@ -58,6 +60,7 @@ def main() -> None:
             seconds, loop = best
             rows.append((label, seconds, loop))
     print("# gpbench harness benchmark (scripted backend, gp-l id, one core, best of 3)")
+    print(f"# {calibrate.describe()}")
     print(
         f"{'run':<34} {'episodes':>9} {'seconds':>8} {'episodes/s':>11} "
         f"{'backend calls':>13} {'requests':>9} {'backend s':>9}"

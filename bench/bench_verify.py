@@ -58,6 +58,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import calibrate
+
 import gpbench
 from gpbench.generators.arithmetic import evaluate
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
@@ -1152,6 +1154,7 @@ def print_machine() -> None:
         f"python {platform.python_version()} ({platform.python_implementation()}) {sys.executable}"
     )
     print(f"gpbench {gpbench.__version__}; single process, single core, gc enabled")
+    print(calibrate.describe())
     print()
 
 

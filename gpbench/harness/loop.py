@@ -7,8 +7,10 @@ sample, turn), so batching, resuming and sharding never change which seed a requ
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -75,6 +77,57 @@ def rollout(
     """
     if live_episodes < 1:
         raise ValueError(f"live_episodes must be >= 1, got {live_episodes}")
+    with _collect_young_rarely():
+        return _rollout(
+            task,
+            work,
+            backend,
+            sampling,
+            budget=budget,
+            mode=mode,
+            run_seed=run_seed,
+            on_episode=on_episode,
+            on_progress=on_progress,
+            live_episodes=live_episodes,
+        )
+
+
+YOUNG_GC_THRESHOLD = 50_000
+"""The garbage collector's first-generation threshold during a rollout (CPython's default: 700)."""
+
+
+@contextlib.contextmanager
+def _collect_young_rarely() -> Iterator[None]:
+    """Raise the collector's first threshold for the rollout, then restore it.
+
+    Each episode allocates ~100 short-lived containers (messages, verdicts, records) and lives
+    for a round of up to 1,024 episodes. At the default threshold every live episode's objects
+    survive two young collections, reach the oldest generation and trigger full collections over
+    the whole heap: a quarter of a scripted run's time. At 50,000 they mostly die young. Cyclic
+    garbage waits at most that many allocations longer; a higher threshold set by the caller is
+    kept, and a disabled collector stays disabled.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], YOUNG_GC_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
+def _rollout(
+    task: TaskSpec,
+    work: Iterable[tuple[Instance, int]],
+    backend: Backend,
+    sampling: Sampling,
+    *,
+    budget: int,
+    mode: str,
+    run_seed: int,
+    on_episode: Callable[[Episode], None],
+    on_progress: Callable[[int], None] | None,
+    live_episodes: int,
+) -> LoopStats:
     start = time.perf_counter()
     pending = iter(work)
     live: list[_Live] = []

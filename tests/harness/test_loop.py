@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
 
 from gpbench.harness.backends import Completion, Request, Sampling, create_backend
-from gpbench.harness.loop import LoopStats, rollout
+from gpbench.harness.loop import YOUNG_GC_THRESHOLD, LoopStats, rollout
 from gpbench.records import Episode, Instance
 from gpbench.serialization import to_json
 from gpbench.tasks.registry import get_task
@@ -92,3 +93,32 @@ def test_work_is_pulled_only_as_room_frees_up() -> None:
 def test_a_window_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="live_episodes"):
         _play(0, _work(1))
+
+
+def test_the_collector_threshold_is_raised_for_the_rollout_and_restored() -> None:
+    seen: list[tuple[int, int, int]] = []
+    before = gc.get_threshold()
+    task = get_task("gp-l")
+    rollout(
+        task,
+        _work(2, samples=1),
+        create_backend("scripted", "reference:0.0"),
+        Sampling(),
+        budget=1,
+        on_episode=lambda episode: seen.append(gc.get_threshold()),
+    )
+    assert seen and all(t[0] == max(before[0], YOUNG_GC_THRESHOLD) for t in seen)
+    assert gc.get_threshold() == before
+
+
+def test_the_threshold_is_restored_when_the_backend_fails() -> None:
+    before = gc.get_threshold()
+    backend = create_backend("scripted", "reference:0.0")
+
+    def broken(requests: list[Request], sampling: Sampling) -> list[Completion]:
+        raise RuntimeError("backend down")
+
+    backend.generate = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="backend down"):
+        rollout(get_task("gp-l"), _work(1), backend, Sampling(), budget=1, on_episode=print)
+    assert gc.get_threshold() == before
