@@ -244,8 +244,10 @@ class HandConfig:
             raise ValueError(f"num_cards must be in 1..6, got {self.num_cards}")
         if self.sampling == "deck" and self.num_cards > 13 * len(self.suits):
             raise ValueError("deck sampling needs at least num_cards cards in the deck")
-        # accepts() by sorted ranks: not a field (equality, hashing and repr ignore it).
+        # accepts() by sorted ranks, and whether any hand is accepted: not fields (equality,
+        # hashing and repr ignore them), computed on first use.
         object.__setattr__(self, "_accepted", {})
+        object.__setattr__(self, "_possible", None)
 
     def accepts(self, ranks: Sequence[int]) -> bool:
         """Whether a dealt hand meets every constraint (solvable under each rule, held-out share).
@@ -313,7 +315,11 @@ def deal(config: HandConfig, rng: KeyedRng) -> Hand:
     Suits do not affect acceptance, so in uniform mode they are drawn once, after the ranks are
     accepted (each suit independently uniform over ``config.suits``).
     """
-    if not any_hand_possible(config):
+    possible: bool | None = config._possible  # type: ignore[attr-defined]
+    if possible is None:  # hashing the config for the memo cost more than dealing the hand
+        possible = any_hand_possible(config)
+        object.__setattr__(config, "_possible", possible)
+    if not possible:
         raise ValueError(
             f"no {config.num_cards}-card hand meets this configuration (target {config.target}, "
             f"face values {config.face_values}, heldout={config.heldout}); choose another target"

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from gpbench.generators.rng import content_hash
 from gpbench.harness.backends import Backend, Request, Sampling
 from gpbench.harness.episodes import close_episode, turn_from_step
 from gpbench.records import Episode, Instance, Turn
@@ -31,8 +31,13 @@ the loop is one full backend call while work remains."""
 
 
 def request_seed(run_seed: int, uid: str, sample: int, turn: int) -> int:
-    """The sampling seed of one request: a pure function of its identity, never of batching."""
-    return int(content_hash(f"sampling/{run_seed}/{uid}/{sample}/{turn}", 8), 16) & 0x7FFFFFFF
+    """The sampling seed of one request: a pure function of its identity, never of batching.
+
+    The first 31 bits of ``content_hash(f"sampling/{run_seed}/{uid}/{sample}/{turn}")`` (read
+    from the digest's bytes rather than its hex text).
+    """
+    digest = hashlib.sha256(f"sampling/{run_seed}/{uid}/{sample}/{turn}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from gpbench.generators.rng import content_hash
 from gpbench.harness.backends import Completion, Request, Sampling, create_backend
-from gpbench.harness.loop import YOUNG_GC_THRESHOLD, LoopStats, rollout
+from gpbench.harness.loop import YOUNG_GC_THRESHOLD, LoopStats, request_seed, rollout
 from gpbench.records import Episode, Instance
 from gpbench.serialization import to_json
 from gpbench.tasks.registry import get_task
@@ -122,3 +123,14 @@ def test_the_threshold_is_restored_when_the_backend_fails() -> None:
     with pytest.raises(RuntimeError, match="backend down"):
         rollout(get_task("gp-l"), _work(1), backend, Sampling(), budget=1, on_episode=print)
     assert gc.get_threshold() == before
+
+
+@pytest.mark.parametrize(
+    "identity", [(0, "abc", 0, 0), (7, "e948080ab951cdb0", 2, 4), (1, "ü", 0, 1)]
+)
+def test_request_seeds_are_the_first_31_bits_of_the_content_hash(
+    identity: tuple[int, str, int, int],
+) -> None:
+    run_seed, uid, sample, turn = identity
+    text = f"sampling/{run_seed}/{uid}/{sample}/{turn}"
+    assert request_seed(*identity) == int(content_hash(text, 8), 16) & 0x7FFFFFFF
