@@ -345,14 +345,23 @@ _TOO_DEEP_RE = re.compile(rf"(?:\{{{_SKIP}{_KEY}{_SKIP}:{_SKIP}|\[{_SKIP}){{{MAX
 _NO_KEY_RE = re.compile(rf"\{{{_SKIP}(?:[,:\[\]{{]|{_KEY}{_SKIP}[^:])")
 
 
+_MEMBER_STARTS = tuple(range(0, 5 * _INLINE_MEMBERS, 5))  # each inline member's first group
+
+
 def _flat_members(match: re.Match[str], keys: Collection[str] | None) -> dict[str, Json]:
     """The object a :data:`_FLAT_OBJECT_RE` match read, as the parser reads it; only ``keys``."""
     groups = match.groups()
     result: dict[str, Json] = {}
-    for i in range(0, 5 * _INLINE_MEMBERS, 5):
+    quoted = None if keys is None else _quoted_forms(keys)
+    for i in _MEMBER_STARTS:
         key_q = groups[i]
         if key_q is not None:
-            key = key_q[1:-1] if "\\" not in key_q else _unquote(key_q)
+            if "\\" in key_q:
+                key = _unquote(key_q)
+            elif quoted is not None and key_q not in quoted:
+                continue  # an unwanted key (a quoted key is wanted iff its quoted form is)
+            else:
+                key = key_q[1:-1]
         elif groups[i + 1] is not None:
             key = groups[i + 1].strip()
         else:  # an inline member that did not take part: the members ended
@@ -369,6 +378,26 @@ def _flat_members(match: re.Match[str], keys: Collection[str] | None) -> dict[st
             if keys is None or key in keys:
                 result[key] = _member_value(value_q, items, value_bare)
     return result
+
+
+_QUOTED_FORMS: dict[Collection[str], frozenset[str]] = {}
+
+
+def _quoted_forms(keys: Collection[str]) -> frozenset[str]:
+    """``"key"`` and ``'key'`` for each key: a member's quoted key (without escapes) is wanted
+    exactly when it is one of these, so unwanted keys are never sliced out."""
+    try:
+        forms = _QUOTED_FORMS.get(keys)
+    except TypeError:  # an unhashable collection (a set): computed each time
+        forms = None
+    if forms is None:
+        forms = frozenset(f"{q}{key}{q}" for key in keys for q in "\"'")
+        try:
+            if len(_QUOTED_FORMS) < 64:
+                _QUOTED_FORMS[keys] = forms
+        except TypeError:
+            pass
+    return forms
 
 
 def _member_value(value_q: str | None, items: str | None, value_bare: str | None) -> Json:
@@ -449,7 +478,7 @@ def _object_spans(text: str) -> tuple[list[tuple[int, int]], dict[int, re.Match[
 def _brace_positions(text: str, start: int, end: int, brace: str, shift: int) -> Sequence[int]:
     """Where each ``brace`` in ``text[start:end]`` is (plus ``shift``), computed in C loops.
 
-    ``text[start]`` is a brace. Hostile and looping answers nest one unit over and over
+    ``text[start]`` and ``text[end - 1]`` are braces (a run). Hostile and looping answers nest one unit over and over
     (``{"a": [{"a": [``, ``}]}]``): the longest prefix of the run that repeats the text up to its
     second brace is a ``range``, found with C string comparisons; only the rest is split.
     """
@@ -469,9 +498,9 @@ def _brace_positions(text: str, start: int, end: int, brace: str, shift: int) ->
                 high = middle - 1
         repeats = low
     rest = start + repeats * step
+    if rest >= end - 1:  # the run is whole units, possibly closed by one more brace
+        return range(start + shift, end + shift, step)
     positions = range(start + shift, rest + shift, step)
-    if rest == end:
-        return positions
     gaps = text[rest:end].split(brace)[:-1]  # the text before each later brace
     return [*positions, *map(add, accumulate(map(len, gaps)), count(rest + shift))]
 

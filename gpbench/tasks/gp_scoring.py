@@ -237,6 +237,13 @@ def verify_positional(
     if reference is not None and "".join(expression.split()) == reference:
         flags.append("verbatim_training_formula")
 
+    if mode == "gpbench" and value is not None:
+        value_ok = value == target
+    else:
+        value_ok = _value_matches(expression, value, target, mode)
+    if value_ok and used == sorted_values:
+        return Verdict.of(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
+
     statuses: list[str] = []
     reasons: list[str] = []
     reward = 0.0
@@ -262,15 +269,9 @@ def verify_positional(
                 statuses.append("wrong_numbers")
             reasons.append(_REASONS["cards_unused"])
             reward += REWARD_WRONG_NUMBERS
-    if mode == "gpbench" and value is not None:
-        value_ok = value == target
-    else:
-        value_ok = _value_matches(expression, value, target, mode)
     if not value_ok:
         statuses.append("wrong_value")
         reasons.append(f"your formula does not evaluate to {target}")  # _REASONS["wrong_value"]
-    if not statuses:
-        return Verdict.of(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
     return Verdict.of(
