@@ -110,10 +110,11 @@ def _collect_young_rarely() -> Iterator[None]:
     survive two young collections, reach the oldest generation and trigger full collections over
     the whole heap: a quarter of a scripted run's time. At 50,000 they mostly die young. Cyclic
     garbage waits at most that many allocations longer; a higher threshold set by the caller is
-    kept, and a disabled collector stays disabled.
+    kept, and a disabled collector stays disabled (``gc.disable()``, or a threshold of 0).
     """
     old = gc.get_threshold()
-    gc.set_threshold(max(old[0], YOUNG_GC_THRESHOLD), *old[1:])
+    if old[0]:  # 0 means automatic collection is off: leave it off
+        gc.set_threshold(max(old[0], YOUNG_GC_THRESHOLD), *old[1:])
     try:
         yield
     finally:

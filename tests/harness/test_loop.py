@@ -134,3 +134,21 @@ def test_request_seeds_are_the_first_31_bits_of_the_content_hash(
     run_seed, uid, sample, turn = identity
     text = f"sampling/{run_seed}/{uid}/{sample}/{turn}"
     assert request_seed(*identity) == int(content_hash(text, 8), 16) & 0x7FFFFFFF
+
+
+def test_a_zero_threshold_stays_zero() -> None:
+    before = gc.get_threshold()
+    seen: list[int] = []
+    gc.set_threshold(0, *before[1:])
+    try:
+        rollout(
+            get_task("gp-l"),
+            _work(1, samples=1),
+            create_backend("scripted", "reference:0.0"),
+            Sampling(),
+            budget=1,
+            on_episode=lambda episode: seen.append(gc.get_threshold()[0]),
+        )
+    finally:
+        gc.set_threshold(*before)
+    assert seen == [0]
