@@ -58,8 +58,8 @@ class Instance:
         messages: list[JsonDict],
         images: list[str],
     ) -> Instance:
-        """``Instance(...)`` with every field given, built as :func:`_filled` builds records."""
-        return _filled(
+        """``Instance(...)`` with every field given, built as :func:`build_record` builds records."""
+        return build_record(
             cls,
             (
                 uid,
@@ -173,8 +173,8 @@ class Turn:
         decision_point: int,
         reward: float,
     ) -> Turn:
-        """``Turn(...)`` with every field given, built as :func:`_filled` builds records."""
-        return _filled(
+        """``Turn(...)`` with every field given, built as :func:`build_record` builds records."""
+        return build_record(
             cls,
             (
                 attempt,
@@ -251,8 +251,8 @@ class Episode:
         flags: list[str],
         error: str | None,
     ) -> Episode:
-        """``Episode(...)`` with every field given, built as :func:`_filled` builds records."""
-        return _filled(
+        """``Episode(...)`` with every field given, built as :func:`build_record` builds records."""
+        return build_record(
             cls,
             (
                 uid,
@@ -275,19 +275,21 @@ class Episode:
         )
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls)) for cls in (Instance, Verdict, Turn, Episode)
-}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _filled(cls: type[R], values: tuple[Any, ...]) -> R:
-    """``cls(*values)`` for a record given every field in declaration order.
+def build_record(cls: type[R], values: tuple[Any, ...]) -> R:
+    """``cls(*values)`` for a frozen dataclass given every field, in declaration order.
 
     A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; the harness
-    builds an instance, turns and an episode per episode, where that cost a twentieth of a
-    scripted run. Filling ``__dict__`` at once gives an equal record (same fields, in the same
-    order, which :func:`gpbench.serialization.to_dict` relies on).
+    builds an instance, a request, a completion, a step, turns and an episode per episode, where
+    that cost a tenth of a scripted run. Filling ``__dict__`` at once gives an equal record (same
+    fields, in the same order, which :func:`gpbench.serialization.to_dict` relies on).
+    ``__post_init__`` is not run: only for classes without one.
     """
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
     record = object.__new__(cls)
-    record.__dict__.update(zip(_FIELD_NAMES[cls], values, strict=True))
+    record.__dict__.update(zip(names, values, strict=True))
     return record

@@ -13,7 +13,11 @@ from gpbench.errors import RecordSchemaError
 R = TypeVar("R")
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+# Records are trees built by gpbench (no cycles), so the encoder's cycle check is skipped: a cycle
+# would still fail, with RecursionError.
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
 
 
 # Field names that are Python keywords carry a trailing underscore in the dataclass only.

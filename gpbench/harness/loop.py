@@ -18,7 +18,7 @@ from typing import Any
 
 from gpbench.harness.backends import Backend, Request, Sampling
 from gpbench.harness.episodes import close_episode, turn_from_step
-from gpbench.records import Episode, Instance, Turn
+from gpbench.records import Episode, Instance, Turn, build_record
 from gpbench.tasks.episode import EpisodeEnv
 from gpbench.tasks.spec import TaskSpec
 
@@ -214,9 +214,5 @@ def _request(task: TaskSpec, item: _Live, run_seed: int) -> Request:
         "sample": item.sample,
     }
     turn = len(item.turns)
-    return Request(
-        messages=messages,
-        images=images,
-        seed=request_seed(run_seed, item.instance.uid, item.sample, turn),
-        meta=meta,
-    )
+    seed = request_seed(run_seed, item.instance.uid, item.sample, turn)
+    return build_record(Request, (messages, images, seed, meta))

@@ -28,7 +28,7 @@ from typing import Any
 from gpbench.errors import ConfigError
 from gpbench.generators.rng import KeyedRng
 from gpbench.harness.backends import Completion, Request, Sampling
-from gpbench.records import Instance
+from gpbench.records import Instance, build_record
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -88,7 +88,10 @@ class ScriptedBackend:
         if self.constant is not None:
             done = Completion(self.constant, "stop")
             return [done] * len(requests)
-        return [Completion(self._answer(request), "stop") for request in requests]
+        return [
+            build_record(Completion, (self._answer(request), "stop", None, None, None))
+            for request in requests
+        ]
 
     def describe(self) -> dict[str, Any]:
         """The policy, error rate and seed (everything that decides the answers)."""
