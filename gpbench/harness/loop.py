@@ -83,18 +83,60 @@ def rollout(
     if live_episodes < 1:
         raise ValueError(f"live_episodes must be >= 1, got {live_episodes}")
     with _collect_young_rarely():
-        return _rollout(
-            task,
-            work,
-            backend,
-            sampling,
-            budget=budget,
-            mode=mode,
-            run_seed=run_seed,
-            on_episode=on_episode,
-            on_progress=on_progress,
-            live_episodes=live_episodes,
-        )
+        start = time.perf_counter()
+        pending = iter(work)
+        live: list[_Live] = []
+        more = True
+        calls = requests_sent = 0
+        backend_seconds = 0.0
+        finished = 0
+        while True:
+            if more and len(live) < live_episodes:
+                room = live_episodes - len(live)
+                live.extend(
+                    _Live(instance, sample, task.episode(instance, budget=budget, mode=mode))
+                    for instance, sample in islice(pending, room)
+                )
+                more = len(live) == live_episodes  # fewer than asked for: the work is used up
+            if not live:
+                break
+            for offset in range(0, len(live), MAX_REQUESTS_PER_CALL):
+                chunk = live[offset : offset + MAX_REQUESTS_PER_CALL]
+                requests = [_request(task, item, run_seed) for item in chunk]
+                t0 = time.perf_counter()
+                completions = backend.generate(requests, sampling)
+                backend_seconds += time.perf_counter() - t0
+                calls += 1
+                requests_sent += len(requests)
+                if len(completions) != len(requests):
+                    raise RuntimeError(
+                        f"backend {backend.name} returned {len(completions)} completions "
+                        f"for {len(requests)} requests"
+                    )
+                for item, completion in zip(chunk, completions, strict=True):
+                    cut = completion.finish_reason == "length"
+                    step = item.env.step(completion.text, output_truncated=cut)
+                    item.turns.append(
+                        turn_from_step(
+                            step,
+                            completion.text,
+                            output_truncated=cut,
+                            prompt_tokens=completion.prompt_tokens,
+                            completion_tokens=completion.completion_tokens,
+                            latency_s=completion.latency_s,
+                        )
+                    )
+            still: list[_Live] = []
+            for item in live:
+                if item.env.terminated:
+                    on_episode(close_episode(item.env, item.turns, sample=item.sample))
+                    finished += 1
+                else:
+                    still.append(item)
+            live = still
+            if on_progress is not None:
+                on_progress(finished)
+        return LoopStats(calls, requests_sent, backend_seconds, time.perf_counter() - start)
 
 
 YOUNG_GC_THRESHOLD = 50_000
@@ -119,75 +161,6 @@ def _collect_young_rarely() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*old)
-
-
-def _rollout(
-    task: TaskSpec,
-    work: Iterable[tuple[Instance, int]],
-    backend: Backend,
-    sampling: Sampling,
-    *,
-    budget: int,
-    mode: str,
-    run_seed: int,
-    on_episode: Callable[[Episode], None],
-    on_progress: Callable[[int], None] | None,
-    live_episodes: int,
-) -> LoopStats:
-    start = time.perf_counter()
-    pending = iter(work)
-    live: list[_Live] = []
-    more = True
-    calls = requests_sent = 0
-    backend_seconds = 0.0
-    finished = 0
-    while True:
-        if more and len(live) < live_episodes:
-            room = live_episodes - len(live)
-            live.extend(
-                _Live(instance, sample, task.episode(instance, budget=budget, mode=mode))
-                for instance, sample in islice(pending, room)
-            )
-            more = len(live) == live_episodes  # fewer than asked for: the work is used up
-        if not live:
-            break
-        for offset in range(0, len(live), MAX_REQUESTS_PER_CALL):
-            chunk = live[offset : offset + MAX_REQUESTS_PER_CALL]
-            requests = [_request(task, item, run_seed) for item in chunk]
-            t0 = time.perf_counter()
-            completions = backend.generate(requests, sampling)
-            backend_seconds += time.perf_counter() - t0
-            calls += 1
-            requests_sent += len(requests)
-            if len(completions) != len(requests):
-                raise RuntimeError(
-                    f"backend {backend.name} returned {len(completions)} completions "
-                    f"for {len(requests)} requests"
-                )
-            for item, completion in zip(chunk, completions, strict=True):
-                cut = completion.finish_reason == "length"
-                step = item.env.step(completion.text, output_truncated=cut)
-                item.turns.append(
-                    turn_from_step(
-                        step,
-                        completion.text,
-                        output_truncated=cut,
-                        prompt_tokens=completion.prompt_tokens,
-                        completion_tokens=completion.completion_tokens,
-                        latency_s=completion.latency_s,
-                    )
-                )
-        still: list[_Live] = []
-        for item in live:
-            if item.env.terminated:
-                on_episode(close_episode(item.env, item.turns, sample=item.sample))
-                finished += 1
-            else:
-                still.append(item)
-        live = still
-        if on_progress is not None:
-            on_progress(finished)
-    return LoopStats(calls, requests_sent, backend_seconds, time.perf_counter() - start)
 
 
 def _request(task: TaskSpec, item: _Live, run_seed: int) -> Request:
