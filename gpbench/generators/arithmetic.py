@@ -46,10 +46,12 @@ True
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from math import gcd
+from operator import add, mul, sub
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -251,16 +253,30 @@ def evaluate_fast(
     max_bits = lane.max_bits
     if lane.check_literals and max(numbers).bit_length() > max_bits:
         return None
+    steps, integral_steps = plan
     # A value built from literals of at most b bits by k steps has a numerator and denominator
     # (in lowest terms) of at most (b per literal) + k bits: * and / add bit counts, + and - add
     # one more, negation none. Within max_bits, no step can exceed it and the checks are skipped.
-    checked = lane.literal_bits * len(numbers) + len(plan) > max_bits
+    checked = lane.literal_bits * len(numbers) + len(steps) > max_bits
+    if not checked:
+        # The usual formula stays integral: its steps run as C functions over ints (register 0
+        # holds the 0 that negation subtracts from). The first division with a remainder or by
+        # zero ends this lane, and the exact loop below starts over.
+        integers = [0, *numbers]
+        push = integers.append
+        try:
+            for function, i, j in integral_steps:
+                push(function(integers[i], integers[j]))
+        except _NotIntegralError:
+            pass
+        else:
+            return integers[-1], numbers
     # Registers hold ints while values are integral, else (numerator, denominator) pairs in
     # lowest terms with a denominator > 1: the same exact values as Fraction, without its
     # constructor and operator overhead (a wrong answer's divisions made Fraction a tenth of the
     # verifier's time). One Fraction is built at the end when the result is not integral.
     registers: list[int | tuple[int, int]] = list(numbers)
-    for op, i, j in plan:
+    for op, i, j in steps:
         a = registers[i]
         if op == "neg":
             registers.append(-a if type(a) is int else (-a[0], a[1]))  # type: ignore[index]
@@ -350,10 +366,34 @@ def evaluate_error(
     return evaluate(text, limits, allow_unicode_operators=allow_unicode_operators).error
 
 
-_Plan = tuple[tuple[str, int, int], ...]
+_Steps = tuple[tuple[str, int, int], ...]
 """Steps ``(operator, i, j)``: register ``i`` op register ``j`` (``"neg"``: minus ``i``) goes to
 the next register. Registers start as the formula's numbers in order; the last one is the value.
 """
+_IntegralSteps = tuple[tuple[Callable[[int, int], int], int, int], ...]
+"""The same steps for registers that start with 0 and then the numbers (indices one higher):
+``(function, i, j)`` puts ``function(register i, register j)`` in the next register; negation is
+``sub`` from register 0, division :func:`_exact_quotient`."""
+_Plan = tuple[_Steps, _IntegralSteps]
+
+
+class _NotIntegralError(Exception):
+    """A division in the integral lane that leaves a remainder or divides by zero."""
+
+
+def _exact_quotient(a: int, b: int) -> int:
+    """``a / b`` when it is an int; raises :class:`_NotIntegralError` otherwise (``b == 0`` too)."""
+    if b and not a % b:
+        return a // b
+    raise _NotIntegralError
+
+
+_INTEGRAL_FUNCTIONS: dict[str, Callable[[int, int], int]] = {
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "/": _exact_quotient,
+}
 _PLANS_KEPT = 8192  # plans cached per lane and operator set
 # The value of every numeral of up to three digits, leading zeros included.
 _SMALL_NUMBERS = {f"{n:0{width}d}": n for width in (1, 2, 3) for n in range(10**width)}
@@ -461,7 +501,11 @@ def _compile_plan(skeleton: str, allow_unicode_operators: bool, limits: Limits) 
             depth -= 1
         elif stack:
             return None  # the end, with a "(" unclosed
-    return tuple(steps)
+    integral = tuple(
+        (sub, 0, i + 1) if op == "neg" else (_INTEGRAL_FUNCTIONS[op], i + 1, j + 1)
+        for op, i, j in steps
+    )
+    return tuple(steps), integral
 
 
 def _tokenize(

@@ -447,6 +447,9 @@ def values(draw: st.DrawFn, depth: int = 0) -> str:
 KEYS = st.one_of(
     st.sampled_from(['"formula"', "'formula'", "formula", '"cards"', "cards", '"number"', '"x"']),
     st.sampled_from(['"formula" ', '"for\\u006dula"', '"a\\"b"', "current observation", '""', "1"]),
+    st.sampled_from(
+        ["formula x", "formulas", "my formula", "formula\t", '"formul\\a"', "'formula'"]
+    ),
 )
 
 
@@ -545,6 +548,33 @@ def test_flat_object_reads_what_the_parser_reads(text: str) -> None:
     parser.skip()
     assert parser.pos == len(text)
     assert same(answers._flat_members(match, None), expected)
+
+
+@SETTINGS
+@given(st.one_of(objects(depth=1), paper_answers()), st.sampled_from(["formula", "cards", "x"]))
+def test_one_key_pattern_reads_what_the_flat_pattern_reads(text: str, key: str) -> None:
+    one_key = answers._one_key_object_re(key)
+    assert one_key is not None
+    general = answers._FLAT_OBJECT_RE.match(text)
+    match = one_key.match(text)
+    assert (match is None) == (general is None)
+    if match is None or general is None:
+        return
+    assert match.end() == general.end()
+    assert (match.group(1) is not None) == (general.lastindex is None)  # the empty object
+    members = answers._flat_members(general, {key})
+    value = match.group(2)
+    assert same({} if value is None else {key: answers._value_from_text(value)}, members)
+
+
+def test_one_key_pattern_is_only_for_plain_keys() -> None:
+    assert answers._one_key_object_re("formula") is not None
+    for key in ("", "a b", "a:b", 'a"b', "é"):
+        assert answers._one_key_object_re(key) is None
+    # A key that only reads as "formula" after unquoting is left to the general path.
+    text = '{"formula": "1+2", formula : "3*8", "formulas": "x", \'formula\' :[1, "a"], "y": 1}'
+    assert extract_object_fields(text, ("formula",)) == {"formula": [1, "a"]}
+    assert extract_object_fields(text, {"y"}) == {"y": 1}
 
 
 @st.composite
@@ -681,6 +711,10 @@ def test_evaluate_fast_values_keep_fraction_types() -> None:
     value, _ = arithmetic.evaluate_fast("1/3") or (None, ())
     assert value == Fraction(1, 3) and isinstance(value, Fraction)
     assert arithmetic.evaluate_fast("1/(1-1)") is None  # division by zero: the exact path
+    # A remainder leaves the integral lane mid-plan; the exact loop starts over and ends integral.
+    for text, expected in (("7/2*2", 7), ("-(8/3)*3", -8), ("6/3-(-1)", 3), ("(1/3+2/3)*24", 24)):
+        value, _ = arithmetic.evaluate_fast(text) or (None, ())
+        assert value == expected and type(value) is int, text
     assert evaluate("1/(1-1)").division_by_zero
 
 
