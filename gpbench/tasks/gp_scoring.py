@@ -229,7 +229,7 @@ def verify_positional(
     hand = _HANDS.get(hand_key)
     if hand is None:
         hand = _hand_facts(hand_key, cards, values, target)
-    sorted_values, training_values, reference = hand
+    sorted_values, counts, training_values, reference = hand
     used = tuple(sorted(numbers))
     if not rule_is_training and value == target and used == training_values:
         flags.append("train_rule_answer")
@@ -244,39 +244,58 @@ def verify_positional(
     if value_ok and used == sorted_values:
         return Verdict.of(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
 
-    statuses: list[str] = []
-    reasons: list[str] = []
-    reward = 0.0
+    overused = unused = False
     if used != sorted_values:  # equal multisets need no diagnosis
         # Numbers used beyond the cards (``used - available`` as Counters) and cards left over
-        # (``available - used``): count the cards down.
-        available: dict[int, int] = {}
-        for card_number in values:
-            available[card_number] = available.get(card_number, 0) + 1
-        overused = False
+        # (``available - used``): count the hand's cards down.
+        available = counts.copy()
         for number in numbers:
             left = available.get(number, 0)
             if left:
                 available[number] = left - 1
             else:
                 overused = True
-        if overused:
+        unused = any(available.values())
+    status, statuses, reward, feedback = _judgement(overused, unused, value_ok, target)
+    return Verdict.of(False, status, list(statuses), reward, feedback, extracted, flags)
+
+
+# (overused, unused, value_ok, target) -> _judgement: what a failed check combination scores.
+_JUDGEMENTS: dict[tuple[bool, bool, bool, int], tuple[str, tuple[str, ...], float, str]] = {}
+
+
+def _judgement(
+    overused: bool, unused: bool, value_ok: bool, target: int
+) -> tuple[str, tuple[str, ...], float, str]:
+    """The status, statuses, reward and feedback of a legal formula whose checks failed:
+    ``overused`` (numbers not on the cards or a card used twice), ``unused`` (cards left over),
+    not ``value_ok``. Memoised: they depend on nothing else."""
+    key = (overused, unused, value_ok, target)
+    judged = _JUDGEMENTS.get(key)
+    if judged is not None:
+        return judged
+    statuses: list[str] = []
+    reasons: list[str] = []
+    reward = 0.0
+    if overused:
+        statuses.append("wrong_numbers")
+        reasons.append(_REASONS["numbers_not_on_cards"])
+        reward += REWARD_WRONG_NUMBERS
+    if unused:
+        if not statuses:
             statuses.append("wrong_numbers")
-            reasons.append(_REASONS["numbers_not_on_cards"])
-            reward += REWARD_WRONG_NUMBERS
-        if any(available.values()):
-            if not statuses:
-                statuses.append("wrong_numbers")
-            reasons.append(_REASONS["cards_unused"])
-            reward += REWARD_WRONG_NUMBERS
+        reasons.append(_REASONS["cards_unused"])
+        reward += REWARD_WRONG_NUMBERS
     if not value_ok:
         statuses.append("wrong_value")
-        reasons.append(f"your formula does not evaluate to {target}")  # _REASONS["wrong_value"]
+        reasons.append(_REASONS["wrong_value"].format(target=target))
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
-    return Verdict.of(
-        False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags
-    )
+    judged = (statuses[0], tuple(statuses), reward, feedback_text(reasons))
+    if len(_JUDGEMENTS) >= 1024:  # targets are few; a caller sweeping them starts afresh
+        _JUDGEMENTS.clear()
+    _JUDGEMENTS[key] = judged
+    return judged
 
 
 def _failure(
@@ -303,21 +322,25 @@ def _value_matches(expression: str, value: int | Fraction | None, target: int, m
 
 # (*cards, *values, target) -> _hand_facts: a flat tuple hashes faster than nested ones, and
 # the verifier looks a hand up for every answer (RL scores a group of answers per hand, the
-# harness up to five attempts). Small and tuples only: an evaluation streams endless hands past
-# it, and lists would keep the garbage collector busy.
-_HANDS: dict[tuple[Any, ...], tuple[tuple[int, ...], tuple[int, ...], str | None]] = {}
+# harness up to five attempts). Small: an evaluation streams endless hands past it.
+_HandFacts = tuple[tuple[int, ...], dict[int, int], tuple[int, ...], str | None]
+_HANDS: dict[tuple[Any, ...], _HandFacts] = {}
 _HANDS_KEPT = 4096
 
 
 def _hand_facts(
     key: tuple[Any, ...], cards: Sequence[str], values: Sequence[int], target: int
-) -> tuple[tuple[int, ...], tuple[int, ...], str | None]:
-    """The hand's values sorted, its values under the training rule sorted, and the reference
-    formula for those (None when there is none); memoised in ``_HANDS`` under ``key``."""
+) -> _HandFacts:
+    """The hand's values sorted and counted (value -> cards with it; callers copy it), its values
+    under the training rule sorted, and the reference formula for those (None when there is
+    none); memoised in ``_HANDS`` under ``key``."""
     # The training-rule data depends on the multiset of cards only: keyed by the sorted cards,
     # its 1,820 four-card multisets fit the cache where ordered hands (28,561) kept missing it.
     training_values, reference = _training_hand(tuple(sorted(cards)), target)
-    facts = (tuple(sorted(values)), training_values, reference)
+    counts: dict[int, int] = {}  # ints only: the garbage collector does not track it
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    facts = (tuple(sorted(values)), counts, training_values, reference)
     if len(_HANDS) >= _HANDS_KEPT:
         _HANDS.clear()
     _HANDS[key] = facts
