@@ -332,6 +332,35 @@ for _ in range(_INLINE_MEMBERS):
     _members = rf"(?:{_MEMBER_GROUPS}{_members})?+"
 _FLAT_OBJECT_RE = re.compile(rf"\{{{_members}\s*+\}}")
 del _members
+_VALUE = rf"{_Q}|\[(?:{_ITEM})*+\s*+\]|{_BARE}"
+# A key that an escape cannot spell (escapes give quotes, slashes, control characters or keep
+# their backslash) and that reads the same quoted or bare.
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_]+")
+
+
+@lru_cache(maxsize=16)
+def _one_key_object_re(key: str) -> re.Pattern[str] | None:
+    """:data:`_FLAT_OBJECT_RE` for a caller that wants only ``key`` (a plain key, else None).
+
+    The same language and extent: each member is tried as a ``key`` member first, which matches
+    exactly where the general member would, with the same key. Group 1 is the ``}`` of an empty
+    object; group 2 the value text of the last ``key`` member (a repeated group keeps its last
+    capture, and the parser keeps the last duplicate), so nothing else is sliced or converted.
+    """
+    if not _PLAIN_KEY_RE.fullmatch(key):
+        return None
+    wanted = rf"""\s*+(?:"{key}"|'{key}'|{key})\s*+:\s*+({_VALUE})\s*+,?+"""
+    return re.compile(rf"\{{(?:\s*+(\}})|(?:{wanted}|{_MEMBER})*+\s*+\}})")
+
+
+def _value_from_text(value: str) -> Json:
+    """The value of a :data:`_VALUE` match, as :func:`_member_value` reads it from its groups."""
+    first = value[0]
+    if first == '"' or first == "'":
+        return _unquote(value)
+    if first == "[":
+        return _member_value(None, value[1:-1], None)
+    return _bare_value(value.strip())
 
 
 # The text the parser reads without error before it fails for depth: MAX_DEPTH containers
@@ -601,6 +630,16 @@ def extract_object_fields(
         return None
     window = text[-max_chars:]
     start = window.find("{")
+    if start >= 0 and len(keys) == 1:  # the verifier's case: the formula alone
+        for key in keys:
+            one_key = _one_key_object_re(key)
+            if one_key is None:
+                break
+            flat = one_key.match(window, start)
+            # Not empty (group 1), and the only "{...}" in the text.
+            if flat is not None and flat.group(1) is None and window.find("{", flat.end()) < 0:
+                value = flat.group(2)
+                return {} if value is None else {key: _value_from_text(value)}
     if start >= 0:  # the usual answer: one flat object, the only "{...}" in the text
         flat = _FLAT_OBJECT_RE.match(window, start)
         # A group took part only if the first member did (lastindex is None for "{}").
