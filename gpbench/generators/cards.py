@@ -2,8 +2,8 @@
 
 Ranks are the integers 1..13 (Ace = 1, J/Q/K = 11/12/13); a *rule* maps ranks to the values that
 count in the arithmetic (the paper's training rule counts J, Q and K as 10). Solving uses exact
-rational arithmetic (:class:`fractions.Fraction`): the paper's float check rejects the only
-solution of {3, 3, 8, 8}, ``8/(3-8/3)``.
+rational arithmetic (ints, and :class:`fractions.Fraction` once a division leaves a remainder):
+the paper's float check rejects the only solution of {3, 3, 8, 8}, ``8/(3-8/3)``.
 
 The reference formula is a deterministic function of the sorted value multiset and the target,
 so the formula that ``train`` holds for a hand can be recomputed without the training file.
@@ -43,7 +43,10 @@ HELDOUT_MODULUS = 5
 # Precedence of a rendered sub-expression: decides where parentheses are needed.
 _ATOM, _PRODUCT, _SUM = 3, 2, 1
 
-Reachable = dict[Fraction, tuple[str, int]]
+Number = int | Fraction
+"""An exact value: an ``int`` while integral (ints are several times faster than Fraction), else
+a Fraction. Equal values hash alike either way, so dict lookups do not care which."""
+Reachable = dict[Number, tuple[str, int]]
 
 
 def rank_name(rank: int) -> str:
@@ -64,30 +67,48 @@ def card_value(rank: int, face_values: Sequence[int]) -> int:
     return face_values[rank - 11] if rank >= 11 else rank
 
 
+def _divide(x: Number, y: Number) -> Number:
+    """``x / y`` exactly (``y != 0``): an int when two ints divide evenly."""
+    if isinstance(x, int):
+        if isinstance(y, int):
+            return x // y if x % y == 0 else Fraction(x, y)
+        return Fraction(x) / y
+    return x / y
+
+
 def _combine(left: Reachable, right: Reachable) -> Reachable:
-    """Every value reachable by one operator between a value of ``left`` and one of ``right``."""
+    """Every value reachable by one operator between a value of ``left`` and one of ``right``.
+
+    For each pair the candidates come in a fixed order (``x+y``, ``x*y``, ``x-y``, ``y-x``,
+    ``x/y``, ``y/x``) and the first formula found for a value is kept; a formula is only
+    rendered when its value is new (most are not).
+    """
     out: Reachable = {}
     for x, (ex, px) in left.items():
         for y, (ey, py) in right.items():
-            lx = f"({ex})" if px == _SUM else ex  # left operand of * or /
-            ry_sum = f"({ey})" if py == _SUM else ey  # right operand of - or *
-            ry_div = f"({ey})" if py != _ATOM else ey  # right operand of /
-            lx_y = f"({ey})" if py == _SUM else ey
-            rx_sum = f"({ex})" if px == _SUM else ex
-            rx_div = f"({ex})" if px != _ATOM else ex
-            candidates: list[tuple[Fraction, str, int]] = [
-                (x + y, f"{ex}+{ey}", _SUM),
-                (x * y, f"{lx}*{ry_sum}", _PRODUCT),
-                (x - y, f"{ex}-{ry_sum}", _SUM),
-                (y - x, f"{ey}-{rx_sum}", _SUM),
-            ]
+            value = x + y
+            if value not in out:
+                out[value] = (f"{ex}+{ey}", _SUM)
+            value = x * y
+            if value not in out:
+                lx = f"({ex})" if px == _SUM else ex
+                out[value] = (f"{lx}*{f'({ey})' if py == _SUM else ey}", _PRODUCT)
+            value = x - y
+            if value not in out:
+                out[value] = (f"{ex}-{f'({ey})' if py == _SUM else ey}", _SUM)
+            value = y - x
+            if value not in out:
+                out[value] = (f"{ey}-{f'({ex})' if px == _SUM else ex}", _SUM)
             if y != 0:
-                candidates.append((x / y, f"{lx}/{ry_div}", _PRODUCT))
-            if x != 0:
-                candidates.append((y / x, f"{lx_y}/{rx_div}", _PRODUCT))
-            for value, text, precedence in candidates:
+                value = _divide(x, y)
                 if value not in out:
-                    out[value] = (text, precedence)
+                    lx = f"({ex})" if px == _SUM else ex
+                    out[value] = (f"{lx}/{f'({ey})' if py != _ATOM else ey}", _PRODUCT)
+            if x != 0:
+                value = _divide(y, x)
+                if value not in out:
+                    ly = f"({ey})" if py == _SUM else ey
+                    out[value] = (f"{ly}/{f'({ex})' if px != _ATOM else ex}", _PRODUCT)
     return out
 
 
@@ -113,7 +134,7 @@ def reachable(values: tuple[int, ...]) -> Reachable:
     ``values`` must be sorted. Results are memoised, so all 1,820 hands share their sub-problems.
     """
     if len(values) == 1:
-        return {Fraction(values[0]): (str(values[0]), _ATOM)}
+        return {values[0]: (str(values[0]), _ATOM)}
     out: Reachable = {}
     for left, right in _splits(values):
         for value, rendered in _combine(reachable(left), reachable(right)).items():
@@ -124,7 +145,7 @@ def reachable(values: tuple[int, ...]) -> Reachable:
 
 @lru_cache(maxsize=65536)
 def _solve_sorted(values: tuple[int, ...], target: int) -> str | None:
-    t = Fraction(target)
+    t = target
     if len(values) == 1:
         return str(values[0]) if values[0] == target else None
     for left, right in _splits(values):
@@ -133,12 +154,12 @@ def _solve_sorted(values: tuple[int, ...], target: int) -> str | None:
             small, large = large, small
         for x, (ex, px) in small.items():
             # y such that x op y == t or y op x == t, looked up instead of enumerated.
-            needed: list[tuple[Fraction, str]] = [(t - x, "x+y"), (x - t, "x-y"), (t + x, "y-x")]
+            needed: list[tuple[Number, str]] = [(t - x, "x+y"), (x - t, "x-y"), (t + x, "y-x")]
             if x != 0:
-                needed.append((t / x, "x*y"))
+                needed.append((_divide(t, x), "x*y"))
                 needed.append((t * x, "y/x"))
             if t != 0:
-                needed.append((x / t, "x/y"))
+                needed.append((_divide(x, t), "x/y"))
             for y, shape in needed:
                 found = large.get(y)
                 if found is None or (shape == "x/y" and y == 0):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import itertools
 
 import pytest
@@ -62,6 +63,17 @@ def test_solver_formula_is_correct_for_any_target(values: list[int], target: int
     formula = solve(values, target)
     if formula is not None:
         assert _formula_is_exact(tuple(values), formula, target)
+
+
+def test_every_reference_formula_of_the_1820_hands_is_pinned() -> None:
+    # 1,362 of the 1,820 four-card hands of ranks 1..13 make 24 (the known count for the game);
+    # the digest pins every reference formula, so a faster solver cannot change one silently.
+    hands = list(itertools.combinations_with_replacement(RANKS, 4))
+    formulas = [solve(hand, 24) for hand in hands]
+    assert sum(formula is not None for formula in formulas) == 1362
+    listing = "\n".join(f"{hand}:{formula}" for hand, formula in zip(hands, formulas, strict=True))
+    digest = hashlib.sha256(listing.encode()).hexdigest()
+    assert digest == "4352c1d7bcc8badd9f3780db0868017f2044a944f27664442baa41a15151f4ac"
 
 
 def test_formula_depends_only_on_the_multiset() -> None:
