@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +18,15 @@ R = TypeVar("R")
 # would still fail, with RecursionError.
 _ENCODER = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False
+)
+# JSONEncoder.encode builds its C encoder anew on every call; records are encoded one by one, so
+# the same C encoder with the same settings is made once (where the C accelerator exists).
+_C_ENCODE = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(
+        None, _ENCODER.default, encode_basestring, None, ":", ",", False, False, False
+    )
 )
 
 
@@ -60,7 +70,9 @@ def _field_keys(cls: type) -> tuple[tuple[str, str], ...]:
 def to_json(record: Any) -> str:
     """The canonical one-line JSON of a record (dataclass) or dict: stable bytes for equal content."""
     payload = to_dict(record) if dataclasses.is_dataclass(record) else record
-    return _ENCODER.encode(payload)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(payload)
+    return "".join(_C_ENCODE(payload, 0))
 
 
 _SCHEMAS: dict[type, tuple[frozenset[str], frozenset[str]]] = {}

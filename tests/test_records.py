@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -48,3 +49,26 @@ def test_typed_builders_equal_the_constructors() -> None:
     for cls in (Instance, Turn, Episode, Verdict):
         values = _values(cls)
         assert cls.of(*values) == cls(*values)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"a": 1, "b": [1.5, -0.0, 1e300, None, True], "c": {"é": '\u2003\n"\\'}, "d": ""},
+        {"nested": [[{"x": []}], {}], "big": 10**40, "emoji": "\U0001f600"},
+        "a bare string",
+        [1, "two", 3.0],
+    ],
+)
+def test_to_json_is_the_canonical_json_dumps(payload: Any) -> None:
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    assert to_json(payload) == expected
+    assert to_json(payload) == to_json(payload)  # the shared encoder keeps no state
+
+
+def test_to_json_refuses_what_json_refuses() -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        to_json({"x": float("nan")})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        to_json({"x": object()})
+    assert to_json({"x": 1}) == '{"x":1}'  # still usable after an error
