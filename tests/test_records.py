@@ -1,4 +1,4 @@
-"""Record construction: the fast builders give records equal to the constructors'."""
+"""Records: the fast builders equal the constructors; to_json is the canonical json.dumps."""
 
 from __future__ import annotations
 
