@@ -44,16 +44,18 @@ def to_dict(record: Any) -> dict[str, Any]:
     if values is not None and len(values) == len(keys):
         # A record's __dict__ holds exactly its fields in declaration order (__init__, copy and
         # pickle all fill it that way), so a copy is the same dict at a third of the cost.
-        if type(record) not in _RENAMED:
+        renamed = _RENAMED.get(type(record))
+        if renamed is None:
             return dict(values)
-        return {_KEYWORD_FIELDS.get(name, name): value for name, value in values.items()}
+        return dict(zip(renamed, values.values(), strict=True))
     return {key: getattr(record, name) for name, key in keys}
 
 
 _FIELD_KEYS: dict[type, tuple[tuple[str, str], ...]] = {}
 
 
-_RENAMED: set[type] = set()  # record classes with a field whose JSON key differs
+# Record classes with a field whose JSON key differs: their JSON keys in declaration order.
+_RENAMED: dict[type, tuple[str, ...]] = {}
 
 
 def _field_keys(cls: type) -> tuple[tuple[str, str], ...]:
@@ -62,7 +64,7 @@ def _field_keys(cls: type) -> tuple[tuple[str, str], ...]:
     if keys is None:
         keys = tuple((f.name, _KEYWORD_FIELDS.get(f.name, f.name)) for f in dataclasses.fields(cls))
         if any(name != key for name, key in keys):
-            _RENAMED.add(cls)
+            _RENAMED[cls] = tuple(key for _, key in keys)
         _FIELD_KEYS[cls] = keys
     return keys
 

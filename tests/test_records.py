@@ -72,3 +72,11 @@ def test_to_json_refuses_what_json_refuses() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         to_json({"x": object()})
     assert to_json({"x": 1}) == '{"x":1}'  # still usable after an error
+
+
+def test_to_dict_renames_keyword_fields_in_place() -> None:
+    values = _values(Episode)
+    record = to_dict(Episode(*values))
+    names = [f.name for f in dataclasses.fields(Episode)]
+    assert list(record) == ["return" if name == "return_" else name for name in names]
+    assert list(record.values()) == list(values)
