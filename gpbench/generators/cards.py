@@ -270,6 +270,20 @@ class HandConfig:
         object.__setattr__(self, "_accepted", {})
         object.__setattr__(self, "_possible", None)
 
+    def any_possible(self) -> bool:
+        """Whether at least one rank multiset meets the constraints (so ``deal`` terminates).
+
+        Memoised on the config (the task memoises one config per split and options).
+        """
+        possible: bool | None = self._possible  # type: ignore[attr-defined]
+        if possible is None:
+            possible = any(
+                self.accepts(ranks)
+                for ranks in itertools.combinations_with_replacement(RANKS, self.num_cards)
+            )
+            object.__setattr__(self, "_possible", possible)
+        return possible
+
     def accepts(self, ranks: Sequence[int]) -> bool:
         """Whether a dealt hand meets every constraint (solvable under each rule, held-out share).
 
@@ -336,11 +350,7 @@ def deal(config: HandConfig, rng: KeyedRng) -> Hand:
     Suits do not affect acceptance, so in uniform mode they are drawn once, after the ranks are
     accepted (each suit independently uniform over ``config.suits``).
     """
-    possible: bool | None = config._possible  # type: ignore[attr-defined]
-    if possible is None:  # hashing the config for the memo cost more than dealing the hand
-        possible = any_hand_possible(config)
-        object.__setattr__(config, "_possible", possible)
-    if not possible:
+    if not config.any_possible():
         raise ValueError(
             f"no {config.num_cards}-card hand meets this configuration (target {config.target}, "
             f"face values {config.face_values}, heldout={config.heldout}); choose another target"
@@ -355,12 +365,3 @@ def deal(config: HandConfig, rng: KeyedRng) -> Hand:
             assert formula is not None  # accepts() checked solvability
             return Hand(tuple(ranks), tuple(suits), values, formula, draw)
     raise RuntimeError(f"no acceptable hand in {MAX_DRAWS} draws for {config}")
-
-
-@lru_cache(maxsize=256)
-def any_hand_possible(config: HandConfig) -> bool:
-    """Whether at least one rank multiset meets the constraints (so ``deal`` terminates)."""
-    return any(
-        config.accepts(ranks)
-        for ranks in itertools.combinations_with_replacement(RANKS, config.num_cards)
-    )

@@ -39,7 +39,6 @@ from gpbench.generators.cards import (
     OOD_FACE_VALUES,
     TRAINING_FACE_VALUES,
     HandConfig,
-    any_hand_possible,
     card_value,
     deal,
     is_heldout,
@@ -245,7 +244,7 @@ class GeneralPointsTask(TaskSpec):
             heldout=str(split.params["heldout"]),
             also_solvable_under=(TRAINING_FACE_VALUES, OOD_FACE_VALUES) if paired else (),
         )
-        if not any_hand_possible(config):
+        if not config.any_possible():
             raise ConfigError(
                 f"no 4-card hand of {self.id} {split.name} can reach target {config.target} "
                 f"under its rule and options; choose another target (-O target=24)"

@@ -124,8 +124,11 @@ def test_deck_sampling_gives_distinct_cards() -> None:
 
 
 def test_impossible_configuration_fails_fast() -> None:
+    impossible = HandConfig(target=10**6)
+    assert not impossible.any_possible() and not impossible.any_possible()  # memoised
+    assert HandConfig().any_possible()
     with pytest.raises(ValueError, match="no 4-card hand"):
-        deal(HandConfig(target=10**6), KeyedRng("x"))
+        deal(impossible, KeyedRng("x"))
 
 
 def test_bad_config_values_raise() -> None:
