@@ -69,7 +69,42 @@ def _attempts(value: Any) -> list[str] | None:
     return [str(a) for a in attempts]
 
 
-class VerifierReward:
+class _PerCompletion:
+    """A TRL reward function that judges each completion: one verdict for a single-turn
+    completion, the replay of its attempts for a multi-turn one; :meth:`value` turns the
+    verdicts (and the episode's reward) into the number reported."""
+
+    def __init__(self, name: str, mode: str, budget: int) -> None:
+        self.__name__ = name  # TRL names logged rewards after this
+        self.mode = mode
+        self.budget = budget
+
+    def __call__(
+        self,
+        prompts: Sequence[Any],
+        completions: Sequence[Any],
+        attempts: Sequence[Any] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        """One value per completion; ``columns[REF_COLUMN]`` names each completion's item."""
+        refs = columns[REF_COLUMN]
+        values = []
+        for i, completion in enumerate(completions):
+            tried = _attempts(attempts[i]) if attempts is not None else None
+            if tried is None:
+                verdict = judge(refs[i], completion_text(completion), mode=self.mode)
+                values.append(self.value([verdict], float(verdict.reward)))
+            else:
+                replayed = play(refs[i], tried, budget=self.budget, mode=self.mode)
+                values.append(self.value(replayed.verdicts, replayed.reward))
+        return values
+
+    def value(self, verdicts: Sequence[Verdict], reward: float) -> float:
+        """The number for one completion."""
+        raise NotImplementedError
+
+
+class VerifierReward(_PerCompletion):
     """The paper's reward from gpbench's verifier, as a TRL reward function.
 
     Args:
@@ -78,31 +113,14 @@ class VerifierReward:
     """
 
     def __init__(self, mode: str = "gpbench", budget: int = 1) -> None:
-        self.__name__ = "gpbench_verifier"  # TRL names logged rewards after this
-        self.mode = mode
-        self.budget = budget
+        super().__init__("gpbench_verifier", mode, budget)
 
-    def __call__(
-        self,
-        prompts: Sequence[Any],
-        completions: Sequence[Any],
-        attempts: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float]:
-        """One reward per completion; ``columns[REF_COLUMN]`` names each completion's item."""
-        refs = columns[REF_COLUMN]
-        rewards = []
-        for i, completion in enumerate(completions):
-            tried = _attempts(attempts[i]) if attempts is not None else None
-            if tried is None:
-                verdict = judge(refs[i], completion_text(completion), mode=self.mode)
-                rewards.append(float(verdict.reward))
-            else:
-                rewards.append(play(refs[i], tried, budget=self.budget, mode=self.mode).reward)
-        return rewards
+    def value(self, verdicts: Sequence[Verdict], reward: float) -> float:
+        """The episode's reward (a single verdict's reward for a single-turn completion)."""
+        return reward
 
 
-class FormatShaping:
+class FormatShaping(_PerCompletion):
     """Shaping, not the paper's reward: ``weight`` times the share of attempts in the task's format.
 
     An attempt is in format when the verifier read an answer from it (its status is neither
@@ -110,30 +128,13 @@ class FormatShaping:
     """
 
     def __init__(self, weight: float, mode: str = "gpbench", budget: int = 1) -> None:
-        self.__name__ = "shaping_format"
+        super().__init__("shaping_format", mode, budget)
         self.weight = weight
-        self.mode = mode
-        self.budget = budget
 
-    def __call__(
-        self,
-        prompts: Sequence[Any],
-        completions: Sequence[Any],
-        attempts: Sequence[Any] | None = None,
-        **columns: Any,
-    ) -> list[float]:
-        """One shaping value per completion."""
-        refs = columns[REF_COLUMN]
-        values = []
-        for i, completion in enumerate(completions):
-            tried = _attempts(attempts[i]) if attempts is not None else None
-            if tried is None:
-                verdicts = [judge(refs[i], completion_text(completion), mode=self.mode)]
-            else:
-                verdicts = play(refs[i], tried, budget=self.budget, mode=self.mode).verdicts
-            readable = sum(v.status not in UNREADABLE_STATUSES for v in verdicts)
-            values.append(self.weight * readable / max(1, len(verdicts)))
-        return values
+    def value(self, verdicts: Sequence[Verdict], reward: float) -> float:
+        """``weight`` times the share of readable attempts."""
+        readable = sum(v.status not in UNREADABLE_STATUSES for v in verdicts)
+        return self.weight * readable / max(1, len(verdicts))
 
 
 SHAPING: dict[str, Callable[..., FormatShaping]] = {"format": FormatShaping}
