@@ -630,21 +630,23 @@ def extract_object_fields(
         return None
     window = text[-max_chars:]
     start = window.find("{")
-    if start >= 0 and len(keys) == 1:  # the verifier's case: the formula alone
-        for key in keys:
+    if start >= 0:  # the usual answer: one flat object, the only "{...}" in the text
+        one_key = None
+        if len(keys) == 1:  # the verifier's case, the formula alone: one group to read
+            (key,) = keys
             one_key = _one_key_object_re(key)
-            if one_key is None:
-                break
+        if one_key is not None:
             flat = one_key.match(window, start)
-            # Not empty (group 1), and the only "{...}" in the text.
+            # Not empty (group 1), and the only "{...}" in the text. It matches exactly where
+            # _FLAT_OBJECT_RE does, so a miss here is a miss there too.
             if flat is not None and flat.group(1) is None and window.find("{", flat.end()) < 0:
                 value = flat.group(2)
                 return {} if value is None else {key: _value_from_text(value)}
-    if start >= 0:  # the usual answer: one flat object, the only "{...}" in the text
-        flat = _FLAT_OBJECT_RE.match(window, start)
-        # A group took part only if the first member did (lastindex is None for "{}").
-        if flat is not None and flat.lastindex is not None and window.find("{", flat.end()) < 0:
-            return _flat_members(flat, keys)
+        else:
+            flat = _FLAT_OBJECT_RE.match(window, start)
+            # A group took part only if the first member did (lastindex is None for "{}").
+            if flat is not None and flat.lastindex is not None and window.find("{", flat.end()) < 0:
+                return _flat_members(flat, keys)
     found = _find_object(window, max_chars)
     if isinstance(found, re.Match):
         return _flat_members(found, keys)
