@@ -82,6 +82,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -249,59 +250,64 @@ class ViewStyle:
         )
 
 
-def _train(name: str, facades: tuple[RGB, ...], sky: RGB, road: RGB, sidewalk: RGB) -> ViewStyle:
+# What every style of a family shares: windows, road markings, signs and labels.
+_FAMILY_LOOKS: dict[str, dict[str, Any]] = {
+    "train": {
+        "window": (62, 78, 96),
+        "marking": (246, 246, 240),
+        "sign_background": (252, 252, 250),
+        "sign_text": (24, 24, 28),
+        "sign_style": "boxed",
+        "label_background": (20, 20, 24),
+        "label_text": (255, 255, 255),
+    },
+    "ood": {
+        "window": (48, 40, 70),
+        "marking": (236, 214, 160),
+        "sign_background": (38, 30, 52),
+        "sign_text": (255, 236, 190),
+        "sign_style": "banner",
+        "label_background": (64, 20, 44),
+        "label_text": (255, 240, 225),
+    },
+}
+
+
+def _style(
+    family: str, name: str, facades: tuple[RGB, ...], sky: RGB, road: RGB, sidewalk: RGB
+) -> ViewStyle:
+    """A style of ``family``: its own facades, sky, road and sidewalk, the family's other looks."""
     return ViewStyle(
         name=name,
-        family="train",
+        family=family,
         facades=facades,
-        window=(62, 78, 96),
         sky=sky,
         road=road,
         sidewalk=sidewalk,
-        marking=(246, 246, 240),
-        sign_background=(252, 252, 250),
-        sign_text=(24, 24, 28),
-        sign_style="boxed",
-        label_background=(20, 20, 24),
-        label_text=(255, 255, 255),
-    )
-
-
-def _ood(name: str, facades: tuple[RGB, ...], sky: RGB, road: RGB, sidewalk: RGB) -> ViewStyle:
-    return ViewStyle(
-        name=name,
-        family="ood",
-        facades=facades,
-        window=(48, 40, 70),
-        sky=sky,
-        road=road,
-        sidewalk=sidewalk,
-        marking=(236, 214, 160),
-        sign_background=(38, 30, 52),
-        sign_text=(255, 236, 190),
-        sign_style="banner",
-        label_background=(64, 20, 44),
-        label_text=(255, 240, 225),
+        **_FAMILY_LOOKS[family],
     )
 
 
 STYLE_FAMILIES: Mapping[str, tuple[ViewStyle, ...]] = {
     "train": (
-        _train(
+        _style(
+            "train",
             "train-brick",
             ((156, 72, 52), (214, 188, 148), (178, 104, 70), (226, 206, 172)),
             (136, 190, 234),
             (104, 104, 110),
             (176, 172, 166),
         ),
-        _train(
+        _style(
+            "train",
             "train-sandstone",
             ((200, 160, 112), (140, 66, 50), (232, 214, 180), (168, 120, 84)),
             (120, 178, 228),
             (92, 94, 100),
             (186, 180, 170),
         ),
-        _train(
+        _style(
+            "train",
             "train-terrace",
             ((186, 92, 64), (224, 198, 160), (150, 88, 60), (206, 176, 136)),
             (150, 198, 238),
@@ -310,21 +316,24 @@ STYLE_FAMILIES: Mapping[str, tuple[ViewStyle, ...]] = {
         ),
     ),
     "ood": (
-        _ood(
+        _style(
+            "ood",
             "ood-lagoon",
             ((64, 148, 150), (236, 178, 200), (168, 222, 200), (188, 178, 226)),
             (242, 150, 92),
             (112, 88, 66),
             (150, 128, 106),
         ),
-        _ood(
+        _style(
+            "ood",
             "ood-sherbet",
             ((240, 200, 170), (80, 164, 160), (204, 170, 222), (172, 230, 214)),
             (232, 128, 104),
             (100, 80, 60),
             (160, 136, 112),
         ),
-        _ood(
+        _style(
+            "ood",
             "ood-harbour",
             ((52, 130, 140), (222, 186, 214), (156, 208, 220), (246, 214, 186)),
             (250, 170, 110),
