@@ -304,17 +304,18 @@ def _positional_builder(cls: type) -> Callable[..., Any]:
     the field names (identifiers, checked) reach the generated source; no data ever does.
     """
     names = [f.name for f in fields(cls)]
-    if not all(name.isidentifier() for name in names):
-        raise TypeError(f"{cls.__name__} has a field name that is not an identifier: {names}")
-    stores = "".join(f"    fields[{name!r}] = {name}\n" for name in names)
+    helpers = ("_new_", "_cls_", "_record_", "_fields_")  # the generated code's own names
+    if not all(name.isidentifier() and name not in helpers for name in names):
+        raise TypeError(f"{cls.__name__} has a field name the builder cannot take: {names}")
+    stores = "".join(f"    _fields_[{name!r}] = {name}\n" for name in names)
     source = (
-        f"def build_{cls.__name__}({', '.join(names)}):\n"
-        "    record = new(cls)\n"
-        "    fields = record.__dict__\n"
+        f"def build({', '.join(names)}):\n"
+        "    _record_ = _new_(_cls_)\n"
+        "    _fields_ = _record_.__dict__\n"
         f"{stores}"
-        "    return record\n"
+        "    return _record_\n"
     )
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    namespace: dict[str, Any] = {"_new_": object.__new__, "_cls_": cls}
     exec(compile(source, f"<gpbench.records builder of {cls.__name__}>", "exec"), namespace)
-    builder: Callable[..., Any] = namespace[f"build_{cls.__name__}"]
+    builder: Callable[..., Any] = namespace["build"]
     return builder

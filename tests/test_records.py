@@ -80,3 +80,19 @@ def test_to_dict_renames_keyword_fields_in_place() -> None:
     names = [f.name for f in dataclasses.fields(Episode)]
     assert list(record) == ["return" if name == "return_" else name for name in names]
     assert list(record.values()) == list(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Awkward:
+    """Field names a generated builder could trip over (its own locals, a keyword-like name)."""
+
+    record: str
+    fields: str
+    new: str
+    cls: str
+    return_: str
+
+
+def test_build_record_takes_any_field_names() -> None:
+    values = _values(_Awkward)
+    assert build_record(_Awkward, values) == _Awkward(*values)
