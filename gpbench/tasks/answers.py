@@ -315,7 +315,9 @@ _Q = r""""[^"\\\n]*+(?:\\[^\nxuU][^"\\\n]*+)*+"|'[^'\\\n]*+(?:\\[^\nxuU][^'\\\n]
 _ESCAPE_RE = re.compile(r"\\(.)")
 _BARE = r"""(?:[^,:\[\]{}"'#/\n]++|/(?!/))++"""
 _ITEM = rf"\s*+(?:{_Q}|{_BARE})\s*+,?+"
-_MEMBER = rf"\s*+(?:{_Q}|{_BARE})\s*+:\s*+(?:{_Q}|\[(?:{_ITEM})*+\s*+\]|{_BARE})\s*+,?+"
+# A member's value: a string, a list of strings and bare tokens, or a bare token.
+_VALUE = rf"{_Q}|\[(?:{_ITEM})*+\s*+\]|{_BARE}"
+_MEMBER = rf"\s*+(?:{_Q}|{_BARE})\s*+:\s*+(?:{_VALUE})\s*+,?+"
 # A member with groups: (key quoted, key bare, value quoted, list items, value bare). A quoted
 # or bare group is never empty when it took part, so a false group did not.
 _MEMBER_GROUPS = (
@@ -332,7 +334,6 @@ for _ in range(_INLINE_MEMBERS):
     _members = rf"(?:{_MEMBER_GROUPS}{_members})?+"
 _FLAT_OBJECT_RE = re.compile(rf"\{{{_members}\s*+\}}")
 del _members
-_VALUE = rf"{_Q}|\[(?:{_ITEM})*+\s*+\]|{_BARE}"
 # A key that an escape cannot spell (escapes give quotes, slashes, control characters or keep
 # their backslash) and that reads the same quoted or bare.
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_]+")
