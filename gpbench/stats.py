@@ -80,7 +80,8 @@ def clustered_bootstrap_interval(
     """Percentile bootstrap interval of a success rate, resampling instances (clusters).
 
     With k samples per instance, the samples of one instance are not independent, so whole
-    instances are resampled. The random stream is keyed, so the interval is reproducible.
+    instances are resampled. The random stream is keyed, so the interval is reproducible, and
+    the clusters' order does not matter (see :func:`clustered_bootstrap_from_counts`).
     """
     counts = [(sum(c), len(c)) for c in clusters]
     return clustered_bootstrap_from_counts(
@@ -95,13 +96,16 @@ def clustered_bootstrap_from_counts(
     key: str = "gpbench/bootstrap",
     confidence: float = 0.95,
 ) -> tuple[float, float]:
-    """:func:`clustered_bootstrap_interval` from ``(successes, samples)`` per instance, in order.
+    """:func:`clustered_bootstrap_interval` from ``(successes, samples)`` per instance.
 
-    The bootstrap only needs each cluster's counts, so streaming summaries keep just those.
+    The bootstrap only needs each cluster's counts, so streaming summaries keep just those. The
+    counts are sorted before resampling: the keyed stream picks positions, so without a fixed
+    order the same episodes read in another order (a resumed run, merged shards, a file
+    rewritten) would give another interval. Sorted, the interval depends only on the counts.
     """
     from gpbench.generators.rng import KeyedRng
 
-    kept = [(k, n) for k, n in counts if n]
+    kept = sorted((k, n) for k, n in counts if n)
     if not kept:
         return 0.0, 1.0
     rng = KeyedRng(key)

@@ -18,7 +18,7 @@ def rate_with_interval(
 
 
 def rate_from_counts(counts: Sequence[tuple[int, int]]) -> dict[str, Any]:
-    """:func:`rate_with_interval` from ``(successes, samples)`` per instance, in instance order."""
+    """:func:`rate_with_interval` from ``(successes, samples)`` per instance, in any order."""
     n = sum(size for _, size in counts)
     k = sum(hits for hits, _ in counts)
     if all(size <= 1 for _, size in counts):
@@ -56,8 +56,8 @@ class SummaryBuilder:
     def __init__(self, *, recognition: bool = False, per_step: bool = False) -> None:
         self.recognition = recognition
         self.per_step = per_step
-        # uid -> (successes, first-try successes, episodes), in first-seen order (the bootstrap
-        # resamples instances in this order, so the interval is what summarize always gave).
+        # uid -> (successes, first-try successes, episodes); the bootstrap sorts the counts, so
+        # the order episodes arrive in (resumed, merged, shuffled) never changes an interval.
         self._instances: dict[str, tuple[int, int, int]] = {}
         self._statuses: collections.Counter[str] = collections.Counter()
         self._flags: collections.Counter[str] = collections.Counter()

@@ -62,9 +62,9 @@ def test_counts_match_the_episodes() -> None:
     assert summary["mean_return"] == (5 * 10.0 - 1.0) / 6
 
 
-def test_intervals_resample_instances_in_first_seen_order() -> None:
+def test_intervals_are_the_clustered_bootstrap_over_instances() -> None:
     summary = summarize(EPISODES)
-    clusters = [[True, True], [True, True], [False, True]]  # a, b, c in the order first seen
+    clusters = [[True, True], [True, True], [False, True]]  # a, b, c
     assert summary["success"]["ci95"] == list(clustered_bootstrap_interval(clusters))
     assert summary["success"]["ci_method"] == "clustered-bootstrap"
     first = [[True, False], [False, True], [False, False]]
@@ -98,3 +98,38 @@ def test_no_episodes() -> None:
     summary = summarize([])
     assert summary["episodes"] == 0 and summary["success"]["n"] == 0
     assert summary["success_by_attempt"] == {}
+
+
+def _varied_episodes() -> list[Episode]:
+    """12 instances x 3 samples with every success count from 0 to 3 (so order could matter)."""
+    episodes = []
+    for i in range(12):
+        for sample in range(3):
+            solved = sample < i % 4
+            statuses = ["correct"] if solved else ["wrong_value", "illegal_formula", "wrong_value"]
+            if solved and sample == 1:
+                statuses = ["wrong_value", "correct"]
+            episodes.append(_episode(f"uid-{i:02d}", sample, statuses))
+    return episodes
+
+
+def test_intervals_do_not_depend_on_the_order_of_episodes() -> None:
+    # A resumed or merged run holds the same episodes in another order: same interval.
+    episodes = _varied_episodes()
+    orders = [
+        episodes,
+        list(reversed(episodes)),
+        sorted(episodes, key=lambda e: (e.sample, e.uid[::-1])),
+        episodes[17:] + episodes[:17],
+    ]
+    summaries = [summarize(order) for order in orders]
+    assert summaries[0]["success"]["ci_method"] == "clustered-bootstrap"
+    for summary in summaries[1:]:
+        assert summary["success"] == summaries[0]["success"]
+        assert summary["first_try_success"] == summaries[0]["first_try_success"]
+    by_uid: dict[str, list[bool]] = {}
+    for e in episodes:
+        by_uid.setdefault(e.uid, []).append(e.correct)
+    clusters = list(by_uid.values())
+    assert clustered_bootstrap_interval(clusters) == clustered_bootstrap_interval(clusters[::-1])
+    assert rate_with_interval(dict(reversed(by_uid.items()))) == rate_with_interval(by_uid)
