@@ -196,19 +196,16 @@ class GeneralPointsTask(TaskSpec):
         output_truncated: bool = False,
     ) -> Verdict:
         """Judge an answer with the exact verifier (see :mod:`gpbench.tasks.gp_scoring`)."""
-        if mode not in gp_scoring.MODES:
-            raise ValueError(f"mode must be one of {gp_scoring.MODES}, got {mode!r}")
         p = instance.problem
-        return gp_scoring.verify_positional(
+        return gp_scoring.verify(
             answer,
-            p["cards"],
-            p["values"],
-            p["target"],
-            p["rule"] == TRAINING_RULE,
-            self.checks_cards,
-            mode,
-            output_truncated,
-            False,
+            cards=p["cards"],
+            values=p["values"],
+            target=p["target"],
+            rule_is_training=p["rule"] == TRAINING_RULE,
+            check_cards=self.checks_cards,
+            mode=mode,
+            output_truncated=output_truncated,
         )
 
     def reference_answer(self, instance: Instance) -> str:

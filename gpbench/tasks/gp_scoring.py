@@ -36,12 +36,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from gpbench.generators.arithmetic import (
-    evaluate,
-    evaluate_error,
-    evaluate_fast,
-    format_fraction,
-)
+from gpbench.generators.arithmetic import evaluate, format_fraction
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.records import Verdict
 from gpbench.tasks.answers import (
@@ -151,35 +146,6 @@ def verify(
     """Judge one answer to a GeneralPoints hand. Total: any string gives a Verdict."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return verify_positional(
-        answer,
-        cards,
-        values,
-        target,
-        rule_is_training,
-        check_cards,
-        mode,
-        output_truncated,
-        allow_unicode_operators,
-    )
-
-
-def verify_positional(
-    answer: str,
-    cards: Sequence[str],
-    values: Sequence[int],
-    target: int,
-    rule_is_training: bool,
-    check_cards: bool,
-    mode: str,
-    output_truncated: bool,
-    allow_unicode_operators: bool,
-) -> Verdict:
-    """:func:`verify` with every argument given in order and ``mode`` already checked.
-
-    For the task classes, which call it once per answer: keyword passing costs measurably at
-    50,000 verdicts/s.
-    """
     flags = ["output_truncated"] if output_truncated else []
     extracted: dict[str, Any] = {}
 
@@ -204,32 +170,21 @@ def verify_positional(
 
     if mode == "reference" and _WHITESPACE.search(expression.strip()):
         return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
-    value: int | Fraction | None
-    quick = evaluate_fast(expression, allow_unicode_operators=allow_unicode_operators)
-    if quick is not None:  # the usual case: a legal formula with a value
-        value, numbers = quick
-    else:
-        error = evaluate_error(expression, allow_unicode_operators=allow_unicode_operators)
-        if error is not None:
-            extracted["error"] = error
-            if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
-                return _failure(
-                    "solution_prefix", REWARD_SOLUTION_PREFIX, extracted, flags, "solution_prefix"
-                )
-            return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
-        result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
-        value, numbers = result.value, result.numbers
+    result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
+    if not result.ok:
+        extracted["error"] = result.error
+        if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
+            return _failure(
+                "solution_prefix", REWARD_SOLUTION_PREFIX, extracted, flags, "solution_prefix"
+            )
+        return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
+    value, numbers = result.value, result.numbers
     extracted["numbers"] = list(numbers)
     if value is not None:
-        # An int here is at most max_value_bits (2048) bits, far within str()'s digit limit.
-        extracted["value"] = str(value) if type(value) is int else format_fraction(value)
+        extracted["value"] = format_fraction(value)
 
-    # The memorization flags (TASKS.md §5), from the hand's memoised data.
-    hand_key = (*cards, *values, target)
-    hand = _HANDS.get(hand_key)
-    if hand is None:
-        hand = _hand_facts(hand_key, cards, values, target)
-    sorted_values, counts, training_values, reference = hand
+    # The memorization flags (TASKS.md §5).
+    training_values, reference = _training_hand(tuple(sorted(cards)), target)
     used = tuple(sorted(numbers))
     if not rule_is_training and value == target and used == training_values:
         flags.append("train_rule_answer")
@@ -237,43 +192,14 @@ def verify_positional(
     if reference is not None and "".join(expression.split()) == reference:
         flags.append("verbatim_training_formula")
 
-    if mode == "gpbench" and value is not None:
-        value_ok = value == target
-    else:
-        value_ok = _value_matches(expression, value, target, mode)
-    if value_ok and used == sorted_values:
-        return Verdict.of(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
+    value_ok = _value_matches(expression, value, target, mode)
+    available = collections.Counter(values)
+    spent = collections.Counter(numbers)
+    overused = bool(spent - available)  # numbers not on the cards, or a card used twice
+    unused = bool(available - spent)  # cards left over
+    if value_ok and not overused and not unused:
+        return Verdict(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
 
-    overused = unused = False
-    if used != sorted_values:  # equal multisets need no diagnosis
-        # Numbers used beyond the cards (``used - available`` as Counters) and cards left over
-        # (``available - used``): count the hand's cards down.
-        available = counts.copy()
-        for number in numbers:
-            left = available.get(number, 0)
-            if left:
-                available[number] = left - 1
-            else:
-                overused = True
-        unused = any(available.values())
-    status, statuses, reward, feedback = _judgement(overused, unused, value_ok, target)
-    return Verdict.of(False, status, list(statuses), reward, feedback, extracted, flags)
-
-
-# (overused, unused, value_ok, target) -> _judgement: what a failed check combination scores.
-_JUDGEMENTS: dict[tuple[bool, bool, bool, int], tuple[str, tuple[str, ...], float, str]] = {}
-
-
-def _judgement(
-    overused: bool, unused: bool, value_ok: bool, target: int
-) -> tuple[str, tuple[str, ...], float, str]:
-    """The status, statuses, reward and feedback of a legal formula whose checks failed:
-    ``overused`` (numbers not on the cards or a card used twice), ``unused`` (cards left over),
-    not ``value_ok``. Memoised: they depend on nothing else."""
-    key = (overused, unused, value_ok, target)
-    judged = _JUDGEMENTS.get(key)
-    if judged is not None:
-        return judged
     statuses: list[str] = []
     reasons: list[str] = []
     reward = 0.0
@@ -291,18 +217,14 @@ def _judgement(
         reasons.append(_REASONS["wrong_value"].format(target=target))
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
-    judged = (statuses[0], tuple(statuses), reward, feedback_text(reasons))
-    if len(_JUDGEMENTS) >= 1024:  # targets are few; a caller sweeping them starts afresh
-        _JUDGEMENTS.clear()
-    _JUDGEMENTS[key] = judged
-    return judged
+    return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
 
 
 def _failure(
     status: str, reward: float, extracted: dict[str, Any], flags: list[str], reason: str
 ) -> Verdict:
     """A verdict with one failure and one reason (a key of _REASONS)."""
-    return Verdict.of(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
+    return Verdict(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
 
 
 def _strict_cards(value: Any) -> list[str] | None:
@@ -318,33 +240,6 @@ def _value_matches(expression: str, value: int | Fraction | None, target: int, m
     if mode == "reference":
         return _float_value(expression) == float(target)
     return value == target
-
-
-# (*cards, *values, target) -> _hand_facts: a flat tuple hashes faster than nested ones, and
-# the verifier looks a hand up for every answer (RL scores a group of answers per hand, the
-# harness up to five attempts). Small: an evaluation streams endless hands past it.
-_HandFacts = tuple[tuple[int, ...], dict[int, int], tuple[int, ...], str | None]
-_HANDS: dict[tuple[Any, ...], _HandFacts] = {}
-_HANDS_KEPT = 4096
-
-
-def _hand_facts(
-    key: tuple[Any, ...], cards: Sequence[str], values: Sequence[int], target: int
-) -> _HandFacts:
-    """The hand's values sorted and counted (value -> cards with it; callers copy it), its values
-    under the training rule sorted, and the reference formula for those (None when there is
-    none); memoised in ``_HANDS`` under ``key``."""
-    # The training-rule data depends on the multiset of cards only: keyed by the sorted cards,
-    # its 1,820 four-card multisets fit the cache where ordered hands (28,561) kept missing it.
-    training_values, reference = _training_hand(tuple(sorted(cards)), target)
-    counts: dict[int, int] = {}  # ints only: the garbage collector does not track it
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    facts = (tuple(sorted(values)), counts, training_values, reference)
-    if len(_HANDS) >= _HANDS_KEPT:
-        _HANDS.clear()
-    _HANDS[key] = facts
-    return facts
 
 
 @lru_cache(maxsize=4096)
