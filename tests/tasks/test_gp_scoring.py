@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gpbench.generators.cards import solve
 from gpbench.records import Instance
+from gpbench.tasks import gp_scoring
 from gpbench.tasks.gp_scoring import feedback_text, verify
 from gpbench.tasks.registry import get_task
 
@@ -183,3 +184,12 @@ def test_verify_through_the_task_uses_the_split_rule() -> None:
     assert inst.problem["cards"] == ["3", "A", "K", "8"]
     assert TASK.verify(inst, '{"formula": "(13+8+3)*1=24"}').correct
     assert "train_rule_answer" in TASK.verify(inst, '{"formula": "(10-1)*8/3"}').flags
+
+
+def test_long_formula_line_is_linear() -> None:
+    line = "1" * 4095 + "a"  # a pattern like ^[C]*\d[C]*$ backtracks quadratically here
+    start = time.perf_counter()
+    for _ in range(20):
+        assert gp_scoring.extract_formula(line) is None
+    # A hang guard (the quadratic pattern took ~0.3 s a call here), not a speed target.
+    assert (time.perf_counter() - start) / 20 < 0.1
