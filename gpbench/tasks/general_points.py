@@ -30,7 +30,6 @@ Version history:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 from gpbench.errors import ConfigError
@@ -94,19 +93,9 @@ def face_message(face_values: Sequence[int]) -> str:
 
 def render_text_prompt(cards: Sequence[str], face_values: Sequence[int], target: int) -> str:
     """The paper's GP-L user prompt for a hand of rank strings."""
-    head, tail = _text_prompt_around_cards(tuple(face_values), target)
-    return f"{head}{list(cards)!r}{tail}"
-
-
-@lru_cache(maxsize=64)
-def _text_prompt_around_cards(face_values: tuple[int, ...], target: int) -> tuple[str, str]:
-    """The text prompt before and after the cards: it depends on the rule and target only, so
-    each instance fills in its cards instead of formatting the whole template again."""
-    marker = "\x00cards\x00"  # no template text contains it
-    head, tail = _TEXT_PROMPT.format(
-        target=target, face_message=face_message(face_values), cards=marker
-    ).split(marker)
-    return head, tail
+    return _TEXT_PROMPT.format(
+        target=target, face_message=face_message(face_values), cards=list(cards)
+    )
 
 
 GP_TEXT_SPLITS: dict[str, SplitSpec] = {

@@ -135,19 +135,12 @@ class TaskSpec(abc.ABC):
 
     def variant(self, options: Mapping[str, Any]) -> str:
         """The options that differ from the paper's, as ``[k=v,...]`` (empty for the paper's)."""
-        key = (self.id, tuple(options.items()))
-        text = _VARIANTS.get(key)
-        if text is None:
-            changed = [
-                f"{name}={_option_text(value)}"
-                for name, value in options.items()
-                if value != self.options[name].default
-            ]
-            text = f"[{','.join(changed)}]" if changed else ""
-            if len(_VARIANTS) >= 256:  # options from the command line: keep it bounded
-                _VARIANTS.clear()
-            _VARIANTS[key] = text
-        return text
+        changed = [
+            f"{name}={_option_text(value)}"
+            for name, value in options.items()
+            if value != self.options[name].default
+        ]
+        return f"[{','.join(changed)}]" if changed else ""
 
     def instance_key(self, split: str, seed: int, index: int, options: Mapping[str, Any]) -> str:
         """``"{task}-v{version}/{split}{variant}/{seed}/{index}"``: what an instance is a function of."""
@@ -332,10 +325,6 @@ class SplitDataset(Sequence[Instance]):
             index = self.start + position
             key = f"{prefix}{index}"  # = task.instance_key(split, seed, index, options)
             yield task.build_instance(spec, self.seed, index, self.options, key, content_hash(key))
-
-
-# (task id, option items) -> variant text; computed for every instance key, so memoised.
-_VARIANTS: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
 
 
 def _option_text(value: Any) -> str:
