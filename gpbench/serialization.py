@@ -1,15 +1,24 @@
-"""JSON lines for records: one canonical encoding, strict decoding with line-numbered errors."""
+"""JSON lines for records: one canonical encoding, strict decoding with line-numbered errors.
+
+Model and server text is hostile: a JSON answer may hold a lone surrogate (``"\\ud800"`` is valid
+JSON and decodes to a string UTF-8 cannot encode), nesting deeper than Python's parser can follow,
+or an integer longer than Python converts. Every writer here keeps such text (surrogates as JSON
+escapes) and every reader turns such input into a one-line error naming the file and line.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import tempfile
 from collections.abc import Iterator
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any, TypeVar
 
-from gpbench.errors import RecordSchemaError
+from gpbench.errors import GpbenchError, RecordSchemaError
 
 R = TypeVar("R")
 
@@ -70,11 +79,119 @@ def _field_keys(cls: type) -> tuple[tuple[str, str], ...]:
 
 
 def to_json(record: Any) -> str:
-    """The canonical one-line JSON of a record (dataclass) or dict: stable bytes for equal content."""
+    """The canonical one-line JSON of a record (dataclass) or dict: stable bytes for equal content.
+
+    The text always encodes to UTF-8: a lone surrogate in a string (which UTF-8 cannot hold) is
+    written as its JSON escape, which decodes back to the same string; text without surrogates
+    is exactly ``json.dumps(..., ensure_ascii=False)``.
+    """
     payload = to_dict(record) if dataclasses.is_dataclass(record) else record
     if _C_ENCODE is None:
-        return _ENCODER.encode(payload)
-    return "".join(_C_ENCODE(payload, 0))
+        return escape_surrogates(_ENCODER.encode(payload))
+    return escape_surrogates("".join(_C_ENCODE(payload, 0)))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def escape_surrogates(text: str) -> str:
+    """``text`` with each surrogate code point written as its escape ``\\udXXX``: encodable UTF-8.
+
+    Surrogates can only sit inside the strings of a JSON text (everything else is ASCII), so in
+    JSON the result is the same value; in text for people (CSV, HTML, figure labels) it shows
+    where the model or a file name held a code point that is not a character. A high surrogate
+    directly followed by a low one is escaped as a pair, which a JSON decoder reads as the one
+    character the pair stands for (as UTF-16 does); ``json.loads`` never yields such a pair.
+
+    >>> escape_surrogates("ok \\ud800!") == "ok " + chr(92) + "ud800!"
+    True
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")  # one C pass; fails only on a surrogate
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(_escape, text)
+    return text
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``json.dumps(value, ensure_ascii=False, indent=indent)`` that always encodes to UTF-8.
+
+    For JSON files people read (``run.json``, manifests): non-ASCII text stays readable, lone
+    surrogates become escapes (see :func:`escape_surrogates`).
+    """
+    return escape_surrogates(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
+class JsonLimitError(json.JSONDecodeError):
+    """JSON beyond what Python decodes (it may be valid): nesting past the recursion limit, or an
+    integer with more digits than Python converts."""
+
+
+def parse_json(text: str, **kwargs: Any) -> Any:
+    """``json.loads(text, **kwargs)``; input Python cannot decode raises :class:`JsonLimitError`.
+
+    ``json.loads`` raises ``RecursionError`` on deeply nested input (``[`` x 100,000) and a bare
+    ``ValueError`` on an integer of more than 4,300 digits; both are a property of the input, so
+    they become a :class:`json.JSONDecodeError` that every reader already reports in one line.
+    """
+    try:
+        return json.loads(text, **kwargs)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise JsonLimitError("nested too deeply to decode", text, 0) from None
+    except ValueError as exc:
+        if "integer string conversion" not in str(exc):
+            raise
+        raise JsonLimitError("an integer with too many digits", text, 0) from None
+
+
+def write_text_atomic(target: Path, text: str, *, errors: str = "strict") -> None:
+    """Write ``text`` (UTF-8) to ``target`` all or nothing: a temporary sibling renamed into place.
+
+    A failure (a full disk, an unwritable folder) leaves ``target`` as it was and no temporary
+    file, and raises :class:`GpbenchError` naming ``target`` and the reason. ``errors`` is the
+    encoder's error handler (``backslashreplace`` writes surrogates as ``\\udXXX`` in text for
+    people).
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise GpbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as handle:
+            handle.write(text)
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600 files; give what open() would give
+        tmp.replace(target)
+    except OSError as exc:
+        raise GpbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a file in a
+    folder that is missing or read-only (``option`` names the option in the message)."""
+    if path.is_dir():
+        raise GpbenchError(f"{option} {path} is a folder; give a file path")
+    folder = path.parent
+    if not folder.is_dir():
+        raise GpbenchError(f"{option} {path}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GpbenchError(f"{option} {path}: the folder {folder} is not writable")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 _SCHEMAS: dict[type, tuple[frozenset[str], frozenset[str]]] = {}
@@ -112,20 +229,43 @@ def from_dict(cls: type[R], data: Any, *, path: str = "<data>", line: int = 0) -
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises RecordSchemaError."""
+    """Yield ``(line_number, object)`` for each non-blank line; a bad line raises RecordSchemaError.
+
+    Bad lines: not UTF-8, not JSON, JSON Python cannot decode (see :func:`parse_json`), or not an
+    object. Lines end at ``\\n`` only (a JSON text holds no other line break outside its strings).
+    """
     if not path.is_file():
         raise RecordSchemaError(str(path), 0, "file not found")
-    with path.open("r", encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RecordSchemaError(str(path), number, f"not valid JSON ({exc.msg})") from None
-            if not isinstance(data, dict):
-                raise RecordSchemaError(str(path), number, "expected a JSON object on each line")
-            yield number, data
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                data = _decode_line(path, number, raw)
+                if data is not None:
+                    yield number, data
+    except OSError as exc:
+        raise RecordSchemaError(str(path), 0, f"cannot read it ({exc.strerror or exc})") from None
+
+
+def _decode_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | None:
+    """The object on one line (None for a blank line)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordSchemaError(
+            str(path),
+            number,
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+            "save the file as UTF-8",
+        ) from None
+    if not text.strip():
+        return None
+    try:
+        data = parse_json(text)
+    except json.JSONDecodeError as exc:
+        raise RecordSchemaError(str(path), number, f"not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise RecordSchemaError(str(path), number, "expected a JSON object on each line")
+    return data
 
 
 def read_records(cls: type[R], path: Path) -> Iterator[R]:
