@@ -25,16 +25,57 @@ from gpbench.errors import GpbenchError
 
 
 class _Group(click.Group):
-    """Turns gpbench's own errors into one line on stderr and a non-zero exit, no traceback."""
+    """Turns errors that come from the input or the machine into one line on stderr and exit 1.
+
+    gpbench's own errors carry their message. The rest are caught here, at the root, so that no
+    command can end in a traceback for them: an ``OSError`` (a full disk, a read-only or
+    unwritable folder, a missing file) says which path and why; ``RecursionError`` (JSON nested
+    deeper than Python follows), ``UnicodeDecodeError`` (a file that is not UTF-8) and
+    ``UnicodeEncodeError`` (a lone surrogate reaching a strict writer) say what was wrong.
+    Readers and writers that know the file and line say so themselves first.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except GpbenchError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
+        except OSError as exc:
+            raise click.ClickException(one_line(os_error_message(exc))) from None
+        except RecursionError:
+            raise click.ClickException(
+                "an input is nested too deeply to read (JSON nested beyond Python's recursion "
+                "limit); such a file is not one gpbench writes or reads"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(
+                f"an input file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "save it as UTF-8"
+            ) from None
+        except UnicodeEncodeError as exc:
+            raise click.ClickException(
+                f"cannot write text holding U+{ord(exc.object[exc.start]):04X}, which UTF-8 "
+                "cannot encode (a lone surrogate, as from a file name that is not UTF-8)"
+            ) from None
         except KeyboardInterrupt:
             click.echo("interrupted; nothing half-written was kept", err=True)
             sys.exit(130)
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` (both paths of a rename), or the reason alone when no path is known.
+
+    >>> os_error_message(OSError(28, "No space left on device", "out/summary.csv"))
+    'out/summary.csv: No space left on device'
+    """
+    reason = exc.strerror or str(exc)
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: line breaks (a path may hold one) written as ``\\n``, ``\\r``."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
