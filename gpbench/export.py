@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -24,11 +23,13 @@ from typing import Any
 import gpbench
 from gpbench.errors import ConfigError, GpbenchError, MissingDependencyError
 from gpbench.records import Instance
-from gpbench.serialization import to_dict, to_json
-from gpbench.tasks.spec import TaskSpec
+from gpbench.serialization import json_text, to_dict, to_json, write_text_atomic
+from gpbench.tasks.spec import SplitDataset, TaskSpec
 
 FORMATS: tuple[str, ...] = ("jsonl", "parquet", "hf")
 _PARQUET_BATCH = 4096
+INT64_FORMATS = ("parquet", "hf")
+"""Formats whose ``seed`` column is a 64-bit integer (Arrow's int64)."""
 
 Progress = Callable[[int], None]
 
@@ -55,6 +56,20 @@ def split_path(out_dir: Path, task_id: str, split: str, fmt: str) -> Path:
     raise ConfigError(f"unknown format {fmt!r} (choices: {', '.join(FORMATS)})")
 
 
+def check_seed(seed: int, fmt: str) -> None:
+    """Refuse a seed the format cannot store: Parquet and hf keep ``seed`` as int64.
+
+    Any integer is a valid seed (the instance key is text), and JSON lines store it as written;
+    an int64 column cannot, so such a seed is refused before anything is written rather than
+    stored in another type (a column that is sometimes text would break every reader's schema).
+    """
+    if fmt in INT64_FORMATS and not -(2**63) <= seed < 2**63:
+        raise ConfigError(
+            f"--seed must be in [-2**63, 2**63) for --format {fmt} (its seed column is int64), "
+            f"got {seed}; use --format jsonl for larger seeds"
+        )
+
+
 def write_split(
     task: TaskSpec,
     split: str,
@@ -71,10 +86,28 @@ def write_split(
     Vision tasks also get their images: PNG files under ``<split>/images/`` beside the JSON
     lines, PNG bytes in an ``image_bytes`` column for Parquet, ``datasets.Image`` for hf. The
     manifest's ``content_sha256`` covers the JSON lines and the decoded pixels of every image
-    (PNG bytes may differ across zlib builds; pixels do not).
+    (PNG bytes may differ across zlib builds; pixels do not). A write that fails (a full disk,
+    an unwritable folder) raises :class:`GpbenchError` naming the file and leaves nothing.
     """
+    check_seed(seed, fmt)
     dataset = task.dataset(split, seed, n, options)
     target = split_path(out_dir, task.id, split, fmt)
+    try:
+        return _write_split(task, split, seed, n, dataset, target, fmt, progress)
+    except OSError as exc:
+        raise GpbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _write_split(
+    task: TaskSpec,
+    split: str,
+    seed: int,
+    n: int,
+    dataset: SplitDataset,
+    target: Path,
+    fmt: str,
+    progress: Progress | None,
+) -> WrittenSplit:
     folder = target.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,6 +115,12 @@ def write_split(
         raise GpbenchError(f"cannot create output folder {folder}: {exc.strerror}") from None
     hasher = hashlib.sha256()
     vision = task.modality == "vision"
+    manifest_path = folder / f"{split}.manifest.json"
+
+    def drop_old_manifest() -> None:
+        # Called just before the new data replaces the old: from then until the new manifest is
+        # in place there is no manifest, never one whose content_sha256 describes other data.
+        manifest_path.unlink(missing_ok=True)
 
     def rows() -> Iterator[tuple[Instance, str, list[bytes]]]:
         for done, instance in enumerate(dataset, start=1):
@@ -99,11 +138,12 @@ def write_split(
                 progress(done)
 
     if fmt == "jsonl":
-        _write_jsonl(target, rows(), images_dir=folder / split / "images" if vision else None)
+        images_dir = folder / split / "images" if vision else None
+        _write_jsonl(target, rows(), images_dir=images_dir, before_commit=drop_old_manifest)
     elif fmt == "parquet":
-        _write_parquet(target, rows(), with_images=vision)
+        _write_parquet(target, rows(), with_images=vision, before_commit=drop_old_manifest)
     else:
-        _write_hf(target, rows(), with_images=vision)
+        _write_hf(target, rows(), with_images=vision, before_commit=drop_old_manifest)
 
     content = hasher.hexdigest()
     manifest: dict[str, Any] = {
@@ -132,8 +172,7 @@ def write_split(
             "hash": "content_sha256 covers decoded RGB pixels, not PNG bytes",
             "pillow_version": _pillow_version(),
         }
-    manifest_path = folder / f"{split}.manifest.json"
-    _atomic_write_text(manifest_path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(manifest_path, json_text(manifest, indent=2) + "\n")
     return WrittenSplit(target, manifest_path, n, content)
 
 
@@ -178,14 +217,12 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write_text(target: Path, text: str) -> None:
-    with _temporary_beside(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-
-
 def _write_jsonl(
-    target: Path, rows: Iterator[tuple[Instance, str, list[bytes]]], *, images_dir: Path | None
+    target: Path,
+    rows: Iterator[tuple[Instance, str, list[bytes]]],
+    *,
+    images_dir: Path | None,
+    before_commit: Callable[[], None],
 ) -> None:
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(_temporary_beside(target))
@@ -207,6 +244,7 @@ def _write_jsonl(
                         destination = tmp_images / relative
                         destination.parent.mkdir(parents=True, exist_ok=True)
                         destination.write_bytes(png)
+        before_commit()
         if images_dir is not None and tmp_images is not None:
             _replace_folder(tmp_images, images_dir)
         tmp.replace(target)
@@ -226,7 +264,11 @@ def _replace_folder(new: Path, target: Path) -> None:
 
 
 def _write_parquet(
-    target: Path, rows: Iterator[tuple[Instance, str, list[bytes]]], *, with_images: bool
+    target: Path,
+    rows: Iterator[tuple[Instance, str, list[bytes]]],
+    *,
+    with_images: bool,
+    before_commit: Callable[[], None],
 ) -> None:
     try:
         import pyarrow as pa
@@ -260,11 +302,16 @@ def _write_parquet(
         finally:
             if writer is not None:
                 writer.close()
+        before_commit()
         tmp.replace(target)
 
 
 def _write_hf(
-    target: Path, rows: Iterator[tuple[Instance, str, list[bytes]]], *, with_images: bool
+    target: Path,
+    rows: Iterator[tuple[Instance, str, list[bytes]]],
+    *,
+    with_images: bool,
+    before_commit: Callable[[], None],
 ) -> None:
     try:
         import datasets
@@ -290,6 +337,7 @@ def _write_hf(
         dataset = dataset.cast_column("images", datasets.Sequence(datasets.Image()))
     with _temporary_beside(target, directory=True) as tmp:
         dataset.save_to_disk(str(tmp))
+        before_commit()
         _replace_folder(tmp, target)
 
 

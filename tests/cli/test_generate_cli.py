@@ -183,6 +183,66 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], mess
     assert not list(tmp_path.rglob("*.jsonl"))
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "hf"])
+@pytest.mark.parametrize("seed", [2**63, -(2**63) - 1, 10**30])
+def test_seeds_beyond_int64_are_refused_for_parquet_and_hf(
+    tmp_path: Path, fmt: str, seed: int
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["generate", "gp-l", "--split", "id", "--split", "ood-rule", "-n", "2",
+              "--seed", str(seed), "--format", fmt, "-o", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.splitlines() == [
+        f"Error: --seed must be in [-2**63, 2**63) for --format {fmt} (its seed column is "
+        f"int64), got {seed}; use --format jsonl for larger seeds"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seeds_beyond_int64_are_valid_in_jsonl_and_at_the_int64_edges(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    for seed in (2**63 - 1, -(2**63)):
+        args = ["generate", "gp-l", "--split", "id", "-n", "2", "--seed", str(seed)]
+        code, out = _run([*args, "--format", "parquet", "-o", str(tmp_path / str(seed))])
+        assert code == 0, out
+        table = pq.read_table(tmp_path / str(seed) / "gp-l" / "id.parquet")
+        assert table.column("seed").to_pylist() == [seed, seed]
+    code, out = _run(["generate", "gp-l", "--split", "id", "-n", "2", "--seed", str(2**70),
+                      "-o", str(tmp_path / "big")])  # fmt: skip
+    assert code == 0, out
+    records = list(read_records(Instance, tmp_path / "big" / "gp-l" / "id.jsonl"))
+    assert [r.seed for r in records] == [2**70, 2**70]
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from gpbench.cli import cli
+# A file-size limit makes the kernel refuse writes past it (EFBIG), as a full disk does (ENOSPC).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
+cli.main(sys.argv[1:], prog_name="gpbench")
+"""
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_old_split_and_manifest(tmp_path: Path) -> None:
+    args = ["generate", "gp-l", "--split", "id", "-o", str(tmp_path)]
+    assert _run([*args, "-n", "5"])[0] == 0
+    folder = tmp_path / "gp-l"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    result = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, *args, "-n", "200"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines() == [
+        f"Error: cannot write {folder / 'id.jsonl'}: File too large"
+    ]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary file
+
+
 def test_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -222,3 +282,26 @@ def test_help_teaches() -> None:
     code, out = _run(["generate", "--help"])
     assert code == 0
     assert "gpbench generate gp-l --split ood-rule -n 234 --seed 42 -o out/" in out
+
+
+def test_new_data_never_sits_beside_the_old_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpbench import export
+    from gpbench.errors import GpbenchError
+    from gpbench.tasks.registry import get_task
+
+    task = get_task("gp-l")
+    export.write_split(task, "id", 42, 3, tmp_path)
+    manifest = tmp_path / "gp-l" / "id.manifest.json"
+    assert json.loads(manifest.read_text())["count"] == 3
+
+    def fail(target: Path, text: str) -> None:
+        raise GpbenchError(f"cannot write {target}: No space left on device")
+
+    monkeypatch.setattr(export, "write_text_atomic", fail)
+    with pytest.raises(GpbenchError, match="No space left"):
+        export.write_split(task, "id", 42, 5, tmp_path)
+    # The data is the new split; the old manifest (count 3, another hash) is gone, not left.
+    assert sum(1 for _ in (tmp_path / "gp-l" / "id.jsonl").open()) == 5
+    assert not manifest.exists()
