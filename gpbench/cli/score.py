@@ -9,18 +9,26 @@ from typing import Any
 
 import click
 
-from gpbench.errors import ConfigError, RecordSchemaError
+from gpbench.errors import ConfigError, GpbenchError, RecordSchemaError
 from gpbench.harness.episodes import score_responses
 from gpbench.harness.store import provenance, write_run
 from gpbench.records import Episode, Instance
 from gpbench.reports.summary import format_summary, summarize
-from gpbench.serialization import from_dict, read_jsonl
+from gpbench.serialization import (
+    check_writable,
+    from_dict,
+    read_jsonl,
+    to_dict,
+    to_json,
+    write_text_atomic,
+)
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
 
 def _load_instances(task: TaskSpec, path: Path) -> dict[str, Instance]:
     instances: dict[str, Instance] = {}
+    lines: dict[str, int] = {}
     for number, data in read_jsonl(path):
         instance = from_dict(Instance, data, path=str(path), line=number)
         if instance.task != task.id:
@@ -34,10 +42,127 @@ def _load_instances(task: TaskSpec, path: Path) -> dict[str, Instance]:
                 f"instance of {task.id} version {instance.task_version}; score it with "
                 f"{task.id}@{instance.task_version}",
             )
+        _check_generated(task, instance, str(path), number)
+        if instance.uid in lines:
+            raise RecordSchemaError(
+                str(path),
+                number,
+                f"instance {instance.index} appears twice (also line "
+                f"{lines[instance.uid]}); give each instance once",
+            )
+        lines[instance.uid] = number
         instances[instance.uid] = instance
     if not instances:
         raise ConfigError(f"{path} holds no instances; write some with `gpbench generate`")
     return instances
+
+
+def _check_generated(task: TaskSpec, instance: Instance, path: str, number: int) -> None:
+    """Refuse an instance line that is not what the task generates for its key.
+
+    Scores are only comparable across runs when every instance is the task's own: an edited
+    hand or reference would be scored as if it were. The key (split, seed, index and the
+    options recorded in ``params``) is regenerated and the canonical JSON of both compared.
+    """
+    where = (path, number)
+    seed, index = instance.seed, instance.index
+    if not _is_int(seed) or not _is_int(index) or index < 0:
+        raise RecordSchemaError(
+            *where,
+            f'"seed" must be an integer and "index" one >= 0, got {_snippet(seed)} and '
+            f"{_snippet(index)}",
+        )
+    if not isinstance(instance.split, str) or not isinstance(instance.params, dict):
+        raise RecordSchemaError(*where, '"split" must be a string and "params" an object')
+    options = {name: instance.params[name] for name in task.options if name in instance.params}
+    try:
+        expected = task.instance(instance.split, instance.seed, instance.index, options)
+    except GpbenchError as exc:
+        raise RecordSchemaError(*where, f"its key cannot be generated: {exc}") from None
+    try:
+        same = to_json(instance) == to_json(expected)
+    except RecursionError:
+        raise RecordSchemaError(*where, "nested too deeply to be an instance") from None
+    if same:
+        return
+    # The uid hashes the key, so it differs whenever the key was edited: name it only when
+    # nothing else differs (the field that was edited tells more).
+    given, generated = to_dict(instance), to_dict(expected)
+    field = _first_difference(
+        {**given, "uid": None}, {**generated, "uid": None}, ""
+    ) or _first_difference(given, generated, "")
+    raise RecordSchemaError(
+        *where,
+        f"instance {instance.index} is not what {task.id}@{task.version} generates for its key "
+        f"({instance.split}, seed {instance.seed}, index {instance.index}): {field} holds "
+        f"{_snippet(_at(given, field))}, the task gives "
+        f"{_snippet(_at(generated, field))}; score instances as `gpbench generate` "
+        "wrote them",
+    )
+
+
+def _first_difference(given: Any, expected: Any, path: str) -> str:
+    """The path (``problem.cards[2]``) of the first place ``given`` differs from ``expected``.
+
+    Walks only where both hold containers of the same kind, so its depth is the generated
+    instance's (small), however deep the file's value is. Types count: ``1``, ``1.0`` and
+    ``true`` are different JSON.
+    """
+    if type(given) is not type(expected):
+        return path
+    if isinstance(expected, dict):
+        for key, value in expected.items():
+            inner = f"{path}.{key}" if path else key
+            if key not in given:
+                return inner
+            found = _first_difference(given[key], value, inner)
+            if found:
+                return found
+        extra = next((key for key in given if key not in expected), None)
+        return "" if extra is None else (f"{path}.{extra}" if path else str(extra))
+    if isinstance(expected, list):
+        for i, (item, want) in enumerate(zip(given, expected, strict=False)):
+            found = _first_difference(item, want, f"{path}[{i}]")
+            if found:
+                return found
+        return f"{path}[{min(len(given), len(expected))}]" if len(given) != len(expected) else ""
+    return "" if given == expected and repr(given) == repr(expected) else path
+
+
+_MISSING = object()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _at(value: Any, path: str) -> Any:
+    """The value at a path from :func:`_first_difference` (``_MISSING`` where there is none)."""
+    for part in path.replace("[", ".[").split("."):
+        if not part:
+            continue
+        if part.startswith("["):
+            index = int(part[1:-1])
+            if not isinstance(value, list) or index >= len(value):
+                return _MISSING
+            value = value[index]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            return _MISSING
+    return value
+
+
+def _snippet(value: Any) -> str:
+    """A short, safe rendering of a value from a file (never a deep repr)."""
+    if value is _MISSING:
+        return "nothing"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _load_responses(
@@ -52,6 +177,10 @@ def _load_responses(
             raise RecordSchemaError(*where, 'each line needs "uid" (a string)')
         if uid not in instances:
             raise RecordSchemaError(*where, f"uid {uid!r} is not in the instances file")
+        if "responses" in data and "response" in data:
+            raise RecordSchemaError(
+                *where, 'give "response" (one answer) or "responses" (every attempt), not both'
+            )
         if "responses" in data:
             responses = data["responses"]
             if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
@@ -162,6 +291,9 @@ def score(
             f"{task.id} has no verifier mode {mode!r} ({', '.join(task.verifier_modes)})"
         )
     budget = max_attempts or task.max_attempts
+    json_to_stdout = summary_json is not None and str(summary_json) == "-"
+    if summary_json is not None and not json_to_stdout:
+        check_writable(summary_json, "--summary-json")  # before anything is scored or written
     instances = _load_instances(task, instances_path)
     rows = _load_responses(responses_path, instances)
     episodes: list[Episode] = [
@@ -183,7 +315,10 @@ def score(
         "command": " ".join(["gpbench", *sys.argv[1:]]),
         **provenance(),
     }
-    write_run(out_dir, spec, episodes, overwrite=overwrite)
+    try:
+        write_run(out_dir, spec, episodes, overwrite=overwrite)
+    except OSError as exc:  # a full disk: write_run leaves no half-written folder
+        raise GpbenchError(f"cannot write run folder {out_dir}: {exc.strerror or exc}") from None
     summary = summarize(
         episodes,
         recognition=getattr(task, "checks_cards", False),
@@ -191,13 +326,21 @@ def score(
     )
     missing = len(instances) - len({e.uid for e in episodes})
     title = f"{task.id}@{task.version} {', '.join(splits)}  (mode {mode}, budget {budget})"
-    click.echo(format_summary(title, summary))
+    # With --summary-json -, stdout carries the JSON alone (for pipes); the rest goes to stderr.
+    click.echo(format_summary(title, summary), err=json_to_stdout)
     if missing:
-        click.echo(f"  not scored        {missing} instances had no response")
-    click.echo(f"wrote {out_dir}/run.json and episodes.jsonl ({len(episodes)} episodes)")
-    if summary_json is not None:
-        payload = json.dumps({"task": task.id, "splits": splits, **summary}, indent=2)
-        if str(summary_json) == "-":
-            click.echo(payload)
-        else:
-            summary_json.write_text(payload + "\n", encoding="utf-8")
+        click.echo(f"  not scored        {missing} instances had no response", err=json_to_stdout)
+    click.echo(
+        f"wrote {out_dir}/run.json and episodes.jsonl ({len(episodes)} episodes)",
+        err=json_to_stdout,
+    )
+    if summary_json is None:
+        return
+    payload = json.dumps({"task": task.id, "splits": splits, **summary}, indent=2)
+    if json_to_stdout:
+        click.echo(payload)
+        return
+    try:
+        write_text_atomic(summary_json, payload + "\n")
+    except GpbenchError as exc:
+        raise GpbenchError(f"{exc} (the run folder {out_dir} was written)") from None

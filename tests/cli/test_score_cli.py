@@ -1,10 +1,15 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from gpbench.cli import cli
 from gpbench.errors import RecordSchemaError
@@ -133,6 +138,8 @@ def test_max_attempts_and_reference_mode(instances: Path, tmp_path: Path) -> Non
             "one boolean per response",
         ),
         ([], "holds no responses"),
+        (['{"uid": "U", "response": "1", "responses": ["2"]}'], "not both"),
+        (['{"uid": "U", "response": "1"}', "[" * 100_000], "r.jsonl:2: not valid JSON (nested"),
     ],
 )
 def test_bad_responses_are_one_line_errors_and_write_nothing(
@@ -147,6 +154,147 @@ def test_bad_responses_are_one_line_errors_and_write_nothing(
     assert message in out, out
     assert "Traceback" not in out
     assert not run.exists()
+
+
+def _one_line_error(result: Result) -> str:
+    """The message of a command that failed cleanly: exit 1, one line on stderr, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # not an uncaught error
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    return lines[0]
+
+
+def _score_result(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, ["score", "gp-l", *(str(a) for a in args)])
+
+
+def _edited(instances: Path, tmp_path: Path, edit: Any) -> Path:
+    rows = [json.loads(line) for line in instances.read_text().splitlines()]
+    edit(rows)
+    return _write(tmp_path / "edited.jsonl", rows)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda rows: rows[3]["problem"]["cards"].__setitem__(0, "X"), r"edited\.jsonl:4: "
+         r"instance 3 is not what gp-l@1 generates for its key \(ood-rule, seed 42, index 3\): "
+         r"problem\.cards\[0\] holds \"X\", the task gives \"\w+\""),
+        (lambda rows: rows[1]["reference"].update(formula="1+1"), r"edited\.jsonl:2: .*"
+         r"reference\.formula holds \"1\+1\""),
+        (lambda rows: rows[0].update(index=5), r"edited\.jsonl:1: instance 5 is not .* problem\.cards\[0\]"),
+        (lambda rows: rows[2]["params"].update(target=24.0), r"edited\.jsonl:3: .*params\.target "
+         r"holds 24\.0, the task gives 24"),
+        (lambda rows: rows[2]["params"].update(target=100000), r"edited\.jsonl:3: its key cannot be "
+         r"generated: no 4-card hand"),
+        (lambda rows: rows[0]["messages"].append({"role": "user"}), r"edited\.jsonl:1: .*"
+         r"messages\[1\] holds an object of 1 keys, the task gives nothing"),
+        (lambda rows: rows[0].update(seed="42"), r'edited\.jsonl:1: "seed" must be an integer'),
+        (lambda rows: rows.append(rows[0]), r"edited\.jsonl:13: instance 0 appears twice \(also "
+         r"line 1\)"),
+    ],
+)  # fmt: skip
+def test_instances_that_are_not_what_the_task_generates_are_refused(
+    instances: Path, tmp_path: Path, edit: Any, message: str
+) -> None:
+    edited = _edited(instances, tmp_path, edit)
+    responses = _write(tmp_path / "r.jsonl", [{"uid": _uids(instances)[0], "response": "x"}])
+    error = _one_line_error(
+        _score_result("--instances", edited, "--responses", responses, "-o", tmp_path / "run")
+    )
+    assert re.search(message, error), error
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_lone_surrogate_in_an_answer_is_scored_and_stored(
+    instances: Path, tmp_path: Path
+) -> None:
+    # "\ud800" is valid JSON; the run writer used to crash on it, and a rerun met it again.
+    uids = _uids(instances)
+    responses = tmp_path / "r.jsonl"
+    responses.write_text(
+        f'{{"uid": "{uids[0]}", "response": "\\ud800 {{\\"formula\\": \\"1\\udfff+1\\"}}"}}\n'
+        f'{{"uid": "{uids[1]}", "responses": ["\\udcff", "ok"]}}\n'
+    )
+    run = tmp_path / "run"
+    result = _score_result("--instances", instances, "--responses", responses, "-o", run)
+    assert result.exit_code == 0, result.output
+    episodes = {e.uid: e for e in read_episodes(run)}
+    assert episodes[uids[0]].turns[0]["response"] == '\ud800 {"formula": "1\udfff+1"}'
+    assert [t["response"] for t in episodes[uids[1]].turns] == ["\udcff", "ok"]
+    (run / "episodes.jsonl").read_bytes().decode("utf-8")  # valid UTF-8 on disk
+
+
+def test_summary_json_to_stdout_prints_only_json(instances: Path, tmp_path: Path) -> None:
+    responses = _write(tmp_path / "r.jsonl", [{"uid": _uids(instances)[0], "response": "x"}])
+    args = ("--instances", instances, "--responses", responses, "-o", tmp_path / "run")
+    result = _score_result(*args, "--summary-json", "-")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["episodes"] == 1  # stdout is one JSON document
+    assert "wrote" in result.stderr and "success" in result.stderr
+
+
+def test_an_unwritable_summary_json_fails_before_anything_is_written(
+    instances: Path, tmp_path: Path
+) -> None:
+    responses = _write(tmp_path / "r.jsonl", [{"uid": _uids(instances)[0], "response": "x"}])
+    run = tmp_path / "run"
+    args = ("--instances", instances, "--responses", responses, "-o", run)
+    missing = _one_line_error(_score_result(*args, "--summary-json", tmp_path / "no" / "s.json"))
+    assert f"the folder {tmp_path / 'no'} does not exist" in missing
+    folder = _score_result(*args, "--summary-json", tmp_path)
+    assert folder.exit_code == 2 and "is a directory" in folder.stderr  # click's own check
+    assert not run.exists()
+    assert _score_result(*args, "--summary-json", tmp_path / "s.json").exit_code == 0
+    assert json.loads((tmp_path / "s.json").read_text())["episodes"] == 1
+
+
+def test_non_utf8_input_is_a_one_line_error(instances: Path, tmp_path: Path) -> None:
+    responses = tmp_path / "r.jsonl"
+    responses.write_bytes(b'{"uid": "x", "response": "caf\xe9"}\n')
+    error = _one_line_error(
+        _score_result("--instances", instances, "--responses", responses, "-o", tmp_path / "run")
+    )
+    assert (
+        error
+        == f"Error: {responses}:1: not UTF-8 text (byte 0xe9 at column 30); save the file as UTF-8"
+    )
+    bad_instances = tmp_path / "i.jsonl"
+    bad_instances.write_bytes(instances.read_bytes() + b"\xff\n")
+    error = _one_line_error(
+        _score_result("--instances", bad_instances, "--responses", responses, "-o", tmp_path / "r")
+    )
+    assert f"{bad_instances}:13: not UTF-8 text" in error
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from gpbench.cli import cli
+# A file-size limit makes the kernel refuse writes past it (EFBIG), as a full disk does (ENOSPC).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+cli.main(sys.argv[1:], prog_name="gpbench")
+"""
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_written_run(
+    instances: Path, tmp_path: Path
+) -> None:
+    rows = [{"uid": u, "responses": ["nope"] * 5} for u in _uids(instances)]
+    responses = _write(tmp_path / "r.jsonl", rows)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, "score", "gp-l", "--instances", str(instances),
+         "--responses", str(responses), "-o", str(out / "run"), "--summary-json", str(out / "s")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Error: cannot write ") and f"{out / 'run'}: File too large" in line
+    assert list(out.iterdir()) == []  # no run folder, no temporary folder, no summary
 
 
 def test_missing_files_and_wrong_task(instances: Path, tmp_path: Path) -> None:
