@@ -47,14 +47,6 @@ from typing import Any
 
 from gpbench.errors import ConfigError, MissingDependencyError
 from gpbench.records import Instance, Verdict
-from gpbench.tasks import gp_scoring
-from gpbench.tasks.general_points import GeneralPointsTask
-from gpbench.tasks.navigation import NavigationText, single_step_items, verify_action
-from gpbench.tasks.navigation_vision import (
-    NavigationVision,
-    render_vision_prompt,
-    verify_with_detection,
-)
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -62,43 +54,21 @@ IMAGE_PLACEHOLDER = "<image>"
 """Where an image goes in lm-eval's prompt text: ``hf-multimodal`` turns it into the image part
 of the chat message (or the model's image token without ``--apply_chat_template``)."""
 
-NAVIGATION_STATUSES = (
-    "correct_action",
-    "wrong_action",
-    "wrong_action_and_observation",
-    "unparseable",
-)
-"""The statuses of one V-IRL answer (``budget_exhausted`` ends multi-turn episodes only)."""
-
 METADATA_KEYS = ("gpbench_task", "gpbench_split", "gpbench_seed", "gpbench_n")
 """The generator settings a YAML's ``metadata`` must hold (``gpbench_options`` is optional)."""
 
 
 def statuses(task: TaskSpec) -> tuple[str, ...]:
     """The statuses one answer to ``task`` can get from the default (``gpbench``) verifier."""
-    if isinstance(task, GeneralPointsTask):
-        # solution_prefix exists only in the paper-code verifier mode; the cards are checked on
-        # gp-vl only.
-        return tuple(
-            s
-            for s in gp_scoring.STATUSES
-            if s != "solution_prefix" and (task.checks_cards or s != "misrecognized_cards")
-        )
-    if isinstance(task, NavigationText):
-        return NAVIGATION_STATUSES
-    raise ConfigError(f"{task.id} has no lm-eval bridge yet (no single-turn statuses known)")
+    return task.answer_statuses("gpbench")
 
 
 def flags(task: TaskSpec) -> tuple[str, ...]:
     """The memorization flags (TASKS.md §5) reported for ``task``.
 
-    ``output_truncated`` is left out: lm-eval hands back text only, not whether it hit the limit.
+    ``output_truncated`` is not one: lm-eval hands back text only, not whether it hit the limit.
     """
-    if isinstance(task, GeneralPointsTask):
-        return ("train_rule_answer", "verbatim_training_formula")
-    if isinstance(task, NavigationText):
-        return ("train_vocabulary_action",)
-    raise ConfigError(f"{task.id} has no lm-eval bridge yet (no flags known)")
+    return tuple(task.memorization_flags)
 
 
 def metric_names(task: TaskSpec) -> list[str]:
@@ -156,26 +126,15 @@ def items(
             "index": instance.index,
             "options": options_text,
         }
-        if isinstance(task, NavigationText):
-            for item in single_step_items(instance):
-                point = int(item["point"])
-                prompt = (
-                    IMAGE_PLACEHOLDER + render_vision_prompt(instance.problem, point)
-                    if isinstance(task, NavigationVision)
-                    else str(item["prompt"])
-                )
-                target = task.answer_at(instance, point)
-                docs.append(
-                    {"uid": item["uid"], **base, "point": point, "prompt": prompt, "target": target}
-                )
-        else:
+        targets = task.reference_answers(instance)
+        for point in range(task.decision_points(instance)):
             docs.append(
                 {
-                    "uid": instance.uid,
+                    "uid": f"{instance.uid}/{point}" if task.multi_decision else instance.uid,
                     **base,
-                    "point": 0,
-                    "prompt": user_text(instance.messages),
-                    "target": task.reference_answer(instance),
+                    "point": point,
+                    "prompt": user_text(task.episode(instance, start=point).messages),
+                    "target": targets[point],
                 }
             )
     return docs
@@ -251,21 +210,25 @@ def _images(task_name: str, split: str, seed: int, index: int, options: str) -> 
 
 
 def doc_to_image(doc: Mapping[str, Any]) -> list[Any]:
-    """lm-eval's ``doc_to_image`` hook: the item's image (PIL), rendered from its instance key."""
-    instance_of(doc)  # checks that the doc matches this gpbench
-    return [_images(*_key(doc))[int(doc["point"])]]
+    """lm-eval's ``doc_to_image`` hook: the item's images (PIL), rendered from its instance key."""
+    instance = instance_of(doc)  # checks that the doc matches this gpbench
+    messages = get_task(str(doc["task"])).episode(instance, start=int(doc["point"])).messages
+    paths = [
+        part["path"]
+        for message in messages
+        if not isinstance(message["content"], str)
+        for part in message["content"]
+        if part.get("type") == "image"
+    ]
+    images = _images(*_key(doc))
+    return [images[instance.images.index(path)] for path in paths]
 
 
 def verdict(doc: Mapping[str, Any], answer: str) -> Verdict:
     """gpbench's verdict on one answer to one doc (the same judge ``gpbench score`` uses)."""
     instance = instance_of(doc)
     task = get_task(str(doc["task"]))
-    point = int(doc["point"])
-    if isinstance(task, NavigationVision):
-        return verify_with_detection(instance.problem, point, answer, False)
-    if isinstance(task, NavigationText):
-        return verify_action(instance.problem, point, answer)
-    return task.verify(instance, answer)
+    return task.episode(instance, start=int(doc["point"])).step(answer).verdict
 
 
 def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, float]:

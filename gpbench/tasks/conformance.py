@@ -20,9 +20,10 @@ def check_task(task: TaskSpec, n: int = 12, seeds: tuple[int, int] = (42, 43)) -
     Checks, for every split: instances are deterministic and survive a JSON round trip; the
     record fields and uid match the instance key; ``params`` equal the split's declared region
     and the task's own region check passes; a reference answer and messages are present and the
-    reference answer verifies as correct; two seeds give different instances.
+    reference answer verifies as correct; two seeds give different instances. Then the duties
+    the layers above rely on (:func:`check_duties`).
     """
-    problems: list[str] = []
+    problems = check_duties(task)
     options = task.resolve_options()
     for split_name, split in task.splits.items():
         uids_by_seed: list[set[str]] = []
@@ -60,4 +61,54 @@ def check_task(task: TaskSpec, n: int = 12, seeds: tuple[int, int] = (42, 43)) -
             uids_by_seed.append(uids)
         if uids_by_seed[0] & uids_by_seed[1]:
             problems.append(f"{task.id} {split_name}: seeds {seeds} share instances")
+    return problems
+
+
+def check_duties(task: TaskSpec) -> list[str]:
+    """Problems with what the layers above ask of a task (reports, regress, lm-eval, recipes).
+
+    Nothing outside ``gpbench.tasks`` knows a task's insides, so a task declares: its paper's RL
+    compute lambda; for every verifier mode, the statuses one answer can get (the success status
+    first); its memorization flags and the splits they count on; its decision points, each with a
+    prompt (single-turn items start there) and a reference answer; for vision tasks, one image per
+    image path of an instance.
+    """
+    problems: list[str] = []
+    rl_lambda = getattr(task, "rl_lambda", None)
+    if isinstance(rl_lambda, bool) or not isinstance(rl_lambda, (int, float)) or rl_lambda <= 0:
+        problems.append(f"{task.id}: rl_lambda must be a positive number, got {rl_lambda!r}")
+    for flag, splits in task.memorization_flags.items():
+        unknown = [s for s in splits if s not in task.splits]
+        if not isinstance(flag, str) or not splits or unknown:
+            problems.append(f"{task.id}: memorization flag {flag!r} names splits {splits!r}")
+    try:
+        split = next(iter(task.splits))
+        instance = task.instance(split, 42, 0)
+        for mode in task.verifier_modes:
+            statuses = task.answer_statuses(mode)
+            if not statuses or not all(isinstance(s, str) and s for s in statuses):
+                problems.append(f"{task.id}: answer_statuses({mode!r}) is {statuses!r}")
+                continue
+            verdict = task.verify(instance, task.reference_answer(instance), mode=mode)
+            if verdict.status != statuses[0]:
+                problems.append(
+                    f"{task.id}: in mode {mode} the reference answer is {verdict.status!r}, "
+                    f"not the first of answer_statuses ({statuses[0]!r})"
+                )
+        points = task.decision_points(instance)
+        answers = task.reference_answers(instance)
+        if points < 1 or len(answers) != points:
+            problems.append(
+                f"{task.id}: {points} decision points but {len(answers)} reference answers"
+            )
+        for point in range(min(points, len(answers))):
+            env = task.episode(instance, start=point)
+            if not env.messages or any(set(m) != {"role", "content"} for m in env.messages):
+                problems.append(f"{task.id}: the prompt at decision point {point} is not messages")
+            elif not env.step(answers[point]).verdict.correct:
+                problems.append(f"{task.id}: the reference answer at point {point} is not correct")
+        if task.modality == "vision" and len(task.images(instance)) != len(instance.images):
+            problems.append(f"{task.id}: images() does not give one image per path in images")
+    except Exception as exc:  # a conformance checker reports, it does not stop
+        problems.append(f"{task.id}: checking its duties raised {exc!r}")
     return problems

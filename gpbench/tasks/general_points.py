@@ -98,6 +98,15 @@ def render_text_prompt(cards: Sequence[str], face_values: Sequence[int], target:
     )
 
 
+MEMORIZATION_FLAGS: Mapping[str, tuple[str, ...]] = {
+    # Under the training rule these answers are right, so they are failures only where the rule
+    # changed: the share of OOD failures they explain is measured on ood-rule.
+    "train_rule_answer": ("ood-rule",),
+    "verbatim_training_formula": ("ood-rule",),
+}
+"""Answers that replay the training distribution: right only if J/Q/K were 10, or the very
+formula ``train`` holds for these cards."""
+
 GP_TEXT_SPLITS: dict[str, SplitSpec] = {
     s.name: s
     for s in (
@@ -175,6 +184,12 @@ class GeneralPointsTask(TaskSpec):
     budget_penalty = gp_scoring.REWARD_BUDGET_EXCEEDED
     verifier_modes = gp_scoring.MODES
     checks_cards = False  # gp-vl: the answer's cards are scored first
+    rl_lambda = 6.0
+    memorization_flags = MEMORIZATION_FLAGS
+
+    def answer_statuses(self, mode: str = "gpbench") -> tuple[str, ...]:
+        """The verifier's statuses in check order (see :mod:`gpbench.tasks.gp_scoring`)."""
+        return gp_scoring.answer_statuses(mode, check_cards=self.checks_cards)
 
     def verify(
         self,

@@ -65,6 +65,24 @@ STATUSES = (
 )
 FLAGS = ("train_rule_answer", "verbatim_training_formula", "output_truncated")
 
+
+def answer_statuses(mode: str, *, check_cards: bool) -> tuple[str, ...]:
+    """The statuses one answer can get in ``mode``, in check order: ``misrecognized_cards`` only
+    where the cards are checked (gp-vl), ``solution_prefix`` only in the paper-code mode.
+
+    >>> answer_statuses("gpbench", check_cards=False)
+    ('correct', 'illegal_formula', 'wrong_numbers', 'wrong_value')
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return tuple(
+        s
+        for s in STATUSES
+        if (mode == "reference" or s != "solution_prefix")
+        and (check_cards or s != "misrecognized_cards")
+    )
+
+
 _REASONS = {
     "misrecognized_cards": "the cards you recognized are not the cards in the image",
     "illegal_formula": "your formula is not a legal expression of numbers and + - * / ( )",

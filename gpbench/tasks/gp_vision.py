@@ -121,6 +121,7 @@ class GeneralPointsVision(GeneralPointsTask):
     splits = GP_VISION_SPLITS
     options = GP_VISION_OPTIONS
     checks_cards = True
+    reports_recognition = True
 
     def build_instance(
         self,

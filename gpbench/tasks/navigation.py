@@ -83,6 +83,8 @@ REWARD_WRONG = -1.0
 REWARD_WRONG_WITH_OBSERVATION = -1.5
 REWARD_UNPARSEABLE = -1.0
 REWARD_BUDGET_EXCEEDED = -1.0
+ANSWER_STATUSES = ("correct_action", "wrong_action", "wrong_action_and_observation", "unparseable")
+"""What one action can be judged, in check order."""
 
 _PROMPT = """
 [Task Description]
@@ -231,6 +233,19 @@ class NavigationText(TaskSpec):
     budget_penalty = REWARD_BUDGET_EXCEEDED
     verifier_modes = ("gpbench",)
     multi_decision = True
+    rl_lambda = 5.1
+    memorization_flags: Mapping[str, tuple[str, ...]] = {
+        # Right under the training vocabulary, wrong where the rule changed to relative turns.
+        "train_vocabulary_action": ("ood-rule",),
+    }
+
+    def answer_statuses(self, mode: str = "gpbench") -> tuple[str, ...]:
+        """The statuses of one action (budget exhaustion ends episodes; it is no answer's)."""
+        return ANSWER_STATUSES
+
+    def decision_points(self, instance: Instance) -> int:
+        """One per point of the route: start, turns, straight stretches, destination."""
+        return len(instance.problem["points"])
 
     @property
     def episode_class(self) -> type[EpisodeEnv]:  # type: ignore[override]
@@ -346,7 +361,7 @@ class NavigationText(TaskSpec):
 
     def reference_answers(self, instance: Instance) -> list[str]:
         """A perfect agent's answers, one per decision point."""
-        return [self.answer_at(instance, i) for i in range(len(instance.problem["points"]))]
+        return [self.answer_at(instance, i) for i in range(self.decision_points(instance))]
 
     def reference_problems(self, instance: Instance) -> list[str]:
         """The reference answers carry a whole episode to success."""
@@ -463,16 +478,3 @@ class NavigationEpisode(EpisodeEnv):
         return [
             {"role": "user", "content": render_prompt(self.instance.problem, self.decision_point)}
         ]
-
-
-def single_step_items(instance: Instance) -> list[dict[str, Any]]:
-    """One item per decision point with the true history (for single-turn tools like lm-eval)."""
-    return [
-        {
-            "uid": f"{instance.uid}/{i}",
-            "prompt": render_prompt(instance.problem, i),
-            "action": action,
-            "point": i,
-        }
-        for i, action in enumerate(instance.problem["actions"])
-    ]

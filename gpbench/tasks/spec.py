@@ -208,6 +208,21 @@ class TaskSpec(abc.ABC):
     """The episode protocol :meth:`episode` builds (multi-decision tasks bring their own)."""
     multi_decision: bool = False
     """Several decision points per episode (V-IRL): budgets apply per point."""
+    rl_lambda: float
+    """The paper's lambda in its RL compute formula, ``6 N (D_init + D_rl) + 2 N lambda D_rl``
+    (sampling cost per training token; GeneralPoints 6, V-IRL 5.1)."""
+    memorization_flags: Mapping[str, tuple[str, ...]] = {}
+    """The verdict flags that say an answer replays the training distribution, each with the
+    splits on which it marks a failure the training distribution explains (reports count them
+    there), in report order."""
+    reports_recognition: bool = False
+    """Answers also state what the model perceived (gp-vl's cards), checked first; reports give
+    the share of attempts that perceived it right."""
+
+    @abc.abstractmethod
+    def answer_statuses(self, mode: str = "gpbench") -> tuple[str, ...]:
+        """Every status one answer can get from the verifier in ``mode``, in its check order
+        (the success status first). Budget exhaustion is an episode's stop reason, not one."""
 
     @abc.abstractmethod
     def verify(
@@ -221,9 +236,20 @@ class TaskSpec(abc.ABC):
         """Judge one answer; total over any string (model output never makes this raise)."""
 
     def episode(
-        self, instance: Instance, *, budget: int | None = None, mode: str = "gpbench"
+        self,
+        instance: Instance,
+        *,
+        budget: int | None = None,
+        mode: str = "gpbench",
+        start: int = 0,
     ) -> EpisodeEnv:
-        """A fresh episode on ``instance`` (the protocol of :mod:`gpbench.tasks.episode`)."""
+        """A fresh episode on ``instance`` (the protocol of :mod:`gpbench.tasks.episode`).
+
+        ``start`` positions it at that decision point, with the true history before it in its
+        prompt: the single-turn items of lm-eval and of the training recipes.
+        """
+        if not 0 <= start < self.decision_points(instance):
+            raise ValueError(f"{instance.uid} has no decision point {start}")
         env = self.episode_class(
             self,
             instance,
@@ -232,7 +258,14 @@ class TaskSpec(abc.ABC):
             mode=mode,
         )
         env.reset()
+        if start:
+            env.decision_point = start
+            env.messages = env.point_messages()
         return env
+
+    def decision_points(self, instance: Instance) -> int:
+        """Decision points in an episode on ``instance`` (1 for one-decision tasks)."""
+        return 1
 
     def reference_answers(self, instance: Instance) -> list[str]:
         """The answers of a perfect agent, one per decision point, in order."""

@@ -11,7 +11,7 @@ import pytest
 from gpbench.errors import ConfigError, GpbenchError
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.lm_eval_bridge import hooks
-from gpbench.tasks.navigation import single_step_items, verify_action
+from gpbench.tasks.navigation import render_prompt, verify_action
 from gpbench.tasks.navigation_vision import render_vision_prompt
 from gpbench.tasks.registry import all_tasks, get_task
 
@@ -61,7 +61,7 @@ def test_items_carry_the_generators_instances_and_prompts(task_id: str) -> None:
                 expected_text = (
                     render_vision_prompt(instance.problem, point)
                     if task.modality == "vision"
-                    else single_step_items(instance)[point]["prompt"]
+                    else render_prompt(instance.problem, point)
                 )
             else:
                 content = instance.messages[0]["content"]

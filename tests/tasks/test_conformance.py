@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gpbench.records import Instance
-from gpbench.tasks.conformance import check_task
+from gpbench.tasks.conformance import check_duties, check_task
 from gpbench.tasks.registry import all_tasks, get_task
 
 
@@ -24,3 +24,26 @@ def test_checker_catches_a_broken_task(monkeypatch: pytest.MonkeyPatch) -> None:
     problems = check_task(task, n=2)
     assert any("outside the split's region" in p for p in problems)
     assert any("no reference answer" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "problem"),
+    [
+        ("rl_lambda", None, "rl_lambda must be a positive number"),
+        ("rl_lambda", 0.0, "rl_lambda must be a positive number"),
+        ("memorization_flags", {"train_rule_answer": ("ood_rule",)}, "names splits"),
+        ("answer_statuses", lambda mode="gpbench": (), "answer_statuses('gpbench') is ()"),
+        (
+            "answer_statuses",
+            lambda mode="gpbench": ("wrong_value", "correct"),
+            "not the first of answer_statuses",
+        ),
+        ("decision_points", lambda instance: 2, "2 decision points but 1 reference answers"),
+    ],
+)
+def test_checker_names_a_missing_duty(
+    monkeypatch: pytest.MonkeyPatch, attribute: str, value: object, problem: str
+) -> None:
+    task = get_task("gp-l")
+    monkeypatch.setattr(task, attribute, value)
+    assert any(problem in p for p in check_duties(task)), check_duties(task)
