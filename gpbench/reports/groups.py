@@ -1,13 +1,17 @@
 """Episodes grouped by checkpoint x task x split: the unit of every row, point and gallery pick.
 
-Runs of one checkpoint on one task split are joined (unmerged shards, say) as long as no
-``(uid, sample)`` pair appears twice; two runs that both hold a pair are refused, because
-counting an instance twice would shrink the intervals.
+A point is a checkpoint as one run recorded it: its fingerprint *and* its metadata (step,
+compute, method ...), so one checkpoint evaluated with ``--meta step=200`` and with
+``--meta step=300`` is two points, each placed by its own run's metadata. Runs of one point on
+one task split are joined (unmerged shards, say) as long as no ``(uid, sample)`` pair appears
+twice; two runs that both hold a pair are refused, because counting an instance twice would
+shrink the intervals.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,23 +113,30 @@ def headline_metric(multi_decision: bool, split: str) -> str:
 def build_groups(runs: Sequence[Run], rules: Sequence[SeriesRule], axis: str) -> list[Group]:
     """Group the episodes of ``runs`` by series x checkpoint x task x split, in report order."""
     checkpoints = _unique_names([checkpoint_of(run) for run in runs])
-    parts: dict[tuple[str, str, str, int, str], list[tuple[Run, list[Episode]]]] = {}
+    # Keyed by the point (fingerprint and metadata), never by the fingerprint alone: a run's own
+    # metadata decides where its episodes are plotted.
+    parts: dict[tuple[str, str, str, str, int, str], list[tuple[Run, list[Episode]]]] = {}
+    points: dict[tuple[str, str], Checkpoint] = {}
     for run, checkpoint in zip(runs, checkpoints, strict=True):
         series = series_of(run, checkpoint, rules)
+        point = (checkpoint.key, _metadata_key(checkpoint.metadata))
+        points.setdefault(point, checkpoint)
         by_split: dict[tuple[str, int, str], list[Episode]] = {}
         for episode in run.episodes:
             key = (episode.task, episode.task_version, episode.split)
             by_split.setdefault(key, []).append(episode)
         for (task, version, split), episodes in by_split.items():
-            parts.setdefault((series, checkpoint.key, task, version, split), []).append(
-                (run, episodes)
-            )
-    by_key = {c.key: c for c in checkpoints}
+            parts.setdefault((series, *point, task, version, split), []).append((run, episodes))
     groups = [
-        _group(series, by_key[key], task, version, split, members, axis)
-        for (series, key, task, version, split), members in parts.items()
+        _group(series, points[key, metadata], task, version, split, members, axis)
+        for (series, key, metadata, task, version, split), members in parts.items()
     ]
     return sorted(groups, key=_order([rule.name for rule in rules]))
+
+
+def _metadata_key(metadata: dict[str, Any]) -> str:
+    """Metadata as canonical text: equal metadata, equal key (key order does not count)."""
+    return json.dumps(metadata, sort_keys=True, default=str)
 
 
 def _group(

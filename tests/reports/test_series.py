@@ -105,3 +105,43 @@ def test_checkpoints_sharing_a_folder_name_are_told_apart(study: Path, tmp_path:
     runs = [load_run(tmp_path / "sft-run"), load_run(tmp_path / "rl-run")]
     names = sorted(g.checkpoint.name for g in build_groups(runs, [], "step"))
     assert names == ["rl/checkpoint-100", "sft/checkpoint-100"]
+
+
+def _as_step(source: Path, target: Path, step: int) -> Path:
+    """A copy of a run folder whose checkpoint (same fingerprint) was recorded at ``step``."""
+    shutil.copytree(source, target)
+    spec = json.loads((target / "run.json").read_text())
+    spec["checkpoint"]["metadata"] = {**spec["checkpoint"]["metadata"], "step": step}
+    (target / "run.json").write_text(json.dumps(spec))
+    return target
+
+
+def test_a_runs_own_metadata_places_its_point(study: Path, tmp_path: Path) -> None:
+    # One checkpoint (one fingerprint) evaluated with --meta step=200 and --meta step=300: each
+    # run is plotted and tabled at its own step, never both at the last one read.
+    from gpbench.reports.figure_data import success_curves
+    from gpbench.reports.table import summary_rows
+
+    runs = [
+        load_run(_as_step(run_named(study, "sft-100__gp-l__id"), tmp_path / "id-200", 200)),
+        load_run(_as_step(run_named(study, "sft-100__gp-l__ood-rule"), tmp_path / "ood-200", 200)),
+        load_run(_as_step(run_named(study, "sft-100__gp-l__id"), tmp_path / "id-300", 300)),
+    ]
+    assert len({checkpoint_of(run).key for run in runs}) == 1
+    groups = build_groups(runs, [], "step")
+    placed = sorted((g.split, g.x, [str(f.name) for f in g.folders]) for g in groups)
+    assert placed == [
+        ("id", 200.0, ["id-200"]),
+        ("id", 300.0, ["id-300"]),
+        ("ood-rule", 200.0, ["ood-200"]),
+    ]
+    _, rows = summary_rows(groups)
+    assert sorted((r["split"], r["step"], r["x"], r["runs"]) for r in rows) == [
+        ("id", 200, 200.0, str(tmp_path / "id-200")),
+        ("id", 300, 300.0, str(tmp_path / "id-300")),
+        ("ood-rule", 200, 200.0, str(tmp_path / "ood-200")),
+    ]
+    [figure] = success_curves(groups, "step")
+    lines = {panel.split: panel.lines for panel in figure.panels}
+    assert [[p.x for p in line.points] for line in lines["id"]] == [[200.0, 300.0]]
+    assert [[p.x for p in line.points] for line in lines["ood-rule"]] == [[200.0]]
