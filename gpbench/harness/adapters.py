@@ -22,11 +22,15 @@ Fingerprint:
     fingerprint, so the same adapter over another base is another run.
 
 hf backend:
-    The base loads as any checkpoint (same dtype, device and device_map), then
-    ``PeftModel.from_pretrained`` applies the adapter and ``merge_and_unload`` folds it into the
-    base weights once: generation then costs what the base's costs, and answers equal those of the
-    merged model saved as a full checkpoint (up to float rounding of the merge in low precision).
-    PEFT methods that cannot merge (prompt learning) stay wrapped.
+    The base loads as any checkpoint (same dtype, device and device_map; strictly, as
+    :mod:`gpbench.harness.weights` loads every checkpoint), then ``PeftModel.from_pretrained``
+    applies the adapter and ``merge_and_unload`` folds it into the base weights once: generation
+    then costs what the base's costs, and answers equal those of the merged model saved as a full
+    checkpoint (up to float rounding of the merge in low precision). PEFT methods that cannot
+    merge (prompt learning) stay wrapped. An adapter whose tensors do not all fit the base's
+    adapter modules, or that leaves some of them without weights, is refused in one line: PEFT
+    itself only warns (about missing ones; unexpected ones it drops silently), and the run would
+    then evaluate the bare base, or the base with freshly initialised adapter weights.
 
 vLLM backend (LoRA only, vLLM's own LoRA support):
     The engine starts on the base with :func:`vllm_lora_settings` (``enable_lora=True``,
@@ -49,6 +53,7 @@ from typing import Any
 
 from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError
 from gpbench.harness.checkpoints import ADAPTER_CONFIG_FILE, CONFIG_FILE, loadable_folder
+from gpbench.harness.weights import shown
 
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 # Files that make a folder's tokenizer (as the hf backend's check_model_folder counts them).
@@ -213,7 +218,8 @@ def apply_adapter(model: Any, adapter: Adapter, *, merge: bool = True) -> Any:
     Raises:
         MissingDependencyError: peft is not installed.
         ModelLoadError: peft cannot apply the adapter to this base (other architecture or
-            shapes: the wrong base, most likely).
+            shapes: the wrong base, most likely), or the adapter's tensors do not all fit the
+            base's adapter modules (see the module docstring).
     """
     try:
         from peft import PeftModel
@@ -221,15 +227,53 @@ def apply_adapter(model: Any, adapter: Adapter, *, merge: bool = True) -> Any:
         raise MissingDependencyError("peft", "peft", "evaluating a PEFT adapter folder") from None
     try:
         wrapped = PeftModel.from_pretrained(model, str(adapter.folder), is_trainable=False)
+        # from_pretrained drops PEFT's load result; loading the same file into the same adapter
+        # again is PEFT's public way to get it (the adapter is small next to the base).
+        result = wrapped.load_adapter(str(adapter.folder), "default", is_trainable=False)
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
         raise ModelLoadError(
             f"cannot apply the adapter {adapter.folder} to the base {adapter.base} "
             f"({adapter.base_from}): {_one_line(exc)}; is it the base the adapter was trained "
             f"on? pass the right one with --base-model"
         ) from None
+    check_adapter_fit(adapter, list(result.missing_keys), list(result.unexpected_keys))
     if not merge or adapter.prompt_learning:
         return wrapped
     return wrapped.merge_and_unload()
+
+
+def check_adapter_fit(adapter: Adapter, missing: list[str], unexpected: list[str]) -> None:
+    """Refuse an adapter whose tensors PEFT found no place for in the base (``unexpected``), or
+    that left adapter parameters of the base without weights (``missing``: PEFT's load result
+    lists only the adapter's own parameters there).
+
+    Raises:
+        ModelLoadError: one line naming counts, a few keys and the way out.
+    """
+    # Shared parameters PEFT keeps outside the layers and never saves per layer (as PEFT's own
+    # from_pretrained filters them before it warns).
+    missing = sorted(k for k in missing if not _shared_adapter_parameter(k))
+    unexpected = sorted(unexpected)
+    if not missing and not unexpected:
+        return
+    parts = []
+    if unexpected:
+        parts.append(
+            f"{len(unexpected)} adapter tensor(s) fit no adapter module of the base "
+            f"({shown(unexpected)})"
+        )
+    if missing:
+        parts.append(
+            f"{len(missing)} adapter parameter(s) of the base are not in the file "
+            f"({shown(missing)})"
+        )
+    raise ModelLoadError(
+        f"refusing the adapter {adapter.folder} over the base {adapter.base} "
+        f"({adapter.base_from}): {'; '.join(parts)}; PEFT would evaluate the base with these "
+        f"adapter weights left out or freshly initialised; is it the base the adapter was "
+        f"trained on (the same architecture and number of layers)? pass the right one with "
+        f"--base-model"
+    )
 
 
 def vllm_lora_settings(adapter: Adapter) -> dict[str, Any]:
@@ -305,6 +349,12 @@ def _locate_base(name: str, source: str, adapter_folder: Path) -> Path:
             f"folder (no {CONFIG_FILE}); pass the base checkpoint with --base-model DIR"
         )
     return base
+
+
+def _shared_adapter_parameter(key: str) -> bool:
+    # VB-LoRA's vector bank, prompt encoders, TinyLoRA's layer-level references (PEFT 0.21,
+    # PeftModel.from_pretrained: is_shared_parameter).
+    return "vblora_vector_bank" in key or "prompt_encoder" in key or ".tinylora_v." in key
 
 
 def _prompt_learning(config: Mapping[str, Any]) -> bool:

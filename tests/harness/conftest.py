@@ -1,7 +1,9 @@
-"""Tiny checkpoints for the harness tests (built by :mod:`gpbench.tiny_models`)."""
+"""Tiny checkpoints for the harness tests (built by :mod:`gpbench.tiny_models`), and a private
+gpbench cache so the tests never write hash-cache entries or conversions under the user's home."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,15 @@ def _need_hf() -> None:
     """Skip tests of the hf backend where its extra is not installed (the light CI job)."""
     for package in ("torch", "transformers", "tokenizers"):
         pytest.importorskip(package, reason="the hf backend tests need: pip install 'gpbench[hf]'")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``$GPBENCH_CACHE_DIR`` in the session's temporary folder (a test may set its own)."""
+    folder = tmp_path_factory.mktemp("gpbench-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GPBENCH_CACHE_DIR", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -174,6 +174,65 @@ def test_wrong_base_is_a_load_error(lora: dict[str, Path]) -> None:
         apply_adapter(other, adapter)
 
 
+def _renamed_adapter(source: Path, target: Path, rename: Any) -> Path:
+    """A copy of an adapter folder whose tensor names went through ``rename``."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target)
+    state = load_file(source / "adapter_model.safetensors")
+    renamed = {rename(k): v for k, v in state.items()}
+    save_file(renamed, target / "adapter_model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+@pytest.mark.parametrize(
+    ("case", "rename", "words"),
+    [
+        # Layer 1's tensors named for a layer 7 the base lacks: misplaced and missing.
+        ("other-layers", lambda k: k.replace(".layers.1.", ".layers.7."), "layers.7."),
+        # Saved from a wrapper: nothing fits, PEFT warns and the bare base would be evaluated.
+        (
+            "prefixed",
+            lambda k: k.replace("base_model.model.", "base_model.model.module."),
+            "module",
+        ),
+    ],
+)
+def test_an_adapter_whose_tensors_do_not_fit_the_base_is_refused(
+    lora: dict[str, Path], tmp_path: Path, case: str, rename: Any, words: str
+) -> None:
+    folder = _renamed_adapter(lora["adapter"], tmp_path / case, rename)
+    result = _eval("--model", str(folder), *EVAL, "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert f"refusing the adapter {folder}" in line and "--base-model" in line, line
+    assert "fit no adapter module of the base" in line and words in line, line
+    assert "are not in the file" in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_an_adapter_with_only_extra_tensors_is_refused(
+    lora: dict[str, Path], tmp_path: Path
+) -> None:
+    """Tensors for a layer the base lacks, beside a complete adapter: PEFT drops them without a
+    word, and the run would not evaluate the adapter that was trained."""
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "extra"
+    shutil.copytree(lora["adapter"], folder)
+    state = load_file(folder / "adapter_model.safetensors")
+    key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    extra = key.replace(".layers.0.", ".layers.9.")
+    save_file({**state, extra: state[key].clone()}, folder / "adapter_model.safetensors")
+    adapter = find_adapter(folder)
+    assert adapter is not None
+    base = AutoModelForCausalLM.from_pretrained(adapter.base)
+    with pytest.raises(ModelLoadError, match=r"1 adapter tensor\(s\) fit no adapter module") as e:
+        apply_adapter(base, adapter)
+    assert extra in str(e.value) and "are not in the file" not in str(e.value)
+
+
 def _gpt2_config() -> Any:
     from transformers import GPT2Config
 

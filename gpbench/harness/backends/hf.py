@@ -7,7 +7,11 @@ Loading:
     type maps only to an image-text-to-text model) with ``AutoProcessor`` +
     ``AutoModelForImageTextToText``, and then ``supports_images`` is True. A PEFT adapter folder
     loads over its base model, merged (:mod:`gpbench.harness.adapters`); a sharded training
-    checkpoint loads through its cached ``gpbench convert`` conversion, or not at all.
+    checkpoint loads through its cached ``gpbench convert`` conversion, or not at all. Weights
+    load strictly (:mod:`gpbench.harness.weights`): a checkpoint whose weights do not fit the
+    architecture its config names (a ``module.`` prefix, another architecture's config, a
+    missing tensor or shard, a truncated file) is refused in one line, never evaluated with
+    random parameters, and so is an adapter whose tensors do not fit its base.
 
 Prompts:
     The checkpoint's chat template (the processor's for vision-language models), or the
@@ -65,6 +69,7 @@ from gpbench.harness.backends.chat import (
     template_sha256,
 )
 from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint, loadable_folder
+from gpbench.harness.weights import check_weight_files, load_pretrained
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -167,7 +172,9 @@ def resolve_model(model: str | Path) -> Path:
 
 
 def check_model_folder(folder: Path) -> dict[str, Any]:
-    """The folder's config.json, after checking that it is a loadable checkpoint's (no torch)."""
+    """The folder's config.json, after checking that it is a loadable checkpoint's (no torch):
+    a config, a tokenizer, and weight files that are whole (a shard index's shards all there,
+    safetensors files not truncated: :func:`gpbench.harness.weights.check_weight_files`)."""
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise ModelLoadError(f"{folder} is not a model folder (no config.json)")
@@ -179,6 +186,7 @@ def check_model_folder(folder: Path) -> dict[str, Any]:
             f"{folder} has no tokenizer (no tokenizer.json, tokenizer_config.json or "
             f"tokenizer.model); save it beside the weights with tokenizer.save_pretrained()"
         )
+    check_weight_files(folder, config)
     return config
 
 
@@ -285,7 +293,9 @@ class HFBackend:
         return processor, tokenizer
 
     def _load_weights(self, torch: Any, transformers: Any, device_map: str | None) -> Any:
-        """The model in eval mode on its device; out of memory becomes one line of advice."""
+        """The model in eval mode on its device, its weights (and adapter) checked to fit it
+        exactly (:func:`gpbench.harness.weights.load_pretrained`); out of memory becomes one
+        line of advice."""
         auto_class = (
             transformers.AutoModelForImageTextToText
             if self.supports_images
@@ -296,7 +306,7 @@ class HFBackend:
         if device_map is not None:
             kwargs["device_map"] = device_map
         try:
-            model = auto_class.from_pretrained(self.path, **kwargs)
+            model = load_pretrained(auto_class, self.path, **kwargs)
             if self.adapter is not None:
                 model = apply_adapter(model, self.adapter)  # merged into the weights
             if device_map is None:
@@ -315,8 +325,23 @@ class HFBackend:
             raise ModelLoadError(
                 f"cannot load the weights of {self.path}: {one_line(exc)}"
             ) from None
+        self._check_vocabulary(model)
         model.eval()
         return model
+
+    def _check_vocabulary(self, model: Any) -> None:
+        """Refuse a tokenizer that makes token ids the model has no embedding for (another
+        model's tokenizer): generation would fail on the first such id with an IndexError."""
+        embeddings = model.get_input_embeddings()
+        rows = getattr(embeddings, "num_embeddings", None)
+        tokens = len(self._tokenizer)
+        if isinstance(rows, int) and tokens > rows:
+            raise ModelLoadError(
+                f"the tokenizer of {self.tokenizer_path} has {tokens} tokens but the model's "
+                f"embeddings in {self.path} have {rows} rows: ids from {rows} on cannot be "
+                f"embedded; the tokenizer belongs to another model (or the resized embeddings "
+                f"were not saved)"
+            )
 
     # -- protocol ---------------------------------------------------------------------------
 
