@@ -168,7 +168,7 @@ def write_text_atomic(target: Path, text: str, *, errors: str = "strict") -> Non
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors=errors) as handle:
             handle.write(text)
-        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600 files; give what open() would give
+        tmp.chmod(0o666 & ~current_umask())  # mkstemp makes 0600 files; give what open() would give
         tmp.replace(target)
     except OSError as exc:
         raise GpbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -188,7 +188,8 @@ def check_writable(path: Path, option: str) -> None:
         raise GpbenchError(f"{option} {path}: the folder {folder} is not writable")
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -6,14 +6,23 @@ Writes into the output folder:
 - ``figures/NAME.png``, ``.svg`` and ``.json`` (the data drawn, :mod:`gpbench.reports.figure_data`);
 - ``report.html``: the table, the figures and a gallery, in one self-contained file.
 
+The output folder is the report and nothing else: the whole report is built in a temporary
+sibling folder and swapped in (the old report renamed aside, the new one renamed in, the old one
+deleted), so an interrupted or failed report leaves the old report or the new one, never a new
+``summary.csv`` beside an old ``report.html``. A folder holding anything but a report is refused.
+
 Only run folders are read: no model is loaded, and gallery scenes are re-rendered from instance
 keys through :mod:`gpbench.tasks`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +35,7 @@ from gpbench.reports.html import EmbeddedFigure, ReportPage, render_page
 from gpbench.reports.runs import LeftOut, find_run_folders, load_runs
 from gpbench.reports.series import X_AXES, parse_series
 from gpbench.reports.table import summary_rows, to_csv
+from gpbench.serialization import current_umask
 
 CSV_FILE = "summary.csv"
 HTML_FILE = "report.html"
@@ -42,7 +52,7 @@ class ReportConfig:
 
     Attributes:
         runs: run folders, or folders holding run folders at any depth.
-        out: the output folder (created when missing; report files in it are replaced).
+        out: the output folder (created when missing; a previous report there is replaced).
         series: ``NAME=GLOB`` rules naming series (default: the checkpoints' ``method``).
         x_axis: ``step`` or ``compute`` (TASKS.md §3).
         gallery: most episodes in the HTML gallery (0: no gallery).
@@ -91,25 +101,48 @@ def build_report(config: ReportConfig, progress: Progress | None = None) -> Repo
     notes = _notes(groups, left_out, config.x_axis)
 
     out = config.out
-    if out.exists() and not out.is_dir():
-        raise GpbenchError(f"{out} is a file; give -o a folder")
-    figures_dir = out / FIGURES_DIR
+    target = _output_folder(out)
     try:
-        figures_dir.mkdir(parents=True, exist_ok=True)
+        with _staging(target) as stage:
+            figures = _write_report(stage, config, groups, len(runs), notes, step)
+            _swap_in(stage, target)
     except OSError as exc:
-        raise GpbenchError(f"cannot create {figures_dir}: {exc.strerror}") from None
+        raise GpbenchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    return ReportResult(
+        out,
+        out / CSV_FILE,
+        out / HTML_FILE,
+        [out / FIGURES_DIR / name for name in figures],
+        len(runs),
+        len(groups),
+        left_out,
+        notes,
+    )
+
+
+def _write_report(
+    stage: Path,
+    config: ReportConfig,
+    groups: list[Group],
+    run_count: int,
+    notes: list[str],
+    step: Callable[[str], Callable[[int, int], None]],
+) -> list[str]:
+    """Write the whole report into ``stage``; returns the file names of the figures drawn."""
+    figures_dir = stage / FIGURES_DIR
+    figures_dir.mkdir()
     columns, rows = summary_rows(groups)
-    (out / CSV_FILE).write_text(to_csv(columns, rows), encoding="utf-8")
+    # Text for people: a surrogate (from a file name that is not UTF-8) shows as \udXXX.
+    (stage / CSV_FILE).write_text(
+        to_csv(columns, rows), encoding="utf-8", errors="backslashreplace"
+    )
 
     from gpbench.reports.figures import SeriesColours, render, title
 
-    for old in figures_dir.iterdir():
-        if old.name.startswith(_FIGURE_PREFIXES) and old.suffix in (".png", ".svg", ".json"):
-            old.unlink()
     figures = all_figure_data(groups, config.x_axis)
     colours = SeriesColours()
     embedded: list[EmbeddedFigure] = []
-    written: list[Path] = []
+    written: list[str] = []
     tick = step("drawing figures")
     for number, figure in enumerate(figures, start=1):
         png, svg = render(figure, colours)
@@ -119,7 +152,7 @@ def build_report(config: ReportConfig, progress: Progress | None = None) -> Repo
         base.with_suffix(".json").write_text(
             json.dumps(figure_json(figure), indent=1) + "\n", encoding="utf-8"
         )
-        written += [base.with_suffix(".png"), base.with_suffix(".svg")]
+        written += [f"{figure.name}.png", f"{figure.name}.svg"]
         embedded.append(EmbeddedFigure(figure.name, title(figure), svg))
         tick(number, len(figures))
 
@@ -127,7 +160,7 @@ def build_report(config: ReportConfig, progress: Progress | None = None) -> Repo
     items = gallery_items(picks, step("rendering gallery"))
     page = ReportPage(
         title=config.title,
-        facts=_facts(groups, len(runs), config.x_axis),
+        facts=_facts(groups, run_count, config.x_axis),
         notes=notes,
         columns=columns,
         rows=rows,
@@ -136,11 +169,86 @@ def build_report(config: ReportConfig, progress: Progress | None = None) -> Repo
         gallery_total=sum(len(g.episodes) for g in groups),
         runs=[_run_line(g) for g in groups],
     )
-    html_path = out / HTML_FILE
-    html_path.write_text(render_page(page), encoding="utf-8")
-    return ReportResult(
-        out, out / CSV_FILE, html_path, written, len(runs), len(groups), left_out, notes
-    )
+    (stage / HTML_FILE).write_text(render_page(page), encoding="utf-8", errors="backslashreplace")
+    return written
+
+
+def _output_folder(out: Path) -> Path:
+    """The folder the report will replace (a symlink's target), refused unless it holds a report.
+
+    The swap replaces the whole folder, so a folder with anything else in it (notes, run
+    folders, the current folder) is refused rather than deleted.
+    """
+    target = out.resolve()
+    if not target.exists():
+        return target
+    if not target.is_dir():
+        raise GpbenchError(f"{out} is a file; give -o a folder")
+    cwd = Path.cwd().resolve()
+    if cwd == target.resolve() or target.resolve() in cwd.parents:
+        raise GpbenchError(
+            f"-o {out} holds the current folder, which the report would replace; "
+            "give -o a folder of its own (e.g. -o report/)"
+        )
+    strays = _not_report_files(target)
+    if strays:
+        shown = ", ".join(strays[:3]) + (f" and {len(strays) - 3} more" if len(strays) > 3 else "")
+        raise GpbenchError(
+            f"-o {out} holds files that are not part of a gpbench report ({shown}); the report "
+            "replaces the whole folder, so give -o a new folder or a previous report's"
+        )
+    return target
+
+
+def _not_report_files(folder: Path) -> list[str]:
+    """Entries of ``folder`` that a report does not write (sorted, relative)."""
+    strays = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name in (CSV_FILE, HTML_FILE) and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.name == FIGURES_DIR and entry.is_dir() and not entry.is_symlink():
+            strays += [
+                f"{FIGURES_DIR}/{figure.name}"
+                for figure in sorted(entry.iterdir())
+                if not (
+                    figure.name.startswith(_FIGURE_PREFIXES)
+                    and figure.suffix in (".png", ".svg", ".json")
+                    and figure.is_file()
+                )
+            ]
+            continue
+        strays.append(entry.name)
+    return strays
+
+
+@contextlib.contextmanager
+def _staging(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target`` (hidden, so no report reads it), removed on exit."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        stage.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700 folders; give what mkdir does
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_in(stage: Path, target: Path) -> None:
+    """Replace ``target`` by ``stage``: the old folder aside, the new one in, the old deleted.
+
+    A failure of the second rename puts the old report back, so ``target`` never holds a mix.
+    """
+    if not target.exists():
+        stage.rename(target)
+        return
+    old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    target.rename(old)
+    try:
+        stage.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _notes(groups: list[Group], left_out: list[LeftOut], x_axis: str) -> list[str]:

@@ -29,6 +29,7 @@ from gpbench.reports.series import (
     x_value,
 )
 from gpbench.reports.summary import summarize
+from gpbench.serialization import escape_surrogates
 from gpbench.tasks.registry import get_task, task_ids
 
 SUCCESS = "success"
@@ -191,7 +192,7 @@ def _unique_names(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
     for c in checkpoints:
         name = c.name
         if len(keys_by_name[name]) > 1:
-            name = "/".join(Path(c.path).parts[-2:]) or c.name
+            name = escape_surrogates("/".join(Path(c.path).parts[-2:])) or c.name
             clashes = {o.key for o in checkpoints if "/".join(Path(o.path).parts[-2:]) == name}
             if len(clashes) > 1:
                 name = f"{name} ({c.key[:8]})"

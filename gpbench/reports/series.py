@@ -18,6 +18,7 @@ from typing import Any
 from gpbench.errors import ConfigError
 from gpbench.reports.compute import INIT_METHODS, method_of, number, rl_lambda_for, training_compute
 from gpbench.reports.runs import Run
+from gpbench.serialization import escape_surrogates
 
 X_AXES = ("step", "compute")
 DEFAULT_SERIES = "runs"
@@ -75,11 +76,13 @@ def checkpoint_of(run: Run) -> Checkpoint:
     recorded = run.spec.get("checkpoint")
     if not isinstance(recorded, dict):
         folder = str(run.folder)
-        return Checkpoint(key=folder, name=run.folder.name, path=folder)
+        return Checkpoint(key=folder, name=escape_surrogates(run.folder.name), path=folder)
     path = str(recorded.get("checkpoint") or run.folder)
     key = str(recorded.get("fingerprint") or path)
     metadata = recorded.get("metadata")
-    name = (Path(path).name or path) if "/" in path else path
+    # Names go into figure labels and tables: a surrogate (a path that is not UTF-8, an escape
+    # in run.json) is shown as its escape, which every writer and font can take.
+    name = escape_surrogates((Path(path).name or path) if "/" in path else path)
     return Checkpoint(key, name, path, dict(metadata) if isinstance(metadata, dict) else {})
 
 
@@ -94,8 +97,8 @@ def series_of(run: Run, checkpoint: Checkpoint, rules: Sequence[SeriesRule]) -> 
     ]
     for rule in rules:
         if any(fnmatch.fnmatchcase(text, rule.pattern) for text in candidates):
-            return rule.name
-    return checkpoint.method or DEFAULT_SERIES
+            return escape_surrogates(rule.name)
+    return escape_surrogates(checkpoint.method or DEFAULT_SERIES)
 
 
 def is_init(series: str, checkpoint: Checkpoint) -> bool:

@@ -13,12 +13,16 @@ Columns (rates are fractions in [0, 1]; intervals are 95%):
 - ``status_<name>``: share of attempts whose first failure (or ``correct``) is ``<name>``;
   ``flag_<name>``: share of attempts carrying a memorization flag (TASKS.md §5). Empty for
   tasks that never produce that status or flag.
+
+Text cells come from run folders and the command line (checkpoint paths, series names, metadata),
+so a spreadsheet must not run them: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return is written with a leading ``'`` (the usual formula-injection escape), unless
+it is a plain number (``-5``, ``+1.5e3``), which stays as it is.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,12 +131,28 @@ def _scalar(value: Any) -> Cell:
 
 def to_csv(columns: Sequence[str], rows: Sequence[dict[str, Cell]]) -> str:
     """CSV text: floats with 6 decimals (stable across runs), empty cells for ``None``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
-    return out.getvalue()
+    lines = [_csv_line(columns)]
+    lines.extend(_csv_line([_cell(row.get(c)) for c in columns]) for row in rows)
+    return "".join(lines)
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    return ",".join(_quoted(cell) for cell in cells) + "\n"
+
+
+def _quoted(text: str) -> str:
+    """RFC 4180 quoting where a field needs it: a comma, a quote or a line break.
+
+    Done here rather than by ``csv.writer``, which with ``\\n`` line ends leaves a carriage
+    return unquoted, and a reader then splits the row there.
+    """
+    if "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def _cell(value: Cell) -> str:
@@ -140,4 +160,7 @@ def _cell(value: Cell) -> str:
         return ""
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else f"{value:.6f}".rstrip("0").rstrip(".")
-    return str(value)
+    text = str(value)
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text  # a spreadsheet would run it as a formula
+    return text

@@ -19,6 +19,7 @@ from report_fixtures import (
 
 from gpbench.records import Instance
 from gpbench.reports.build import ReportConfig, build_report
+from gpbench.reports.table import to_csv
 from gpbench.stats import wilson_interval
 from gpbench.tasks.spec import TaskSpec
 
@@ -136,3 +137,38 @@ def test_several_samples_per_instance_use_the_clustered_bootstrap(tmp_path: Path
     assert low < rate < high
     # The same files give the same interval (the bootstrap is seeded).
     assert report_rows(tmp_path, run)[0]["success_low"] == row["success_low"]
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-inf", "'-inf"),
+        ("-5", "-5"),  # a number written as text (--meta step=-5) is a number, not a formula
+        ("+1.5e3", "+1.5e3"),
+        ("-.5", "-.5"),
+        ("sft", "sft"),
+        ("a=b", "a=b"),
+        ("a,\r\nb \"c\"\r", "a,\r\nb \"c\"\r"),  # quoted, so it reads back as one cell
+        (-3, "-3"),
+        (-0.25, "-0.25"),
+        (None, ""),
+    ],
+)
+def test_csv_cells_that_a_spreadsheet_would_run_are_escaped(value: object, cell: str) -> None:
+    text = to_csv(["v", "w"], [{"v": value, "w": 1}])  # type: ignore[dict-item]
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [["v", "w"], [cell, "1"]]
+
+
+def test_series_and_metadata_from_the_command_line_are_escaped_in_the_csv(
+    study: Path, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(run_named(study, "sft-100__gp-l__id"), runs / "a")
+    rows = report_rows(tmp_path, runs, series=("@SUM(1)=*",))
+    assert [r["series"] for r in rows] == ["'@SUM(1)"]
