@@ -142,7 +142,7 @@ def test_several_samples_per_instance_use_the_clustered_bootstrap(tmp_path: Path
 @pytest.mark.parametrize(
     ("value", "cell"),
     [
-        ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+        ('=HYPERLINK("http://x")', '\'=HYPERLINK("http://x")'),
         ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
         ("-2+3", "'-2+3"),
         ("@SUM(A1)", "'@SUM(A1)"),
@@ -154,7 +154,7 @@ def test_several_samples_per_instance_use_the_clustered_bootstrap(tmp_path: Path
         ("-.5", "-.5"),
         ("sft", "sft"),
         ("a=b", "a=b"),
-        ("a,\r\nb \"c\"\r", "a,\r\nb \"c\"\r"),  # quoted, so it reads back as one cell
+        ('a,\r\nb "c"\r', 'a,\r\nb "c"\r'),  # quoted, so it reads back as one cell
         (-3, "-3"),
         (-0.25, "-0.25"),
         (None, ""),
