@@ -82,6 +82,8 @@ def _error(status: int, message: str, **headers: str) -> Reply:
 
 def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive connections, as `vllm serve` (uvicorn) has
+
         def log_message(self, format: str, *args: Any) -> None:
             del format, args  # keep pytest's output clean
 
@@ -217,6 +219,7 @@ def test_describe_records_the_server_and_never_the_key(fake: FakeServer) -> None
     assert info["server_version"] == {"version": "9.9.9"}
     assert info["server_model"] == {
         "id": "tiny",
+        "object": "model",
         "root": "/srv/tiny",
         "owned_by": "fake",
         "max_model_len": 2048,
@@ -300,7 +303,9 @@ def test_timeouts_are_retried_then_reported(fake: FakeServer) -> None:
     fake.delay = 1.0
     backend = _fast(fake.url, timeout=0.2, max_retries=1)
     started = time.perf_counter()
-    with pytest.raises(BackendError, match=r"failed 2 times .*no answer within 0\.2 s") as caught:
+    with pytest.raises(
+        BackendError, match=r"failed 2 times .*no complete answer within 0\.2 s"
+    ) as caught:
         backend.generate(_requests(1), Sampling())
     _one_line(caught.value)
     assert time.perf_counter() - started < 3
@@ -412,6 +417,26 @@ def test_eval_failure_keeps_finished_episodes_and_resumes(fake: FakeServer, tmp_
     assert spec["status"] == "complete"
     assert spec["backend"]["name"] == "openai"
     assert spec["backend"]["server_version"] == {"version": "9.9.9"}
+
+
+def test_eval_stores_an_answer_with_a_lone_surrogate(fake: FakeServer, tmp_path: Path) -> None:
+    """JSON can spell a lone surrogate, which UTF-8 cannot hold: the run still completes, and the
+    answer reads back verbatim."""
+    answer_text = "(1+2)*8=24 \ud800"
+
+    def answer(body: dict[str, Any], number: int) -> Reply:
+        return _completion(answer_text)  # json.dumps sends it as the escape \ud800
+
+    fake.answer = answer
+    code, out = _eval(
+        *("--backend", "openai", "--base-url", fake.url, "--model", "tiny", "--task", "gp-l"),
+        *("--split", "id", "-n", "2", "--max-attempts", "1", "--runs-dir", str(tmp_path)),
+    )
+    assert code == 0, out
+    [folder] = list(tmp_path.iterdir())
+    episodes = list(read_episodes(folder))
+    assert [e.turns[0]["response"] for e in episodes] == [answer_text] * 2
+    assert read_run_spec(folder)["status"] == "complete"
 
 
 def test_eval_cli_option_errors(fake: FakeServer, tmp_path: Path) -> None:
