@@ -36,7 +36,7 @@ from typing import Any
 
 from gpbench.errors import GpbenchError, UnknownTaskError
 from gpbench.records import Instance
-from gpbench.serialization import from_dict
+from gpbench.serialization import from_dict, parse_json
 from gpbench.tasks.answers import extract_field
 from gpbench.tasks.general_points import OOD_RULE, TRAINING_RULE, hand_values
 from gpbench.tasks.registry import get_task
@@ -199,17 +199,23 @@ def instance_keys(task: TaskSpec, data: Mapping[str, Any], *, path: str, line: i
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their numbers; a line that is not UTF-8 fails the whole file."""
     if not path.is_file():
         raise GpbenchError(f"training file not found: {path}")
     try:
-        with path.open("r", encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise GpbenchError(
+                        f"{path}:{number}: not UTF-8 text; give a UTF-8 JSON-lines file (one "
+                        "example per line)"
+                    ) from None
                 if text.strip():
                     yield number, text
-    except UnicodeDecodeError:
-        raise GpbenchError(
-            f"{path} is not UTF-8 text; give a JSON-lines file (one example per line)"
-        ) from None
+    except OSError as exc:
+        raise GpbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 @dataclass
@@ -243,33 +249,9 @@ def read_training_keys(path: Path, task: TaskSpec) -> TrainingKeys:
     for number, text in _lines(path):
         found.lines += 1
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            found.skip(number, f"not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(data, dict):
-            found.skip(number, "not a JSON object")
-            continue
-        if "problem" in data and "task" in data:
-            try:
-                keys = instance_keys(task, data, path=str(path), line=number)
-            except GpbenchError as exc:
-                found.skip(number, str(exc))
-                continue
-            if not keys:
-                found.skip(
-                    number, f"an instance of {data.get('task')!r}, not a {task.id}-family problem"
-                )
-                continue
-            found.instance_lines += 1
-        else:
-            keys = chat_keys(task, data)
-            if not keys:
-                found.skip(number, f"no {task.id}-family problem found in it")
-                continue
-            found.chat_lines += 1
-        found.keys.update(keys)
-        found.problems.add(_primary(keys))
+            _read_line(found, task, text, str(path), number)
+        except RecursionError:  # parsed, but too deep for what reads it (a hostile line)
+            found.skip(number, "nested too deeply to read")
     if found.lines == 0:
         raise GpbenchError(f"{path} is empty; give a JSON-lines file with one example per line")
     if found.instance_lines + found.chat_lines == 0:
@@ -278,6 +260,37 @@ def read_training_keys(path: Path, task: TaskSpec) -> TrainingKeys:
             f"example of a {task.id}-family problem ({found.skipped_examples[0]})"
         )
     return found
+
+
+def _read_line(found: TrainingKeys, task: TaskSpec, text: str, path: str, number: int) -> None:
+    """Count one line of a training file into ``found`` (its keys, or a skip with the reason)."""
+    try:
+        data = parse_json(text)
+    except json.JSONDecodeError as exc:
+        found.skip(number, f"not valid JSON ({exc.msg})")
+        return
+    if not isinstance(data, dict):
+        found.skip(number, "not a JSON object")
+        return
+    if "problem" in data and "task" in data:
+        try:
+            keys = instance_keys(task, data, path=path, line=number)
+        except GpbenchError as exc:
+            found.skip(number, str(exc))
+            return
+        if not keys:
+            named = data["task"] if isinstance(data["task"], str) else type(data["task"]).__name__
+            found.skip(number, f"an instance of {named[:40]!r}, not a {task.id}-family problem")
+            return
+        found.instance_lines += 1
+    else:
+        keys = chat_keys(task, data)
+        if not keys:
+            found.skip(number, f"no {task.id}-family problem found in it")
+            return
+        found.chat_lines += 1
+    found.keys.update(keys)
+    found.problems.add(_primary(keys))
 
 
 def overlap(

@@ -125,13 +125,45 @@ def test_unreadable_lines_are_counted_and_skipped(tmp_path: Path) -> None:
     assert "not a gp-l-family problem" in read_training_keys(mixed, GP).skipped_examples[0]
 
 
+def test_lines_python_cannot_decode_are_counted_and_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = to_json(GP.instance("id-heldout", 42, 0))
+    deep = "[" * 100_000 + "]" * 100_000  # valid JSON, deeper than Python's parser goes
+    long_number = '{"text": ' + "9" * 5000 + "}"  # more digits than Python converts
+    path = _write(tmp_path / "hostile.jsonl", [deep, long_number, good])
+    training = read_training_keys(path, GP)
+    assert (training.lines, training.instance_lines, training.skipped) == (3, 1, 2)
+    assert training.skipped_examples == [
+        "line 1: not valid JSON (nested too deeply to decode)",
+        "line 2: not valid JSON (an integer with too many digits)",
+    ]
+    result = CliRunner().invoke(
+        cli, ["overlap", "--train", str(path), "--task", "gp-l", "--split", "id-heldout"]
+    )
+    assert result.exit_code == 0 and "2 skipped" in result.output, result.output
+
+    # A line that parses but is too deep for what reads it next is skipped the same way.
+    from gpbench.recipes import overlap as module
+
+    def too_deep(task: object, data: object) -> set[str]:
+        raise RecursionError("maximum recursion depth exceeded while getting the repr")
+
+    monkeypatch.setattr(module, "chat_keys", too_deep)
+    chat = _write(tmp_path / "chat.jsonl", [{"messages": []}, good])
+    training = read_training_keys(chat, GP)
+    assert training.skipped_examples == ["line 1: nested too deeply to read"]
+    assert training.instance_lines == 1
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         (None, "training file not found"),
         ("", "is empty"),
         ("{bad\n[1]\n", "none of its 2 lines holds a gpbench instance or a chat example"),
-        (b"\xff\xfe\x00", "is not UTF-8 text"),
+        (b"\xff\xfe\x00", "bad.jsonl:1: not UTF-8 text"),
+        (b'{"a": 1}\n{"text": "caf\xe9"}\n', "bad.jsonl:2: not UTF-8 text"),
     ],
 )
 def test_bad_files_are_one_line_errors(tmp_path: Path, content: Any, message: str) -> None:
