@@ -35,11 +35,13 @@ Destination:
     ``-o DST``, or by default ``<cache>/converted/<first 16 hex digits of the source
     fingerprint>/`` where ``<cache>`` is ``$GPBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpbench``,
     else ``~/.cache/gpbench`` (on a cluster, point ``GPBENCH_CACHE_DIR`` at a shared file system).
-    The source fingerprint covers every shard file's size and first and last MiB plus the
-    config and tokenizer files, so a conversion is found again for exactly those shards:
-    ``gpbench eval --model SRC`` then loads the cached conversion (and says so on stderr).
-    Converting again reuses it. A conversion written with ``-o`` elsewhere is evaluated by its
-    own path.
+    The source fingerprint covers every byte of every shard file (hashed once per file version,
+    cached as :func:`gpbench.harness.checkpoints.file_sha256` describes) plus the config and
+    tokenizer files, so a conversion is found again for exactly those shards: ``gpbench eval
+    --model SRC`` then loads the cached conversion (and says so on stderr). Converting again
+    reuses it. A conversion written with ``-o`` elsewhere is evaluated by its own path.
+    Conversions cached by gpbench before its v2 fingerprints (which hashed only each shard's
+    first and last MiB) are not found again: convert once more.
 
 Metadata:
     ``gpbench_checkpoint.json`` in the converted folder keeps the training facts: ``step`` (from
@@ -49,23 +51,32 @@ Metadata:
     ``source_fingerprint``, ``source_format``, ``world_size``, ``fsdp_version``, and any
     ``gpbench_checkpoint.json`` the source had.
 
-Nothing half-written:
-    Everything is written into a temporary folder beside the destination and renamed into place
-    at the end; a failure or an interrupt removes it.
+Nothing half-written, nothing unchecked:
+    Everything is written into a temporary folder beside the destination, loaded back strictly
+    there as the hf backend loads it (:func:`gpbench.harness.weights.load_pretrained`: every
+    tensor present, none left over, shapes equal), and only then renamed into place; a failure
+    or an interrupt removes it.
 
 Trust:
-    The shard files are Python pickles (``torch.load(weights_only=False)``, as verl's own merger
-    reads them): convert only checkpoints you trust.
+    The shard files are Python pickles. verl's FSDP rank files are read as plain tensors and
+    DTensors only (``torch.load(weights_only=True)`` once ``torch.distributed.tensor`` is
+    imported, which registers DTensor, its device mesh and placements as safe): a rank file
+    whose pickle refers to anything else is refused without being run. ``--trust-pickles``
+    (``trust_pickles=True``) reads them with full unpickling instead, as verl's own merger does,
+    for files saved by older torch versions; a hostile file could then run code. DeepSpeed's
+    ``zero_to_fp32`` always unpickles fully (its files hold DeepSpeed objects, not only tensors),
+    so converting a ZeRO checkpoint needs ``--trust-pickles``.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import gc
 import hashlib
 import json
 import logging
-import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -79,23 +90,35 @@ from gpbench.errors import CheckpointError, ConfigError, GpbenchError, ModelLoad
 from gpbench.harness.adapters import Adapter, find_adapter
 from gpbench.harness.checkpoints import (
     CONFIG_FILE,
+    FINGERPRINT_VERSION,
     METADATA_FILE,
     TEXT_FILES,
     TRAINER_STATE_FILE,
     ShardedCheckpoint,
+    cache_root,
     find_sharded,
     fingerprint,
-    hash_file_ends,
     hash_folder,
+    hash_weight_file,
     parse_meta_value,
 )
+from gpbench.harness.weights import load_pretrained, pickle_offence
+
+__all__ = [
+    "Conversion",
+    "cache_root",
+    "cached_conversion",
+    "convert",
+    "default_destination",
+    "merge_fsdp_shards",
+    "source_fingerprint",
+]
 
 FSDP_CONFIG_FILE = "fsdp_config.json"
 # Tokenizer, processor, template and generation files copied beside the converted weights.
 _PROCESSING_FILES = (
     *(name for name in TEXT_FILES if name != CONFIG_FILE),  # config.json is written by save
     "video_preprocessor_config.json",
-    "generation_config.json",
 )
 _PROCESSING_GLOBS = ("*.tiktoken", "*.py", "additional_chat_templates/*")
 
@@ -121,26 +144,24 @@ class Conversion:
     reused: bool
 
 
-def cache_root() -> Path:
-    """gpbench's cache folder: ``$GPBENCH_CACHE_DIR``, ``$XDG_CACHE_HOME/gpbench`` or
-    ``~/.cache/gpbench``."""
-    if os.environ.get("GPBENCH_CACHE_DIR"):
-        return Path(os.environ["GPBENCH_CACHE_DIR"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "gpbench"
-    return Path.home() / ".cache" / "gpbench"
-
-
 def default_destination(source_fingerprint: str) -> Path:
     """Where a source with this fingerprint is converted to when no ``-o`` is given."""
     return cache_root() / "converted" / source_fingerprint[:16]
 
 
 def source_fingerprint(sharded: ShardedCheckpoint) -> str:
-    """A sha256 identifying a sharded checkpoint: its format, every shard file's name, size and
-    first and last MiB, ``fsdp_config.json`` and its config and tokenizer files."""
-    stats = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in sharded.files)
-    return _source_fingerprint(sharded, stats)
+    """A sha256 identifying a sharded checkpoint: its format, every shard file's name and the
+    sha256 of all its bytes (cached per file version), ``fsdp_config.json`` and its config and
+    tokenizer files."""
+    digest = hashlib.sha256(f"gpbench-sharded-fingerprint-{FINGERPRINT_VERSION}\n".encode())
+    digest.update(f"kind {sharded.kind}\n".encode())
+    for path in sharded.files:
+        hash_weight_file(digest, path, path.relative_to(sharded.shards).as_posix())
+    hash_folder(digest, sharded.shards, (FSDP_CONFIG_FILE,), weights=False)
+    if sharded.hf_folder is not None and sharded.hf_folder != sharded.shards:
+        digest.update(b"config folder\n")
+        hash_folder(digest, sharded.hf_folder, weights=False)
+    return digest.hexdigest()
 
 
 def cached_conversion(sharded: ShardedCheckpoint) -> Path | None:
@@ -157,6 +178,7 @@ def convert(
     config_from: str | Path | None = None,
     meta: Mapping[str, str] | None = None,
     overwrite: bool = False,
+    trust_pickles: bool = False,
 ) -> Conversion:
     """Convert a sharded checkpoint (or merge an adapter) into a Hugging Face folder.
 
@@ -167,11 +189,15 @@ def convert(
         config_from: a folder with ``config.json`` and the tokenizer, when the source has none.
         meta: metadata overrides (``--meta KEY=VAL``), e.g. ``method=sft``.
         overwrite: replace ``out`` when it holds something else.
+        trust_pickles: unpickle shard files fully (``--trust-pickles``; see "Trust" in the
+            module docstring); without it they load as plain tensors and DTensors only.
 
     Raises:
-        CheckpointError: not a convertible folder; incomplete or unreadable shards; DeepSpeed
-            not installed for a ZeRO checkpoint; ``out`` taken.
-        ModelLoadError: the config cannot be read, or the shards do not fit the architecture.
+        CheckpointError: not a convertible folder; incomplete or unreadable shards; a shard
+            whose pickle holds more than tensors, or a ZeRO checkpoint, without
+            ``trust_pickles``; DeepSpeed not installed for a ZeRO checkpoint; ``out`` taken.
+        ModelLoadError: the config cannot be read, the shards do not fit the architecture, or
+            the written folder does not load back strictly.
     """
     folder = Path(source).expanduser()
     if not folder.is_dir():
@@ -194,7 +220,9 @@ def convert(
         write = functools.partial(_merge_adapter, adapter, digest, meta)
     elif sharded is not None:
         digest, kind, step = source_fingerprint(sharded), sharded.kind, sharded.step
-        write = functools.partial(_convert_sharded, sharded, config_from, digest, meta)
+        write = functools.partial(
+            _convert_sharded, sharded, config_from, digest, meta, trust_pickles
+        )
     target = Path(out).expanduser() if out is not None else default_destination(digest)
     if _is_conversion_of(target, digest) and not overwrite:
         return Conversion(folder, target, kind, digest, _recorded_step(target), reused=True)
@@ -206,22 +234,32 @@ def convert(
     return Conversion(folder, target, kind, digest, step, reused=False)
 
 
-def merge_fsdp_shards(files: Sequence[Path]) -> dict[str, Any]:
+def merge_fsdp_shards(files: Sequence[Path], *, trust_pickles: bool = False) -> dict[str, Any]:
     """The full state dict of verl FSDP rank files (``files[r]`` is rank r's), as torch tensors
     in the dtype they were saved in (see the module docstring for how pieces join).
 
+    The files load as plain tensors and DTensors only, unless ``trust_pickles`` (see "Trust" in
+    the module docstring).
+
     Raises:
-        CheckpointError: a file that cannot be read, or pieces that do not join.
+        CheckpointError: a file that cannot be read, whose pickle holds more than tensors
+            (without ``trust_pickles``), or pieces that do not join.
     """
     import torch
+
+    # Importing torch.distributed.tensor registers DTensor, DeviceMesh and the placements as
+    # safe for torch.load(weights_only=True).
     from torch.distributed.tensor import DTensor
 
-    first = _load_rank(files[0])
+    first = _load_rank(files[0], trust_pickles)
     needed: set[int] = {0}
     for key, value in first.items():
         if isinstance(value, DTensor):
             needed.update(_mesh_ranks(key, value, len(files)))
-    loaded = {0: first, **{rank: _load_rank(files[rank]) for rank in sorted(needed - {0})}}
+    loaded = {
+        0: first,
+        **{rank: _load_rank(files[rank], trust_pickles) for rank in sorted(needed - {0})},
+    }
     merged: dict[str, Any] = {}
     for key, value in first.items():
         if isinstance(value, DTensor):
@@ -245,15 +283,21 @@ def merge_fsdp_shards(files: Sequence[Path]) -> dict[str, Any]:
 # -- verl FSDP ------------------------------------------------------------------------------
 
 
-def _load_rank(path: Path) -> dict[str, Any]:
+def _load_rank(path: Path, trust_pickles: bool) -> dict[str, Any]:
     import torch
 
     try:
         # Unpickling a DeviceMesh without its process groups logs a warning per file that
         # concerns torch.compile only.
         with _quiet("torch.distributed.device_mesh"):
-            state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as exc:  # pickle, zipfile and torch raise many types on a bad file
+            state = torch.load(path, map_location="cpu", weights_only=not trust_pickles, mmap=True)
+    except pickle.UnpicklingError as exc:
+        if trust_pickles:
+            raise CheckpointError(
+                f"cannot read {path}: {_one_line(exc)}; copy the rank file again"
+            ) from None
+        raise CheckpointError(_pickle_refusal(path, exc)) from None
+    except Exception as exc:  # zipfile, torch and (trusted) pickle raise many types on a bad file
         raise CheckpointError(
             f"cannot read {path}: {_one_line(exc)}; copy the rank file again"
         ) from None
@@ -326,25 +370,17 @@ def _join(
     return full.contiguous()
 
 
-@functools.lru_cache(maxsize=256)
-def _source_fingerprint(sharded: ShardedCheckpoint, stats: tuple[tuple[str, int, int], ...]) -> str:
-    # ``stats`` (path, size, mtime) is the memo key: a rewritten shard is hashed again.
-    del stats
-    digest = hashlib.sha256(b"gpbench-sharded-fingerprint-v1\n")
-    digest.update(f"kind {sharded.kind}\n".encode())
-    for path in sharded.files:
-        hash_file_ends(digest, path, path.relative_to(sharded.shards).as_posix())
-    hash_folder(digest, sharded.shards, (FSDP_CONFIG_FILE,), weights=False)
-    if sharded.hf_folder is not None and sharded.hf_folder != sharded.shards:
-        digest.update(b"config folder\n")
-        hash_folder(digest, sharded.hf_folder, weights=False)
-    return digest.hexdigest()
-
-
 # -- DeepSpeed ZeRO -------------------------------------------------------------------------
 
 
-def _zero_state_dict(sharded: ShardedCheckpoint) -> dict[str, Any]:
+def _zero_state_dict(sharded: ShardedCheckpoint, trust_pickles: bool) -> dict[str, Any]:
+    if not trust_pickles:
+        raise CheckpointError(
+            f"{sharded.folder} is a DeepSpeed ZeRO checkpoint; DeepSpeed's zero_to_fp32 "
+            f"unpickles its files fully (they hold DeepSpeed objects, not only tensors), and a "
+            f"hostile file could run code then; if you trust these files, convert with "
+            f"gpbench convert {sharded.folder} --trust-pickles"
+        )
     try:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
     except ImportError:
@@ -380,18 +416,51 @@ def _config_folder(sharded: ShardedCheckpoint, config_from: str | Path | None) -
     return sharded.hf_folder
 
 
+def _auto_class(config: Any) -> Any:
+    """The transformers auto class the hf backend loads this config's model with."""
+    import transformers
+
+    from gpbench.harness.backends.chat import is_vision_language
+
+    if is_vision_language(config, transformers):
+        return transformers.AutoModelForImageTextToText
+    return transformers.AutoModelForCausalLM
+
+
+def _read_config(folder: Path) -> Any:
+    import transformers
+
+    try:
+        return transformers.AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot read {folder / CONFIG_FILE}: {_one_line(exc)}") from None
+
+
+def _verify_loads(out: Path, origin: str) -> None:
+    """Load the written folder back strictly, as the hf backend will, before it is renamed into
+    place: a conversion that would evaluate with missing or random weights is never kept."""
+    auto = _auto_class(_read_config(out))
+    try:
+        model = load_pretrained(auto, out, dtype="auto")
+    except ModelLoadError as exc:
+        raise ModelLoadError(
+            f"the conversion of {origin} does not load back strictly, so it was not kept: {exc}"
+        ) from None
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(
+            f"the conversion of {origin} does not load back, so it was not kept: {_one_line(exc)}"
+        ) from None
+    del model
+    gc.collect()
+
+
 def _save_model(state: dict[str, Any], hf: Path, out: Path, *, origin: str) -> None:
     """Instantiate the architecture of ``hf``'s config without memory (meta device), give it
     the tensors of ``state`` and ``save_pretrained`` it into ``out``."""
     import torch
-    import transformers
 
-    try:
-        config = transformers.AutoConfig.from_pretrained(hf)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"cannot read {hf / CONFIG_FILE}: {_one_line(exc)}") from None
-    vision = getattr(config, "vision_config", None) is not None
-    auto = transformers.AutoModelForImageTextToText if vision else transformers.AutoModelForCausalLM
+    config = _read_config(hf)
+    auto = _auto_class(config)
     dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
     dtype = next(iter(dtypes)) if len(dtypes) == 1 else torch.float32
     with torch.device("meta"):
@@ -430,15 +499,18 @@ def _convert_sharded(
     config_from: str | Path | None,
     digest: str,
     meta: Mapping[str, str] | None,
+    trust_pickles: bool,
     out: Path,
 ) -> int | None:
     hf = _config_folder(sharded, config_from)
     if sharded.kind == "verl-fsdp":
-        state = merge_fsdp_shards(sharded.files)
+        state = merge_fsdp_shards(sharded.files, trust_pickles=trust_pickles)
     else:
-        state = _zero_state_dict(sharded)
+        state = _zero_state_dict(sharded, trust_pickles)
     _save_model(state, hf, out, origin=str(sharded.folder))
+    del state  # the merged tensors: free them before the written folder is loaded back
     _copy_processing(hf, out)
+    _verify_loads(out, str(sharded.folder))
     # What the trainer recorded wins over what the folder's name and layout suggest.
     record: dict[str, Any] = {"step": sharded.step, "method": sharded.method}
     for folder in (hf, sharded.folder, sharded.shards):
@@ -484,19 +556,11 @@ def _finish_metadata(
 def _merge_adapter(
     adapter: Adapter, digest: str, meta: Mapping[str, str] | None, out: Path
 ) -> int | None:
-    import transformers
-
     from gpbench.harness.adapters import apply_adapter
 
+    auto = _auto_class(_read_config(adapter.base))
     try:
-        config = transformers.AutoConfig.from_pretrained(adapter.base)
-        vision = getattr(config, "vision_config", None) is not None
-        auto = (
-            transformers.AutoModelForImageTextToText
-            if vision
-            else transformers.AutoModelForCausalLM
-        )
-        base = auto.from_pretrained(adapter.base, dtype="auto")
+        base = load_pretrained(auto, adapter.base, dtype="auto")
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelLoadError(f"cannot load the base {adapter.base}: {_one_line(exc)}") from None
     merged = apply_adapter(base, adapter)
@@ -506,9 +570,11 @@ def _merge_adapter(
             f"adapter folder itself with --backend hf"
         )
     merged.save_pretrained(out)
+    del merged, base  # free the merged model before the written folder is loaded back
     _copy_processing(adapter.base, out)
     if adapter.tokenizer_folder != adapter.base:
         _copy_processing(adapter.tokenizer_folder, out)
+    _verify_loads(out, str(adapter.folder))
     record = _read_object(adapter.folder / METADATA_FILE)
     if (adapter.folder / TRAINER_STATE_FILE).is_file():
         shutil.copyfile(adapter.folder / TRAINER_STATE_FILE, out / TRAINER_STATE_FILE)
@@ -613,6 +679,15 @@ def _quiet(name: str) -> Iterator[None]:
         yield
     finally:
         log.setLevel(level)
+
+
+def _pickle_refusal(path: Path, exc: BaseException) -> str:
+    """One line for a rank file that torch refused to load as plain tensors and DTensors."""
+    return (
+        f"refusing {path}: gpbench reads shard files as plain tensors and DTensors only, and "
+        f"{pickle_offence(exc)}, which could run code when unpickled; if you trust this "
+        f"checkpoint (saved by your own training run), convert it with --trust-pickles"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -233,6 +233,32 @@ def test_an_adapter_with_only_extra_tensors_is_refused(
     assert extra in str(e.value) and "are not in the file" not in str(e.value)
 
 
+def test_convert_keeps_no_merge_that_does_not_load_back(
+    lora: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merged folder is loaded back strictly before it is renamed into place."""
+    from safetensors.torch import load_file, save_file
+
+    from gpbench.harness import convert
+
+    copy = convert._copy_processing
+
+    def copy_then_lose_a_tensor(source: Path, out: Path) -> None:
+        copy(source, out)  # ... and a save that silently lost a tensor:
+        state = load_file(out / "model.safetensors")
+        state.pop("model.norm.weight")
+        save_file(state, out / "model.safetensors", metadata={"format": "pt"})
+
+    monkeypatch.setattr(convert, "_copy_processing", copy_then_lose_a_tensor)
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(cli, ["convert", str(lora["adapter"]), "-o", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "does not load back strictly, so it was not kept" in line, line
+    assert "model.norm.weight" in line
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 def _gpt2_config() -> Any:
     from transformers import GPT2Config
 

@@ -223,7 +223,11 @@ def test_deepspeed_zero_is_detected_and_needs_deepspeed(
     monkeypatch.setitem(sys.modules, "deepspeed", None)  # as on a machine without it
     monkeypatch.setitem(sys.modules, "deepspeed.utils", None)
     monkeypatch.setitem(sys.modules, "deepspeed.utils.zero_to_fp32", None)
+    # DeepSpeed's loader unpickles its files fully: never without an explicit yes.
     result = _run("convert", str(root))
+    assert result.exit_code != 0 and f"gpbench convert {root} --trust-pickles" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = _run("convert", str(root), "--trust-pickles")
     assert result.exit_code != 0 and "pip install deepspeed" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (cache / "converted").exists() or not list((cache / "converted").iterdir())
@@ -278,3 +282,95 @@ def test_mesh_folding_joins_hsdp_and_2d_shards() -> None:
 
     with pytest.raises(CheckpointError, match="Partial"):
         _walk("w", Fake(mesh, (Partial(), Shard(0))), quarters.__getitem__, cat)
+
+
+def _verl_plain(tiny_llama: Path, step: Path, state: dict[str, Any] | None = None) -> Path:
+    """verl's layout saved by one rank: model_world_size_1_rank_0.pt with plain tensors (what
+    the merger takes as replicated) and huggingface/ with the config and tokenizer."""
+    import torch
+    from safetensors.torch import load_file
+
+    actor = step / "actor"
+    _hf_files(tiny_llama, actor / "huggingface")
+    if state is None:
+        state = dict(load_file(tiny_llama / "model.safetensors"))
+    torch.save(state, actor / "model_world_size_1_rank_0.pt")
+    return step
+
+
+def _leave_marker(path: str) -> int:
+    """What a hostile pickle runs on load (here: it only writes a file)."""
+    Path(path).write_text("ran")
+    return 0
+
+
+class _Hostile:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (_leave_marker, (self.marker,))
+
+
+def test_plain_tensor_rank_files_convert_as_weights_only(
+    tiny_llama: Path, tmp_path: Path, cache: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    step = _verl_plain(tiny_llama, tmp_path / "global_step_3")
+    result = _run("convert", str(step))
+    assert result.exit_code == 0, result.output
+    [converted] = list((cache / "converted").iterdir())
+    ours, original = (
+        load_file(converted / "model.safetensors"),
+        load_file(tiny_llama / "model.safetensors"),
+    )
+    assert ours.keys() == original.keys()
+    assert all(torch.equal(ours[k], original[k]) for k in original)
+
+
+def test_a_rank_file_whose_pickle_runs_code_is_refused(
+    tiny_llama: Path, tmp_path: Path, cache: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    marker = tmp_path / "ran"
+    state: dict[str, Any] = dict(load_file(tiny_llama / "model.safetensors"))
+    state["model.norm.weight"] = _Hostile(marker)
+    step = _verl_plain(tiny_llama, tmp_path / "global_step_4", state)
+    result = _run("convert", str(step))
+    assert result.exit_code != 0 and not marker.exists()
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert "model_world_size_1_rank_0.pt" in result.output and "_leave_marker" in result.output
+    assert "--trust-pickles" in result.output and "weights_only" not in result.output
+    assert not (cache / "converted").exists() or not list((cache / "converted").iterdir())
+    # --trust-pickles unpickles fully, as verl's merger does: the file's code runs.
+    result = _run("convert", str(step), "--trust-pickles")
+    assert marker.read_text() == "ran"
+    assert result.exit_code != 0 and "not a tensor" in result.output
+
+
+def test_a_conversion_that_does_not_load_back_is_not_kept(
+    tiny_llama: Path, tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from gpbench.harness import convert
+
+    copy = convert._copy_processing
+
+    def copy_then_lose_a_tensor(source: Path, out: Path) -> None:
+        copy(source, out)  # ... and a save that silently lost a tensor:
+        state = load_file(out / "model.safetensors")
+        state.pop("model.layers.0.mlp.up_proj.weight")
+        save_file(state, out / "model.safetensors", metadata={"format": "pt"})
+
+    monkeypatch.setattr(convert, "_copy_processing", copy_then_lose_a_tensor)
+    step = _verl_plain(tiny_llama, tmp_path / "global_step_5")
+    result = _run("convert", str(step))
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    [line] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "does not load back strictly, so it was not kept" in line, line
+    assert "model.layers.0.mlp.up_proj.weight" in line
+    assert not (cache / "converted").exists() or not list((cache / "converted").iterdir())
