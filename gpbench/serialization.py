@@ -152,15 +152,19 @@ def parse_json(text: str, **kwargs: Any) -> Any:
         raise JsonLimitError("an integer with too many digits", text, 0) from None
 
 
-def write_text_atomic(target: Path, text: str, *, errors: str = "strict") -> None:
+def write_text_atomic(
+    target: Path, text: str, *, errors: str = "strict", parents: bool = False
+) -> None:
     """Write ``text`` (UTF-8) to ``target`` all or nothing: a temporary sibling renamed into place.
 
     A failure (a full disk, an unwritable folder) leaves ``target`` as it was and no temporary
     file, and raises :class:`GpbenchError` naming ``target`` and the reason. ``errors`` is the
     encoder's error handler (``backslashreplace`` writes surrogates as ``\\udXXX`` in text for
-    people).
+    people); ``parents`` creates missing folders first.
     """
     try:
+        if parents:
+            target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise GpbenchError(f"cannot write {target}: {exc.strerror or exc}") from None
@@ -177,15 +181,16 @@ def write_text_atomic(target: Path, text: str, *, errors: str = "strict") -> Non
 
 
 def check_writable(path: Path, option: str) -> None:
-    """Refuse, before any work, an output file that cannot be written: a folder, or a file in a
-    folder that is missing or read-only (``option`` names the option in the message)."""
+    """Refuse, before any work, an output file that cannot be written (``option`` names the
+    option in the message): a folder, or a path whose nearest existing folder is a file or is
+    read-only. Missing folders are fine: :func:`write_text_atomic` can create them."""
     if path.is_dir():
         raise GpbenchError(f"{option} {path} is a folder; give a file path")
-    folder = path.parent
-    if not folder.is_dir():
-        raise GpbenchError(f"{option} {path}: the folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise GpbenchError(f"{option} {path}: the folder {folder} is not writable")
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise GpbenchError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GpbenchError(f"{option} {path}: the folder {existing} is not writable")
 
 
 def current_umask() -> int:

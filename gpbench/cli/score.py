@@ -341,6 +341,6 @@ def score(
         click.echo(payload)
         return
     try:
-        write_text_atomic(summary_json, payload + "\n")
+        write_text_atomic(summary_json, payload + "\n", parents=True)
     except GpbenchError as exc:
         raise GpbenchError(f"{exc} (the run folder {out_dir} was written)") from None

@@ -242,13 +242,14 @@ def test_an_unwritable_summary_json_fails_before_anything_is_written(
     responses = _write(tmp_path / "r.jsonl", [{"uid": _uids(instances)[0], "response": "x"}])
     run = tmp_path / "run"
     args = ("--instances", instances, "--responses", responses, "-o", run)
-    missing = _one_line_error(_score_result(*args, "--summary-json", tmp_path / "no" / "s.json"))
-    assert f"the folder {tmp_path / 'no'} does not exist" in missing
+    (tmp_path / "file").write_text("x")
+    under_a_file = _score_result(*args, "--summary-json", tmp_path / "file" / "no" / "s.json")
+    assert f"{tmp_path / 'file'} is a file, not a folder" in _one_line_error(under_a_file)
     folder = _score_result(*args, "--summary-json", tmp_path)
     assert folder.exit_code == 2 and "is a directory" in folder.stderr  # click's own check
     assert not run.exists()
-    assert _score_result(*args, "--summary-json", tmp_path / "s.json").exit_code == 0
-    assert json.loads((tmp_path / "s.json").read_text())["episodes"] == 1
+    assert _score_result(*args, "--summary-json", tmp_path / "new" / "s.json").exit_code == 0
+    assert json.loads((tmp_path / "new" / "s.json").read_text())["episodes"] == 1
 
 
 def test_non_utf8_input_is_a_one_line_error(instances: Path, tmp_path: Path) -> None:
