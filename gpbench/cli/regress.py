@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
-import os
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from gpbench.serialization import check_writable, write_text_atomic
 
 
 @click.command("regress")
@@ -90,13 +92,7 @@ def regress(**kw: Any) -> None:
       gpbench regress --only tiny-cpu-reference --update
     """
     from gpbench.regress.manifest import load_manifest, with_entries
-    from gpbench.regress.run import (
-        format_table,
-        run_regress,
-        summary_line,
-        updated_entries,
-        write_json,
-    )
+    from gpbench.regress.run import format_table, run_regress, summary_line, updated_entries
 
     manifest_path: Path = kw["manifest"]
     if kw["write_table"]:
@@ -108,6 +104,8 @@ def regress(**kw: Any) -> None:
         return
     manifest = load_manifest(manifest_path)
     json_to_stdout = kw["json_path"] == "-"
+    if kw["json_path"] and not json_to_stdout:
+        check_writable(Path(kw["json_path"]), "--json")  # before the evaluations, not after
     out = sys.stderr if json_to_stdout else sys.stdout
 
     announced: set[str] = set()
@@ -127,11 +125,10 @@ def regress(**kw: Any) -> None:
     click.echo(format_table(report), file=out)
     click.echo(summary_line(report), file=out)
     if json_to_stdout:
-        import json
-
         click.echo(json.dumps(report.to_json(), indent=2))
     elif kw["json_path"]:
-        write_json(report, Path(kw["json_path"]))
+        text = json.dumps(report.to_json(), indent=2) + "\n"
+        write_text_atomic(Path(kw["json_path"]), text, parents=True)
     code = report.exit_code()
     if kw["update"]:
         if not any(not r.error for r in report.results):
@@ -164,8 +161,6 @@ def _write_with_diff(path: Path, new_text: str, yes: bool, what: str) -> bool:
         if not confirmed:
             click.echo(f"{path} left unchanged (pass --yes to write without asking)", err=True)
             return False
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(new_text, encoding="utf-8")
-    temporary.replace(path)
+    write_text_atomic(path, new_text)  # a full disk leaves the old checkpoints.md whole
     click.echo(f"{path}: {what}", err=True)
     return True

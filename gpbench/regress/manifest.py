@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from gpbench.errors import GpbenchError, did_you_mean
+from gpbench.serialization import escape_surrogates, parse_json
 
 FENCE_OPEN = "```json gpbench-regress"
 FENCE_CLOSE = "```"
@@ -244,12 +245,7 @@ def parse_block(text: str, first_line: int, where: str) -> tuple[tuple[Entry, ..
     ``first_line`` is the 1-based file line of the block's first line, so that messages name the
     file's line.
     """
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(
-            where, first_line + exc.lineno - 1, f"the JSON block is not valid JSON: {exc.msg}"
-        ) from None
+    data = _decode_block(text, first_line, where)
     locator = _Locator(text.splitlines(), first_line)
     if not isinstance(data, dict):
         raise ManifestError(where, first_line, "the JSON block must hold an object")
@@ -415,6 +411,71 @@ def with_entries(manifest: Manifest, entries: tuple[Entry, ...], *, block: bool 
 # -- parsing helpers ---------------------------------------------------------------------------
 
 
+class _DuplicateKeyError(Exception):
+    """A key given twice in one object (``json.loads`` would silently keep the last)."""
+
+    def __init__(self, key: str, completed: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.completed = completed  # objects decoded before this one (decoding order)
+
+
+def _decode_block(text: str, first_line: int, where: str) -> Any:
+    """The block's JSON; a key twice in one object, or JSON Python cannot decode, is an error.
+
+    ``json.loads`` keeps the last of two equal keys, so a hand edit that adds an expectation
+    beside an old one would silently test only one of them.
+    """
+    completed = 0
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal completed
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key, completed)
+            seen.add(key)
+        completed += 1
+        return dict(pairs)
+
+    try:
+        return parse_json(text, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            where, first_line + exc.lineno - 1, f"the JSON block is not valid JSON: {exc.msg}"
+        ) from None
+    except _DuplicateKeyError as exc:
+        start = _object_starts(text)[exc.completed]
+        raise ManifestError(
+            where,
+            first_line + text.count("\n", 0, start),
+            f"key {exc.key!r} appears twice in the object that starts on this line; JSON would "
+            "keep only the last one, so remove or merge the other",
+        ) from None
+
+
+def _object_starts(text: str) -> list[int]:
+    """Where each object of a valid JSON text starts, in the order a decoder finishes them."""
+    starts: list[int] = []
+    open_objects: list[int] = []
+    in_string = escaped = False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "{":
+            open_objects.append(position)
+        elif char == "}":
+            starts.append(open_objects.pop())
+    return starts
+
+
 class _Locator:
     """Finds the file line of a needle in the block, searching from a given block line."""
 
@@ -519,6 +580,13 @@ def _text(
         raise ManifestError(where, line, f"{what}: {key} must be a non-empty string")
     if "|" in value or "\n" in value:
         raise ManifestError(where, line, f"{what}: {key} may not hold '|' or a line break")
+    if escape_surrogates(value) != value:
+        raise ManifestError(
+            where,
+            line,
+            f"{what}: {key} holds a lone surrogate (a \\ud800-\\udfff escape), "
+            "which is not text; write the character itself",
+        )
     return value.strip()
 
 
@@ -835,14 +903,19 @@ def _dump(value: Any, indent: int) -> str:
     pad = " " * (indent + 2)
     if isinstance(value, dict):
         if all(not isinstance(v, (dict, list)) for v in value.values()):
-            return json.dumps(value, ensure_ascii=False)
+            return _json(value)
         items = [f"{pad}{json.dumps(k)}: {_dump(v, indent + 2)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
     if isinstance(value, list):
         if not value:
             return "[]"
         if all(not isinstance(v, (dict, list)) for v in value):
-            return json.dumps(value, ensure_ascii=False)
+            return _json(value)
         items = [pad + _dump(v, indent + 2) for v in value]
         return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
-    return json.dumps(value, ensure_ascii=False)
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    """One-line JSON, non-ASCII kept readable, a lone surrogate (backend settings) escaped."""
+    return escape_surrogates(json.dumps(value, ensure_ascii=False))

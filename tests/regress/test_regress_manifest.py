@@ -317,6 +317,62 @@ def test_file_level_errors(write_manifest: ManifestWriter, edit: Any, message: s
     assert str(info.value).startswith(f"{path}:") and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "key", "object_starts_with"),
+    [
+        # the second "rate" of one expectation: only the last would be tested
+        ('"rate": 0.7, "tol": 0.05}', '"rate": 0.7, "tol": 0.05, "rate": 0.2}', "rate", "success"),
+        ('"backend": "scripted",', '"backend": "scripted", "backend": "hf",', "backend", "{"),
+        ('"version": 1,', '"version": 1, "version": 1,', "version", "{"),
+    ],
+)
+def test_a_key_given_twice_in_one_object_is_an_error_naming_its_object(
+    write_manifest: ManifestWriter, old: str, new: str, key: str, object_starts_with: str
+) -> None:
+    path = write_manifest([scripted_entry()])
+    text = path.read_text()
+    assert text.count(old) == 1
+    path.write_text(text.replace(old, new))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    message = str(info.value)
+    assert f"key {key!r} appears twice in the object that starts on this line" in message
+    line = int(message.split(":")[1])
+    assert object_starts_with in path.read_text().splitlines()[line - 1]
+    assert '"' + key + '"' in "".join(path.read_text().splitlines()[line - 1 : line + 12])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('"alpha": 0.01', '"alpha": ' + "[" * 100_000), "nested too deeply"),
+        (lambda t: t.replace('"n": 60', '"n": ' + "6" * 5000), "an integer with too many digits"),
+        (
+            lambda t: t.replace('"licence": "n/a"', '"licence": "n/a \\ud800"'),
+            "licence holds a lone surrogate",
+        ),
+    ],
+)
+def test_json_python_cannot_take_is_one_line(
+    write_manifest: ManifestWriter, edit: Any, message: str
+) -> None:
+    path = write_manifest([scripted_entry()])
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(ManifestError, match=re.escape(message)) as info:
+        load_manifest(path)
+    assert str(info.value).startswith(f"{path}:") and "\n" not in str(info.value)
+    result = CliRunner().invoke(cli, ["regress", "--manifest", str(path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_a_surrogate_in_backend_settings_is_written_as_its_escape() -> None:
+    data = {"version": 1, "alpha": 0.01, "checkpoints": [{"backend_settings": {"x": "a\ud800"}}]}
+    text = dump_block(data)
+    text.encode("utf-8")
+    assert json.loads(text) == data
+
+
 def test_json_syntax_error_names_the_file_line(write_manifest: ManifestWriter) -> None:
     path = write_manifest([scripted_entry()])
     lines = path.read_text().splitlines()
