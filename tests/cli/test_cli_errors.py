@@ -86,3 +86,44 @@ def test_a_message_holding_a_line_break_stays_on_one_line(
 def test_programming_errors_are_not_hidden(failing: Callable[..., Result]) -> None:
     result = failing(KeyError("bug"))
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)
+
+
+def _scored_run(tmp_path: Path, name: str) -> Path:
+    """A small run folder written by ``gpbench score``."""
+    runner = CliRunner()
+    data = tmp_path / "data"
+    if not data.exists():
+        generated = runner.invoke(
+            cli, ["generate", "gp-l", "--split", "id", "-n", "3", "-o", str(data)]
+        )
+        assert generated.exit_code == 0, generated.output
+    instances = data / "gp-l" / "id.jsonl"
+    uids = [json.loads(line)["uid"] for line in instances.read_text().splitlines()]
+    responses = tmp_path / f"{name}.jsonl"
+    responses.write_text("".join(json.dumps({"uid": u, "response": "1+1"}) + "\n" for u in uids))
+    run = tmp_path / name
+    result = runner.invoke(
+        cli, ["score", "gp-l", "--instances", str(instances), "--responses", str(responses),
+              "-o", str(run)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return run
+
+
+@pytest.mark.parametrize(
+    ("file", "content"),
+    [
+        ("run.json", b'{"kind": "gpbench-run", "note": "caf\xe9"}\n'),
+        ("episodes.jsonl", b"\xff\n"),
+        ("run.json", b"[" * 100_000),
+    ],
+)
+def test_compare_and_merge_read_bad_run_files_in_one_line(
+    tmp_path: Path, file: str, content: bytes
+) -> None:
+    good, bad = _scored_run(tmp_path, "a"), _scored_run(tmp_path, "b")
+    (bad / file).write_bytes(content)
+    for args in (["compare", good, bad], ["merge", good, bad, "-o", tmp_path / "merged"]):
+        result = CliRunner().invoke(cli, [str(a) for a in args])
+        _one_line_error(result)
+    assert not (tmp_path / "merged").exists()
