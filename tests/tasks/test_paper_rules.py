@@ -462,6 +462,7 @@ VISION_FORMULA = '"formula": "(1-(9-(4*8)))=24"'
         ("5", -1.5),
         ('"489A"', 5.0),  # a string is sorted by character, as Python does
         ('{"A": 1, "4": 1, "8": 1, "9": 1}', 5.0),  # a dict by its keys
+        ("[" + ("[" * 900 + "]" * 900 + ", ") * 2 + '"4", "8"]', -1.5),  # deep: no crash
     ],
 )
 def test_recognised_cards(cards: str, reward: float) -> None:
