@@ -793,3 +793,13 @@ def test_an_api_key_that_is_not_one_header_token_is_refused(key: str) -> None:
     with pytest.raises(ConfigError, match="API key") as caught:
         OpenAIBackend("tiny", base_url="http://127.0.0.1:9/v1", api_key=key)
     assert key not in one_line(caught.value)
+
+
+def test_size_cap_reaches_the_backend_through_backend_opt(
+    serve: Callable[..., Loopback],
+) -> None:
+    from gpbench.harness.backends import create_backend
+
+    home = serve()
+    backend = create_backend("openai", "tiny", base_url=home.url, max_response_bytes="4096")
+    assert backend.describe()["max_response_bytes"] == 4096

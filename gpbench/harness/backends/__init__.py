@@ -167,6 +167,7 @@ _OPENAI_SETTINGS: dict[str, Callable[[Any], Any]] = {
     "max_retries": lambda v: _int("max_retries", v),
     "backoff": lambda v: _float("backoff", v),
     "max_backoff": lambda v: _float("max_backoff", v),
+    "max_response_bytes": lambda v: _positive_int("max_response_bytes", v),
     "images": lambda v: _boolean("images", v),
     # Accepted and ignored: requests go out `concurrency` at a time.
     "batch_size": lambda v: _positive_int("batch_size", v),
@@ -192,7 +193,8 @@ def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
             device_map. ``vllm``: dtype, max_model_len, gpu_memory_utilization,
             tensor_parallel_size, pipeline_parallel_size, enforce_eager, enable_prefix_caching,
             max_num_seqs, chat_template, trust_remote_code, seed. ``openai``: base_url
-            (required), api_key, concurrency, timeout, max_retries, backoff, max_backoff, images.
+            (required), api_key, concurrency, timeout, max_retries, backoff, max_backoff,
+            max_response_bytes, images.
             ``scripted``: policy, error_rate, seed. batch_size is accepted by every backend and
             used by ``hf`` only. ``auto`` takes the settings of the backend it picks.
 
