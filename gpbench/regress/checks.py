@@ -271,10 +271,13 @@ def bootstrap_p_value(
 
     Instances are resampled with replacement from a stream keyed by ``key`` (the scheme of
     :func:`gpbench.stats.clustered_bootstrap_interval`), so the p-value is reproducible.
-    ``p = min(1, 2 (min(#{r* <= value}, #{r* >= value}) + 1) / (B + 1))``.
+    ``p = min(1, 2 (min(#{r* <= value}, #{r* >= value}) + 1) / (B + 1))``. The clusters are
+    sorted first, so the p-value does not depend on the order the episodes were written in (a
+    resumed or merged run gives the same p as an uninterrupted one).
     """
-    sums = [sum(c) for c in clusters]
-    sizes = [len(c) for c in clusters]
+    counts = sorted((sum(c), len(c)) for c in clusters)
+    sums = [n for n, _ in counts]
+    sizes = [size for _, size in counts]
     below = above = 0
     for picks in _resamples(len(clusters), resamples, key):
         rate = sum(sums[i] for i in picks) / sum(sizes[i] for i in picks)

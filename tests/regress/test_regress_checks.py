@@ -114,6 +114,16 @@ def test_several_samples_per_instance_use_the_clustered_bootstrap() -> None:
     assert _verdict(mixed, 0.30, 0.05).verdict in ("pass", "inconclusive")
 
 
+def test_the_bootstrap_p_value_does_not_depend_on_the_order_of_episodes() -> None:
+    clusters = (
+        [[True, False, True]] * 7 + [[False] * 3] * 9 + [[True] * 3] * 5 + [[True, False]] * 4
+    )
+    shuffled = clusters[::2] + clusters[1::2]
+    forward = bootstrap_p_value(clusters, 0.35, key="t")
+    assert bootstrap_p_value(list(reversed(clusters)), 0.35, key="t") == forward
+    assert bootstrap_p_value(shuffled, 0.35, key="t") == forward
+
+
 def test_degenerate_clusters_fall_back_to_one_trial_per_instance() -> None:
     obs = Observation("truncation_rate", [[True, True]] * 30)  # every resample is 100%
     assert p_value(obs, 0.9, key="t") == binomial_two_sided_p(30, 30, 0.9)
