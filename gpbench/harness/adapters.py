@@ -236,7 +236,9 @@ def apply_adapter(model: Any, adapter: Adapter, *, merge: bool = True) -> Any:
             f"({adapter.base_from}): {_one_line(exc)}; is it the base the adapter was trained "
             f"on? pass the right one with --base-model"
         ) from None
-    check_adapter_fit(adapter, list(result.missing_keys), list(result.unexpected_keys))
+    consumed = _prompt_encoder_keys(wrapped) if adapter.prompt_learning else set()
+    unexpected = [key for key in result.unexpected_keys if key not in consumed]
+    check_adapter_fit(adapter, list(result.missing_keys), unexpected)
     if not merge or adapter.prompt_learning:
         return wrapped
     return wrapped.merge_and_unload()
@@ -349,6 +351,17 @@ def _locate_base(name: str, source: str, adapter_folder: Path) -> Path:
             f"folder (no {CONFIG_FILE}); pass the base checkpoint with --base-model DIR"
         )
     return base
+
+
+def _prompt_encoder_keys(wrapped: Any) -> set[str]:
+    """The saved names a prompt-learning adapter's prompt encoder takes. PEFT loads them into
+    the encoder apart from (and after) the model's load_state_dict, which therefore lists them
+    as unexpected; the encoder's own load is strict (PEFT's ``_load_adapter_state_dict``)."""
+    names = {"prompt_embeddings"}
+    encoders = getattr(wrapped, "prompt_encoder", None)
+    if encoders is not None and "default" in encoders:
+        names.update(encoders["default"].state_dict())
+    return names
 
 
 def _shared_adapter_parameter(key: str) -> bool:

@@ -233,6 +233,32 @@ def test_an_adapter_with_only_extra_tensors_is_refused(
     assert extra in str(e.value) and "are not in the file" not in str(e.value)
 
 
+def test_prompt_learning_adapters_load_and_stay_strict(tiny_llama: Path, tmp_path: Path) -> None:
+    """PEFT loads a prompt encoder's tensors apart from the model's load_state_dict (which lists
+    them as unexpected): they are its own, not misplaced; anything beyond them is refused."""
+    from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+
+    for name, config in (
+        ("prompt", PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)),
+        ("prefix", PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4)),
+    ):
+        folder = tmp_path / name
+        get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama), config).save_pretrained(
+            folder
+        )
+        adapter = find_adapter(folder)
+        assert adapter is not None and adapter.prompt_learning
+        wrapped = apply_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), adapter)
+        assert type(wrapped).__module__.startswith("peft")  # stays wrapped
+    state = load_file(folder / "adapter_model.safetensors")
+    save_file({**state, "stray.weight": next(iter(state.values())).clone()}, folder / "x")
+    (folder / "x").replace(folder / "adapter_model.safetensors")
+    with pytest.raises(ModelLoadError, match=r"stray\.weight"):
+        apply_adapter(AutoModelForCausalLM.from_pretrained(tiny_llama), adapter)
+
+
 def test_convert_keeps_no_merge_that_does_not_load_back(
     lora: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
