@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gpbench.harness.evaluate import RunProgress
 
 
 @click.command("eval")
@@ -180,6 +184,12 @@ from gpbench.errors import ConfigError
     show_default=True,
     help="Skip complete identical runs and resume interrupted ones, or start afresh.",
 )
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress on stderr (the table and warnings are still printed).",
+)
 def eval_command(**kw: Any) -> None:
     """Evaluate a checkpoint (or a series) on task splits; prints success with 95% intervals.
 
@@ -197,6 +207,11 @@ def eval_command(**kw: Any) -> None:
 
     Data parallel: run one process per GPU, each with its own --shard i/N, then
     `gpbench merge` the run folders.
+
+    Progress goes to stderr per turn: requests answered of the turn, tokens generated,
+    episodes finished and the time left (a live line on a terminal, else a line every 30 s).
+    After every turn the answers of the episodes still in flight are on disk, so a killed run
+    loses at most the turn in progress, and a run folder takes one writer at a time.
     """
     from gpbench.harness.backends import Sampling
     from gpbench.harness.evaluate import EvalConfig, evaluate, parse_shard
@@ -237,30 +252,83 @@ def eval_command(**kw: Any) -> None:
         options=parse_options(kw["option_pairs"]),
         resume=kw["resume"],
     )
-    last = {"label": ""}
-
-    def progress(label: str, done: int, total: int) -> None:
-        if sys.stderr.isatty():
-            end = "\n" if done >= total else ""
-            click.echo(f"\r{label}: {done}/{total} episodes", err=True, nl=False)
-            if end:
-                click.echo(err=True)
-        elif label != last["label"]:
-            click.echo(f"{label}: {total} episodes", err=True)
-        last["label"] = label
-
     from gpbench.harness.adapters import base_model_override
 
     if kw["base_model"] is not None:
         _check_base_model(kw["model"], kw["backend"])
-    with base_model_override(kw["base_model"]):
-        results, skipped = evaluate(config, progress)
+    show = None if kw["quiet"] else ProgressPrinter(sys.stderr.isatty())
+    try:
+        with base_model_override(kw["base_model"]):
+            results, skipped = evaluate(config, on_progress=show)
+    finally:
+        if show is not None:
+            show.end_line()
     click.echo(_table(results))
     for item in skipped:
         click.echo(f"skipped {item.task} {item.split}: {item.reason}")
     for result in results:
         note = " (already complete, reused)" if result.reused else ""
         click.echo(f"run {result.folder}{note}")
+
+
+class ProgressPrinter:
+    """Progress on stderr: a line rewritten in place on a terminal, else a line when a run
+    starts, every ``period`` seconds and when it ends."""
+
+    def __init__(self, live: bool, period: float = 30.0) -> None:
+        self.live = live
+        self.period = period
+        self._label: str | None = None
+        self._printed_at = 0.0
+        self._width = 0
+
+    def __call__(self, event: RunProgress) -> None:
+        text = format_progress(event)
+        ended = event.episodes_done >= event.episodes_total
+        if self.live:
+            if event.label != self._label:
+                self.end_line()
+            click.echo("\r" + text.ljust(self._width), err=True, nl=False)
+            self._width = len(text)
+            self._label = event.label
+            if ended:
+                self.end_line()
+            return
+        now = time.monotonic()
+        if event.label != self._label or ended or now - self._printed_at >= self.period:
+            click.echo(text, err=True)
+            self._printed_at = now
+            self._label = None if ended else event.label
+
+    def end_line(self) -> None:
+        """Finish a live line (so what follows starts on a line of its own)."""
+        if self.live and self._width:
+            click.echo(err=True)
+        self._width = 0
+        self._label = None
+
+
+def format_progress(event: RunProgress) -> str:
+    """``[1/1] ckpt gp-l id: turn 3, 234/234 requests, 45,120 tokens, 12/234 episodes, ...``."""
+    parts = []
+    if event.turn:
+        parts.append(f"turn {event.turn}, {event.requests_done}/{event.requests_total} requests")
+        if event.tokens:
+            parts.append(f"{event.tokens:,} tokens")
+    parts.append(f"{event.episodes_done}/{event.episodes_total} episodes")
+    if event.turn:
+        parts.append(f"{_clock(event.elapsed_s)} elapsed")
+    if event.eta_s is not None and event.episodes_done < event.episodes_total:
+        parts.append(f"ETA {'<= ' if event.eta_is_bound else '~'}{_clock(event.eta_s)}")
+    return f"{event.label}: {', '.join(parts)}"
+
+
+def _clock(seconds: float) -> str:
+    """``4:05`` or ``1:02:03``."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _check_base_model(model: str, backend: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,8 +19,16 @@ from typing import Any
 
 from gpbench.errors import ConfigError
 from gpbench.harness.backends import Backend, Sampling, create_backend
-from gpbench.harness.loop import rollout
-from gpbench.harness.store import RunWriter, provenance, read_episodes, run_status
+from gpbench.harness.loop import LoopProgress, rollout
+from gpbench.harness.store import (
+    RunIntegrityError,
+    RunWriter,
+    provenance,
+    read_episodes,
+    read_run_spec,
+    run_status,
+)
+from gpbench.records import Episode
 from gpbench.reports.summary import SummaryBuilder, summarize
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
@@ -92,6 +101,42 @@ class RunResult:
 
 
 Progress = Callable[[str, int, int], None]
+"""The episode-count callback: ``(label, episodes done, episodes in the run)``."""
+
+logger = logging.getLogger("gpbench")
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Where one run stands: reported when it starts and before and after every backend call.
+
+    Attributes:
+        label: which run, e.g. ``[1/3] checkpoint-100 gp-l ood-rule``.
+        episodes_done: finished episodes of the run (those found on resuming included).
+        episodes_total: the episodes of the complete run.
+        turn: the rollout's current turn, 1-based (0: no backend call yet).
+        requests_done: requests of this turn answered so far.
+        requests_total: requests this turn sends.
+        tokens: tokens generated for the run by this process (0 where the backend counts none).
+        elapsed_s: seconds since this process started the run's rollout.
+        eta_s: estimated seconds left, or None while there is no basis for an estimate.
+        eta_is_bound: ``eta_s`` is an upper bound (every episode may use its whole budget) at the
+            rate so far, not an estimate.
+    """
+
+    label: str
+    episodes_done: int
+    episodes_total: int
+    turn: int = 0
+    requests_done: int = 0
+    requests_total: int = 0
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    eta_s: float | None = None
+    eta_is_bound: bool = False
+
+
+ProgressCallback = Callable[[RunProgress], None]
 
 
 def checkpoints(model: str, backend: str) -> list[str]:
@@ -136,9 +181,17 @@ def plan(config: EvalConfig, backend: Backend) -> tuple[list[tuple[TaskSpec, str
 
 
 def evaluate(
-    config: EvalConfig, progress: Progress | None = None
+    config: EvalConfig,
+    progress: Progress | None = None,
+    *,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[list[RunResult], list[Skipped]]:
-    """Evaluate every checkpoint the config names; returns run results and skipped pairs."""
+    """Evaluate every checkpoint the config names; returns run results and skipped pairs.
+
+    ``progress`` hears the episode count of each run; ``on_progress`` hears every
+    :class:`RunProgress` (turns, requests, tokens, an estimate of the time left).
+    """
+    report = _Reporter(progress, on_progress)
     if config.samples < 1:
         raise ConfigError("--samples must be >= 1")
     index, count = config.shard
@@ -155,7 +208,7 @@ def evaluate(
             identity = _checkpoint_identity(checkpoint, backend, config)
             for task, split in pairs:
                 label = f"[{position}/{len(series)}] {Path(checkpoint).name} {task.id} {split}"
-                results.append(_run_one(config, backend, identity, task, split, label, progress))
+                results.append(_run_one(config, backend, identity, task, split, label, report))
         finally:
             backend.close()
     return results, skipped_all
@@ -186,7 +239,7 @@ def _run_one(
     task: TaskSpec,
     split: str,
     label: str,
-    progress: Progress | None,
+    report: _Reporter,
 ) -> RunResult:
     spec = task.split(split)
     seed = spec.paper_seed if config.seed is None else config.seed
@@ -215,11 +268,9 @@ def _run_one(
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(identity["checkpoint"]).name or "model")
     folder = config.runs_dir / f"{name}__{task.id}__{split}__{digest}"
     if config.resume and run_status(folder) == "complete":
-        return _result(identity, task, split, folder, reused=True)
-    if not config.resume and folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
+        reused = _reuse(identity, task, split, folder, key)
+        if reused is not None:
+            return reused
     run_spec = {
         "kind": "gpbench-run",
         "run_key": key,
@@ -241,12 +292,13 @@ def _run_one(
     summary = SummaryBuilder(
         recognition=getattr(task, "checks_cards", False), per_step=task.multi_decision
     )
+    shard_index, shard_count = config.shard
+    positions = range(shard_index, n, shard_count)  # this shard's instance indices
+    tally = _Tally(label, len(positions) * config.samples, budget, summary.add, report)
     # The summary is counted as episodes are written (resumed ones first), never kept in memory.
-    writer = RunWriter(folder, run_spec, observe=summary.add)
+    writer = RunWriter(folder, run_spec, observe=tally.observe, restart=not config.resume)
     try:
-        shard_index, shard_count = config.shard
-        positions = range(shard_index, n, shard_count)  # this shard's instance indices
-        total = len(positions) * config.samples
+        _note_resume(writer)
         # Generated lazily: the loop pulls instances as episodes finish, so memory stays flat.
         work = (
             (instance, sample)
@@ -254,13 +306,7 @@ def _run_one(
             for sample in range(config.samples)
             if (instance.uid, sample) not in writer.done
         )
-        if progress is not None:
-            progress(label, len(writer.done), total)
-
-        def report(done: int) -> None:
-            if progress is not None:
-                progress(label, len(writer.done) + done, total)
-
+        tally.start()
         stats = rollout(
             task,
             work,
@@ -270,26 +316,124 @@ def _run_one(
             mode=config.mode,
             run_seed=config.sampling_seed,
             on_episode=writer.append,
-            on_progress=report,
+            on_turns=writer.record_turns,
+            resume=writer.resume_turns,
+            on_progress=tally.loop,
         )
         writer.finish({"loop": asdict(stats)})
-    except BaseException:
+    finally:
         writer.close()
-        raise
     # Summarised from the records as they were written (in file order), not read back: reading
     # them again cost a fifth of a scripted run.
     return RunResult(identity["checkpoint"], task.id, split, folder, summary.summary(), False)
 
 
-def _result(
-    identity: dict[str, Any], task: TaskSpec, split: str, folder: Path, *, reused: bool
-) -> RunResult:
-    summary = summarize(
-        read_episodes(folder),
-        recognition=getattr(task, "checks_cards", False),
-        per_step=task.multi_decision,
-    )
-    return RunResult(identity["checkpoint"], task.id, split, folder, summary, reused)
+def _reuse(
+    identity: dict[str, Any], task: TaskSpec, split: str, folder: Path, key: dict[str, Any]
+) -> RunResult | None:
+    """The result of a complete run of this key, checked; None when it must be resumed.
+
+    A run that fails the check (a torn or missing line, a repeated or foreign episode) is
+    resumed, with a one-line warning; a folder of another run key is left to the writer, which
+    refuses it.
+    """
+    spec = read_run_spec(folder)
+    if spec.get("run_key") != json.loads(json.dumps(key)):
+        return None
+    try:
+        summary = summarize(
+            read_episodes(folder, spec),
+            recognition=getattr(task, "checks_cards", False),
+            per_step=task.multi_decision,
+        )
+    except RunIntegrityError as exc:
+        where = f"{exc.path}:{exc.line}" if exc.line else exc.path
+        logger.warning("warning: %s %s; resuming the run to repair it", where, exc.problem)
+        return None
+    return RunResult(identity["checkpoint"], task.id, split, folder, summary, True)
+
+
+def _note_resume(writer: RunWriter) -> None:
+    """One line each for what resuming a run changed: a lock taken over, lines dropped."""
+    if writer.took_over is not None:
+        logger.warning(
+            "note: %s: took over the lock of %s, which no longer runs",
+            writer.folder,
+            writer.took_over.describe(),
+        )
+    for repair in writer.repairs:
+        logger.warning("warning: %s: %s", writer.folder, repair)
+
+
+class _Reporter:
+    """Both progress callbacks of :func:`evaluate`, either of them optional."""
+
+    def __init__(self, progress: Progress | None, on_progress: ProgressCallback | None) -> None:
+        self.progress = progress
+        self.on_progress = on_progress
+
+    def __call__(self, event: RunProgress) -> None:
+        if self.progress is not None:
+            self.progress(event.label, event.episodes_done, event.episodes_total)
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+
+class _Tally:
+    """One run's finished episodes and turns as they are written, and its progress events."""
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        budget: int,
+        count: Callable[[Episode], None],
+        report: _Reporter,
+    ) -> None:
+        self.label, self.total, self.budget = label, total, budget
+        self.count = count
+        self.report = report
+        self.episodes = self.turns = 0
+
+    def observe(self, episode: Episode) -> None:
+        self.count(episode)
+        self.episodes += 1
+        self.turns += len(episode.turns)
+
+    def start(self) -> None:
+        self.report(RunProgress(self.label, self.episodes, self.total))
+
+    def loop(self, state: LoopProgress) -> None:
+        eta, bound = self._eta(state)
+        self.report(
+            RunProgress(
+                self.label,
+                self.episodes,
+                self.total,
+                state.turn,
+                state.requests_done,
+                state.requests_total,
+                state.tokens,
+                state.elapsed_s,
+                eta,
+                bound,
+            )
+        )
+
+    def _eta(self, state: LoopProgress) -> tuple[float | None, bool]:
+        """Seconds left at the rate so far: a bound for one-decision tasks (each episode may use
+        its whole budget), else from the mean turns of the episodes finished so far."""
+        if not state.requests_answered:
+            return None, False
+        per_request = state.elapsed_s / state.requests_answered
+        unstarted = max(0, self.total - self.episodes - state.episodes_live)
+        if state.attempts_left is not None:
+            return (state.attempts_left + unstarted * self.budget) * per_request, True
+        if not self.episodes:
+            return None, False
+        mean = self.turns / self.episodes
+        left = (unstarted + state.episodes_live) * mean - state.turns_in_flight
+        return max(0.0, left) * per_request, False
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -14,8 +14,10 @@ def merge_runs(folders: list[Path], out: Path, *, overwrite: bool = False) -> in
     """Merge complete shard runs that belong together; returns the number of episodes.
 
     Shards belong together when their run keys are equal apart from the shard, and together
-    they are exactly ``0/N .. N-1/N``. Episodes are ordered by instance index and sample, as an
-    unsharded run would list them after sorting.
+    they are exactly ``0/N .. N-1/N``. Each shard is checked against its run.json as it is read
+    (every episode its own, once, and all of them: a one-line error otherwise), so the merged
+    run holds each instance and sample of the whole run exactly once. Episodes are ordered by
+    instance index and sample, as an unsharded run would list them after sorting.
     """
     if not folders:
         raise GpbenchError("give the shard run folders to merge")
@@ -37,7 +39,9 @@ def merge_runs(folders: list[Path], out: Path, *, overwrite: bool = False) -> in
     if shards != [(i, count) for i in range(count)]:
         found = ", ".join(f"{i}/{n}" for i, n in shards)
         raise GpbenchError(f"shards {found} are not exactly 0/{count} .. {count - 1}/{count}")
-    episodes: list[Episode] = [e for folder in folders for e in read_episodes(folder)]
+    episodes: list[Episode] = [
+        e for folder, spec in zip(folders, specs, strict=True) for e in read_episodes(folder, spec)
+    ]
     episodes.sort(key=lambda e: (e.index, e.sample))
     merged: dict[str, Any] = {
         **specs[0],

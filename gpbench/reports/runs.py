@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import GpbenchError
-from gpbench.harness.store import RUN_FILE, read_episodes, read_run_spec
+from gpbench.harness.store import RUN_FILE, read_episodes, read_run_spec, run_spec_status
 from gpbench.records import Episode
 
 
 @dataclass(frozen=True)
 class Run:
-    """One complete run folder, read into memory.
+    """One run folder, read into memory.
 
     Attributes:
         folder: the run folder, as found from the user's argument.
         spec: its ``run.json``.
-        episodes: its episodes, in file order.
+        episodes: its episodes, in file order, checked against ``spec``; empty for a run that is
+            not complete (no report counts an unfinished run).
     """
 
     folder: Path
@@ -68,23 +69,29 @@ def find_run_folders(paths: Sequence[Path]) -> list[Path]:
 
 
 def load_run(folder: Path) -> Run:
-    """Read one run folder (its ``run.json`` and every episode)."""
-    return Run(folder, read_run_spec(folder), list(read_episodes(folder)))
+    """Read one run folder: its ``run.json`` and, when complete, every episode.
+
+    The episodes are checked against the run.json (:func:`gpbench.harness.store.read_episodes`):
+    a malformed, foreign or repeated episode, or a complete run that holds other than the
+    episodes it promises, is a one-line :class:`~gpbench.harness.store.RunIntegrityError`.
+    """
+    spec = read_run_spec(folder)
+    if run_spec_status(spec) != "complete":
+        return Run(folder, spec, [])
+    return Run(folder, spec, list(read_episodes(folder, spec)))
 
 
 def load_runs(
     folders: Sequence[Path], progress: Callable[[int, int], None] | None = None
 ) -> tuple[list[Run], list[LeftOut]]:
-    """Read run folders; interrupted runs and runs without episodes are left out with a reason."""
+    """Read run folders; unfinished runs and runs without episodes are left out with a reason."""
     runs: list[Run] = []
     left_out: list[LeftOut] = []
     for number, folder in enumerate(folders, start=1):
         run = load_run(folder)
-        status = run.spec.get("status", "complete")
+        status = run_spec_status(run.spec)
         if status != "complete":
-            left_out.append(
-                LeftOut(folder, f"run is {status} (re-run its gpbench eval command to finish it)")
-            )
+            left_out.append(LeftOut(folder, _unfinished(status)))
         elif not run.episodes:
             left_out.append(LeftOut(folder, "run holds no episodes"))
         else:
@@ -92,3 +99,9 @@ def load_runs(
         if progress is not None:
             progress(number, len(folders))
     return runs, left_out
+
+
+def _unfinished(status: str) -> str:
+    if status == "writing":
+        return "run is writing: its writer stopped midway (run the command that wrote it again)"
+    return f"run is {status} (re-run its gpbench eval command to finish it)"

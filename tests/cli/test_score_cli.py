@@ -326,7 +326,7 @@ def test_existing_run_is_kept_unless_overwrite(instances: Path, tmp_path: Path) 
     assert _score(*args, "--overwrite")[0] == 0
 
 
-def test_torn_last_line_is_skipped_but_a_torn_middle_line_is_an_error(
+def test_a_torn_line_of_a_complete_run_is_an_error_wherever_it_is(
     instances: Path, tmp_path: Path
 ) -> None:
     uids = _uids(instances)
@@ -338,7 +338,9 @@ def test_torn_last_line_is_skipped_but_a_torn_middle_line_is_an_error(
     path = run / "episodes.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:2]) + lines[2][:40])
-    assert len(list(read_episodes(run))) == 2
+    # A complete run promises three episodes: a cut-off last one is an error, never 2 of 3.
+    with pytest.raises(RecordSchemaError, match=r"episodes\.jsonl:3: is cut off"):
+        list(read_episodes(run))
     path.write_text(lines[0][:40] + "\n" + "".join(lines[1:]))
     with pytest.raises(RecordSchemaError, match=r"episodes\.jsonl:1"):
         list(read_episodes(run))

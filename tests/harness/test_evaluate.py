@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from gpbench.cli import cli
-from gpbench.errors import ConfigError, UnknownSplitError
+from gpbench.errors import ConfigError, GpbenchError, UnknownSplitError
 from gpbench.harness import store
-from gpbench.harness.evaluate import EvalConfig, evaluate
+from gpbench.harness.evaluate import EvalConfig, RunProgress, evaluate
 from gpbench.harness.store import read_episodes, read_run_spec
 
 
@@ -68,8 +69,8 @@ def test_resume_after_a_kill_loses_nothing_and_doubles_nothing(
         calls["n"] += 1
         if calls["n"] == 12:
             # A kill in the middle of writing a line: half a line reaches the file.
-            self._handle.write('{"uid": "torn')
-            self._handle.flush()
+            with (self.folder / "episodes.jsonl").open("ab") as handle:
+                handle.write(b'{"uid": "torn')
             raise KeyboardInterrupt
         original(self, episode)  # type: ignore[arg-type]
 
@@ -251,3 +252,78 @@ def test_runs_labelled_with_different_metadata_are_not_reused(tmp_path: Path) ->
     assert again.reused and again.folder == first.folder
     assert not other.reused and other.folder != first.folder
     assert read_run_spec(other.folder)["checkpoint"]["metadata"]["method"] == "rl"
+
+
+def test_progress_reports_turns_requests_and_a_bound_on_the_time_left(tmp_path: Path) -> None:
+    events: list[RunProgress] = []
+    counts: list[tuple[str, int, int]] = []
+    [result], _ = evaluate(
+        _config(tmp_path), lambda *a: counts.append(a), on_progress=events.append
+    )
+    turns = read_run_spec(result.folder)["loop"]["backend_calls"]
+    assert events[0] == RunProgress(events[0].label, 0, 30)  # before the first call
+    assert [e.turn for e in events[1:]] == [t for t in range(1, turns + 1) for _ in (0, 1)]
+    first_answered = events[2]
+    assert (first_answered.requests_done, first_answered.requests_total) == (30, 30)
+    assert first_answered.eta_is_bound and first_answered.eta_s is not None
+    last = events[-1]
+    assert (last.episodes_done, last.episodes_total) == (30, 30) and last.eta_s == 0.0
+    assert counts[-1] == (last.label, 30, 30) and len(counts) == len(events)
+
+
+def test_cli_progress_goes_to_stderr_unless_quiet(tmp_path: Path) -> None:
+    args = ["eval", "--model", "reference:0.4", "--backend", "scripted", "--task", "gp-l"]
+    args += ["--split", "ood-rule", "-n", "5", "--runs-dir", str(tmp_path)]
+    shown = CliRunner().invoke(cli, args)
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"gp-l ood-rule: 0/5 episodes\n", shown.stderr)
+    assert re.search(r"turn \d+, (\d+)/\1 requests, 5/5 episodes, \d+:\d\d elapsed\n", shown.stderr)
+    quiet = CliRunner().invoke(cli, [*args, "-q", "--restart"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_eval_repairs_a_complete_run_that_lost_its_last_line(tmp_path: Path) -> None:
+    [reference], _ = evaluate(_config(tmp_path / "a"))
+    [damaged], _ = evaluate(_config(tmp_path / "b"))
+    path = damaged.folder / "episodes.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-1]) + lines[-1][:40])  # complete, but 29 of 30 whole
+    [again], _ = evaluate(_config(tmp_path / "b"))
+    assert not again.reused and again.summary == reference.summary
+    assert _episodes(again.folder) == _episodes(reference.folder)
+    assert len(path.read_text().splitlines()) == 30
+
+
+def test_eval_drops_the_doubled_episodes_of_two_writers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    [reference], _ = evaluate(_config(tmp_path / "a"))
+    [doubled], _ = evaluate(_config(tmp_path / "b"))
+    path = doubled.folder / "episodes.jsonl"
+    path.write_text(path.read_text() * 2)  # what two writers on one folder produced
+    with pytest.raises(store.RunIntegrityError, match="repeats the episode"):
+        list(read_episodes(doubled.folder))
+    [again], _ = evaluate(_config(tmp_path / "b"))
+    assert not again.reused and again.summary == reference.summary
+    assert len(path.read_text().splitlines()) == 30
+    assert "dropped from episodes.jsonl: 30 repeated episode(s)" in caplog.text
+    [third], _ = evaluate(_config(tmp_path / "b"))
+    assert third.reused
+
+
+def test_restart_waits_for_no_one_but_never_clears_a_folder_in_use(tmp_path: Path) -> None:
+    [first], _ = evaluate(_config(tmp_path))
+    with store.RunLock(first.folder), pytest.raises(store.RunLockedError):
+        evaluate(_config(tmp_path, resume=False))
+    assert len(list(read_episodes(first.folder))) == 30
+    [again], _ = evaluate(_config(tmp_path, resume=False))
+    assert not again.reused and again.folder == first.folder
+
+
+def test_a_folder_holding_another_run_key_is_refused(tmp_path: Path) -> None:
+    [first], _ = evaluate(_config(tmp_path))
+    spec = json.loads((first.folder / "run.json").read_text())
+    spec["run_key"]["budget"] = 1
+    (first.folder / "run.json").write_text(json.dumps(spec))
+    with pytest.raises(GpbenchError, match=r"holds a run of another configuration .*budget"):
+        evaluate(_config(tmp_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import Iterator
 
@@ -9,7 +10,14 @@ import pytest
 
 from gpbench.generators.rng import content_hash
 from gpbench.harness.backends import Completion, Request, Sampling, create_backend
-from gpbench.harness.loop import YOUNG_GC_THRESHOLD, LoopStats, request_seed, rollout
+from gpbench.harness.loop import (
+    YOUNG_GC_THRESHOLD,
+    LoopProgress,
+    LoopStats,
+    TurnRecord,
+    request_seed,
+    rollout,
+)
 from gpbench.records import Episode, Instance
 from gpbench.serialization import to_json
 from gpbench.tasks.registry import get_task
@@ -152,3 +160,111 @@ def test_a_zero_threshold_stays_zero() -> None:
     finally:
         gc.set_threshold(*before)
     assert seen == [0]
+
+
+def _recording(
+    work: list[tuple[Instance, int]], stop_after_calls: int | None = None
+) -> tuple[list[Episode], list[TurnRecord], list[LoopProgress]]:
+    """A rollout that keeps its episodes, in-flight turns and progress events; it stops (as a
+    kill would) when the backend is called for the ``stop_after_calls + 1``-th time."""
+    task = get_task("gp-l")
+    backend = create_backend("scripted", "reference:0.6")
+    episodes: list[Episode] = []
+    records: list[TurnRecord] = []
+    events: list[LoopProgress] = []
+    generate = backend.generate
+    calls = {"n": 0}
+
+    def stopping(requests: list[Request], sampling: Sampling) -> list[Completion]:
+        if stop_after_calls is not None and calls["n"] == stop_after_calls:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return generate(requests, sampling)
+
+    backend.generate = stopping  # type: ignore[method-assign]
+    with contextlib.suppress(KeyboardInterrupt):
+        rollout(
+            task,
+            work,
+            backend,
+            Sampling(),
+            budget=5,
+            run_seed=3,
+            on_episode=episodes.append,
+            on_turns=records.extend,
+            on_progress=events.append,
+        )
+    return episodes, records, events
+
+
+def test_in_flight_turns_are_reported_after_every_call_and_replay_to_the_same_episodes() -> None:
+    work = _work(16, samples=1)
+    whole, _, _ = _recording(work)
+    assert any(len(e.turns) > 2 for e in whole)
+    finished, records, _ = _recording(work, stop_after_calls=2)
+    done = {(e.uid, e.sample) for e in finished}
+    assert records and not done >= {(r.uid, r.sample) for r in records}
+    # Every answered turn of an unfinished episode was handed over, in turn order.
+    resume: dict[tuple[str, int], list[Completion]] = {}
+    for record in records:
+        pair = (record.uid, record.sample)
+        if pair not in done:
+            assert record.turn == len(resume.setdefault(pair, []))
+            resume[pair].append(record.completion)
+    assert all(len(answers) == 2 for answers in resume.values())
+    recorded = sum(len(answers) for answers in resume.values())
+    # Resuming: the unfinished episodes replay their answers and go on from the next turn.
+    task = get_task("gp-l")
+    backend = create_backend("scripted", "reference:0.6")
+    rest: list[Episode] = []
+    stats = rollout(
+        task,
+        [(i, s) for i, s in work if (i.uid, s) not in done],
+        backend,
+        Sampling(),
+        budget=5,
+        run_seed=3,
+        on_episode=rest.append,
+        resume=resume,
+    )
+    assert not resume  # consumed
+    by_id = {(e.uid, e.sample): to_json(e) for e in whole}
+    assert {(e.uid, e.sample): to_json(e) for e in [*finished, *rest]} == by_id
+    # Nothing recorded is asked again: only the turns after the recorded ones.
+    assert stats.requests == sum(len(e.turns) for e in rest) - recorded
+
+
+def test_progress_is_reported_before_and_after_every_call() -> None:
+    work = _work(6, samples=1)
+    episodes, _, events = _recording(work)
+    calls = max(len(e.turns) for e in episodes)
+    assert [e.turn for e in events] == [t for t in range(1, calls + 1) for _ in (0, 1)]
+    before, after = events[0], events[1]
+    assert (before.requests_done, before.requests_total) == (0, 6)
+    assert (after.requests_done, after.requests_total, after.requests_answered) == (6, 6, 6)
+    # The bound on requests left: the rest of every live episode's budget.
+    assert before.attempts_left == 6 * 5 and before.episodes_live == 6
+    assert after.attempts_left == 4 * after.episodes_live
+    assert after.turns_in_flight == after.episodes_live
+    assert events[-1].episodes_finished == 6 and events[-1].episodes_live == 0
+    assert events[-1].attempts_left == 0
+
+
+def test_a_resumed_episode_that_its_replay_ends_is_closed_without_a_request() -> None:
+    task = get_task("gp-l")
+    [instance] = list(task.dataset("ood-rule", 3, 1))
+    answer = Completion(task.reference_answer(instance), "stop", None, None, 0.5)
+    episodes: list[Episode] = []
+    backend = create_backend("scripted", "constant:never asked")
+    stats = rollout(
+        task,
+        [(instance, 0)],
+        backend,
+        Sampling(),
+        budget=5,
+        on_episode=episodes.append,
+        resume={(instance.uid, 0): [answer]},
+    )
+    assert stats.requests == 0
+    [episode] = episodes
+    assert episode.correct and episode.turns[0]["latency_s"] == 0.5

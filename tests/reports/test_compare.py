@@ -95,6 +95,14 @@ def test_refuses_runs_of_different_task_versions(study: Path, tmp_path: Path) ->
     lines = (other / "episodes.jsonl").read_text().splitlines()
     edited = [json.dumps({**json.loads(line), "task_version": 2}) for line in lines]
     (other / "episodes.jsonl").write_text("\n".join(edited) + "\n")
+    # The episodes no longer match their run.json: the reader refuses before compare can.
+    with pytest.raises(GpbenchError, match="is an episode of gp-l@2, not gp-l@1"):
+        compare_runs(source, other)
+    spec = json.loads((other / "run.json").read_text())
+    spec["tasks"] = {"gp-l": 2}
+    if "run_key" in spec:
+        spec["run_key"]["task"] = "gp-l@2"
+    (other / "run.json").write_text(json.dumps(spec))
     with pytest.raises(GpbenchError, match=r"\(gp-l@1\) with .* \(gp-l@2\): a paired comparison"):
         compare_runs(source, other)
     result = invoke("compare", source, other)
