@@ -9,6 +9,7 @@ import click
 
 from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import GpbenchError, MissingDependencyError
+from gpbench.harness.threads import threads_option
 
 
 class _RecipeCommand(click.Command):
@@ -71,6 +72,7 @@ def _common(command: Callable[..., None]) -> Callable[..., None]:
             help="Any recipe setting, or a field of TRL's trainer config (repeatable).",
         ),
     ]
+    command = threads_option(command)  # listed last in --help
     for option in reversed(options):
         command = option(command)
     return command
@@ -95,6 +97,7 @@ _FLAGS = (
     "batch_size",
     "train_size",
     "seed",
+    "threads",
 )
 
 
@@ -131,6 +134,7 @@ def sft_command(**kw: Any) -> None:
       gpbench recipes sft --task gp-l --model base/ -o ckpts/sft
       gpbench recipes sft --task gp-l --model base/ -o ckpts/init --method init
       gpbench recipes sft --preset paper --model GP-L-Init/ -o ckpts/sft --compute-budget 1e18
+      gpbench recipes sft --task gp-l --model base/ -o ckpts/sft --threads 1
     """
     _require_trl()
     from gpbench.recipes import sft

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from gpbench.errors import ConfigError, did_you_mean
 from gpbench.harness.checkpoints import parse_meta_value
+from gpbench.harness.threads import ThreadCount, apply_threads
 
 C = TypeVar("C", bound="TrainSettings")
 
@@ -54,6 +55,9 @@ class TrainSettings:
         seed: training seed (data order, sampling).
         logging_steps: log every this many steps.
         use_cpu: train on the CPU even where a GPU is present.
+        threads: CPU threads for torch and the tokenizers (``--threads``); 0: gpbench's
+            default (:func:`gpbench.harness.threads.default_threads`). A run records the count
+            it used here, and where it came from in its checkpoints' metadata.
         trainer_args: further TRL/transformers trainer settings (``--set name=value``).
     """
 
@@ -80,6 +84,7 @@ class TrainSettings:
     seed: int = 0
     logging_steps: int = 10
     use_cpu: bool = False
+    threads: int = 0
     trainer_args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -202,3 +207,11 @@ def check_required(settings: TrainSettings) -> None:
         raise ConfigError("no starting checkpoint: pass --model FOLDER")
     if not settings.output_dir:
         raise ConfigError("no output folder: pass -o FOLDER")
+
+
+def with_threads(settings: C) -> tuple[C, ThreadCount]:
+    """Give the run's thread count to torch and the tokenizers, before the trainer loads the
+    model; returns the settings with the count used (so the recorded config holds it) and the
+    count with its source."""
+    threads = apply_threads(settings.threads or None)
+    return dataclasses.replace(settings, threads=threads.count), threads

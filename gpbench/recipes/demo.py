@@ -13,6 +13,10 @@ Steps (each stage's wall time is printed and written to ``OUT/timings.json``):
    of the init and every saved checkpoint on ``id``, ``id-heldout`` and ``ood-rule`` (``OUT/runs``);
 5. ``gpbench report --x compute`` (``OUT/report/report.html``: ID/OOD curves by compute).
 
+Threads: every stage, the ``gpbench`` subprocesses included, uses one count (``--threads``, else
+gpbench's default: :mod:`gpbench.harness.threads`), recorded in ``OUT/timings.json`` and in
+every checkpoint's metadata.
+
 Launch: ``make demo`` (sets up ``.venv`` first), or ``python -m gpbench.recipes.demo --out demo``.
 Hardware: 2 CPU cores. Wall time and result: see README ("The main job").
 """
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gpbench.errors import ConfigError, GpbenchError
+from gpbench.harness.threads import ThreadCount, apply_threads, describe, thread_env
 
 T = TypeVar("T")
 
@@ -106,17 +111,19 @@ def _stage(name: str, timings: dict[str, float], work: Callable[[], T]) -> T:
     return result
 
 
-def _gpbench(*args: str) -> None:
-    """Run a gpbench command in a subprocess (as a user would), failing loudly."""
+def _gpbench(threads: ThreadCount, *args: str) -> None:
+    """Run a gpbench command in a subprocess (as a user would) on the job's thread count,
+    failing loudly."""
     command = [sys.executable, "-m", "gpbench", *args]
     print("$ gpbench " + " ".join(args), flush=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env=thread_env(threads.count))
 
 
-def _eval(model: str, out: Path, size: DemoSize, *meta: str) -> None:
+def _eval(model: str, out: Path, size: DemoSize, threads: ThreadCount, *meta: str) -> None:
     splits = [arg for split in SPLITS for arg in ("--split", split)]
     metas = [arg for pair in meta for arg in ("--meta", pair)]
     _gpbench(
+        threads,
         "eval",
         "--model",
         model,
@@ -137,11 +144,14 @@ def _eval(model: str, out: Path, size: DemoSize, *meta: str) -> None:
     )
 
 
-def run_demo(out: Path, size: DemoSize, init: Path | None = None) -> dict[str, Any]:
+def run_demo(
+    out: Path, size: DemoSize, init: Path | None = None, threads: int | None = None
+) -> dict[str, Any]:
     """Run the main job into ``out``; returns its timings and results.
 
     ``init``: an existing SFT checkpoint to start both series from, instead of building the
     tiny model and SFT-initialising it (CI passes the regress reference checkpoint).
+    ``threads``: CPU threads of every stage (None: gpbench's default).
     """
     import datasets
     import transformers
@@ -152,6 +162,8 @@ def run_demo(out: Path, size: DemoSize, init: Path | None = None) -> dict[str, A
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     timings: dict[str, float] = {}
+    count = apply_threads(threads)  # a bad GPBENCH_THREADS fails here, before anything is removed
+    print(f"threads: {count.count} ({count.source})", flush=True)
     if init is not None and any(
         init.resolve().is_relative_to((out / n).resolve()) for n in OUTPUTS
     ):
@@ -160,6 +172,7 @@ def run_demo(out: Path, size: DemoSize, init: Path | None = None) -> dict[str, A
         )
     _clear(out)
     common = {
+        "threads": count.count,
         "task": TASK,
         "train_size": size.train_size,
         "disable_tqdm": "true",
@@ -208,20 +221,23 @@ def run_demo(out: Path, size: DemoSize, init: Path | None = None) -> dict[str, A
     _stage(
         "gpbench eval: init",
         timings,
-        lambda: _eval(str(init), out, size, "method=init", "step=0"),
+        lambda: _eval(str(init), out, size, count, "method=init", "step=0"),
     )
     _stage(
         "gpbench eval: SFT and RL checkpoints",
         timings,
-        lambda: _eval(str(out / "series" / "*" / "checkpoint-*"), out, size),
+        lambda: _eval(str(out / "series" / "*" / "checkpoint-*"), out, size, count),
     )
     _stage(
         "gpbench report",
         timings,
-        lambda: _gpbench("report", str(out / "runs"), "-o", str(out / "report"), "--x", "compute"),
+        lambda: _gpbench(
+            count, "report", str(out / "runs"), "-o", str(out / "report"), "--x", "compute"
+        ),
     )
     summary = {
         "size": asdict(size),
+        "threads": describe(count),
         "timings_s": timings,
         "total_s": round(sum(timings.values()), 1),
         "sft": {"steps": sft_result.steps, "compute": sft_result.compute},
@@ -287,17 +303,37 @@ def print_results(out: Path) -> None:
     )
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m gpbench.recipes.demo [--out demo] [--size default|ci]``."""
+    """``python -m gpbench.recipes.demo [--out demo] [--size default|ci] [--threads N]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("demo"), help="output folder")
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument(
         "--init", type=Path, default=None, help="start both series from this SFT checkpoint"
     )
+    parser.add_argument(
+        "--threads",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="CPU threads of every stage (default: $GPBENCH_THREADS, else $OMP_NUM_THREADS, "
+        "else the CPUs this process may use less those the load keeps busy: more threads than "
+        "free cores make torch's threads wait for each other)",
+    )
     args = parser.parse_args(argv)
     try:
-        summary = run_demo(args.out, SIZES[args.size], args.init)
+        summary = run_demo(args.out, SIZES[args.size], args.init, args.threads)
     except GpbenchError as exc:
         parser.exit(1, f"error: {exc}\n")
     print_results(args.out)

@@ -19,7 +19,10 @@ run's ``run.json`` by ``gpbench eval``, and used by ``gpbench report --x compute
 - ``compute_formula``, ``rl_lambda``;
 - ``task``: the task the run trained on, version pinned;
 - ``base_checkpoint``: path, fingerprint, method and compute of the checkpoint training started from;
-- ``config``: the recipe's resolved config;
+- ``config``: the recipe's resolved config (``threads``: the CPU thread count used);
+- ``threads``: that count, where it came from (``--threads``, ``GPBENCH_THREADS``,
+  ``OMP_NUM_THREADS``, ``CPUs available``) and torch's intra-op and inter-op settings
+  (the floating point of a CPU run can depend on them);
 - ``gpbench_version``, ``git_commit``, ``git_dirty``, ``packages`` (torch, transformers, trl, ...),
   ``created``.
 
@@ -112,6 +115,7 @@ class MetadataRecorder:
         config: the recipe's resolved config (JSON-able).
         task: the task id with its version (``gp-l@1``).
         rl_lambda: the paper's lambda for the task (6 GeneralPoints, 5.1 V-IRL).
+        threads: the run's CPU threads (:func:`gpbench.harness.threads.describe`), or None.
     """
 
     method: str
@@ -120,6 +124,7 @@ class MetadataRecorder:
     config: dict[str, Any]
     task: str
     rl_lambda: float
+    threads: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -155,6 +160,8 @@ class MetadataRecorder:
             },
             "config": self.config,
         }
+        if self.threads is not None:
+            record["threads"] = dict(self.threads)
         if self.method == "rl":
             record["rl_lambda"] = self.rl_lambda
         if init:

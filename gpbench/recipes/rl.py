@@ -52,6 +52,7 @@ from gpbench.recipes.config import (
     check_required,
     check_trainer_args,
     from_preset,
+    with_threads,
 )
 from gpbench.recipes.data import REF_COLUMN, examples, rl_row
 from gpbench.tasks.registry import get_task
@@ -169,6 +170,7 @@ def prompt_rows(task: TaskSpec, config: RLRecipeConfig) -> list[dict[str, Any]]:
 def train(config: RLRecipeConfig) -> Any:
     """Run the recipe; returns a :class:`gpbench.recipes.runner.RecipeResult`."""
     check_required(config)
+    config, threads = with_threads(config)
     task = get_task(config.task)
     budget = rollout_budget(task, config)
     from datasets import Dataset
@@ -215,7 +217,7 @@ def train(config: RLRecipeConfig) -> Any:
         train_dataset=Dataset.from_list(rows),
         rollout_func=rollout,
     )
-    return run(trainer, config, task, "rl")
+    return run(trainer, config, task, "rl", threads)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpbench.harness.threads import ThreadCount, describe
 from gpbench.recipes.callbacks import CheckpointMetadataCallback, ComputeBudgetCallback
 from gpbench.recipes.config import TrainSettings, gradient_accumulation
 from gpbench.recipes.metadata import MetadataRecorder, base_checkpoint, write_metadata
@@ -77,8 +78,14 @@ def parameter_count(model: Any) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def run(trainer: Any, settings: TrainSettings, task: TaskSpec, method: str) -> RecipeResult:
-    """Attach the metadata callbacks, train, save the final model beside its metadata."""
+def run(
+    trainer: Any, settings: TrainSettings, task: TaskSpec, method: str, threads: ThreadCount
+) -> RecipeResult:
+    """Attach the metadata callbacks, train, save the final model beside its metadata.
+
+    ``threads``: the count the run gave torch (:func:`gpbench.recipes.config.with_threads`),
+    recorded with torch's actual settings in every checkpoint's metadata.
+    """
     start = time.perf_counter()
     recorder = MetadataRecorder(
         method=method,
@@ -87,6 +94,7 @@ def run(trainer: Any, settings: TrainSettings, task: TaskSpec, method: str) -> R
         config=dataclasses.asdict(settings),
         task=f"{task.id}@{task.version}",
         rl_lambda=rl_lambda_for(task.multi_decision),
+        threads=describe(threads),
     )
     saver = CheckpointMetadataCallback(recorder)
     trainer.add_callback(saver)

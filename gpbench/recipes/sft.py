@@ -51,6 +51,7 @@ from gpbench.recipes.config import (
     check_required,
     check_trainer_args,
     from_preset,
+    with_threads,
 )
 from gpbench.recipes.data import examples, sft_row
 from gpbench.tasks.registry import get_task
@@ -131,6 +132,7 @@ def train_rows(task: TaskSpec, config: SFTRecipeConfig) -> list[dict[str, Any]]:
 def train(config: SFTRecipeConfig) -> Any:
     """Run the recipe; returns a :class:`gpbench.recipes.runner.RecipeResult`."""
     check_required(config)
+    config, threads = with_threads(config)
     task = get_task(config.task)
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -149,7 +151,7 @@ def train(config: SFTRecipeConfig) -> Any:
     )
     dataset = Dataset.from_list(train_rows(task, config))
     trainer = SFTTrainer(model=config.model, args=args, train_dataset=dataset)
-    return run(trainer, config, task, config.method)
+    return run(trainer, config, task, config.method, threads)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any
 
 import gpbench
 from gpbench.errors import BackendUnavailableError, GpbenchError
+from gpbench.harness.threads import ThreadCount, apply_threads, describe
 from gpbench.regress.checks import (
     NEAR_ZERO_SUCCESS,
     Comparison,
@@ -41,6 +42,8 @@ EXIT_OK = 0
 EXIT_REGRESSION = 3
 EXIT_NOT_CHECKED = 4
 DEFAULT_TOLERANCE = 0.05
+# Backends that run the model in this process, on its CPU threads when there is no GPU.
+_IN_PROCESS = frozenset({"hf", "vllm"})
 # Rate metrics --update records beside success when success is near zero.
 _SIGNAL_METRICS = ("parse_rate", "truncation_rate")
 
@@ -91,6 +94,7 @@ class Report:
     results: tuple[EntryResult, ...]
     skipped: tuple[Skip, ...]
     only: tuple[str, ...] = ()
+    threads: ThreadCount | None = None
 
     def exit_code(self) -> int:
         """0, 3 or 4 (see the module docstring)."""
@@ -130,6 +134,7 @@ class Report:
             "errors": sum(bool(r.error) for r in self.results),
             "checkpoints": checkpoints,
             "skipped": [{"name": s.name, "reasons": list(s.reasons)} for s in self.skipped],
+            "threads": describe(self.threads) if self.threads else None,
         }
 
 
@@ -184,14 +189,18 @@ def run_regress(
     runs_dir: Path = Path("runs/regress"),
     progress: Progress | None = None,
     gpu: GpuProbe | None = None,
+    threads: int | None = None,
 ) -> Report:
     """Evaluate the manifest's checkpoints (or those named in ``only``) and compare.
 
     ``gpu`` probes for a GPU (default :func:`gpu_available`, called once, only when a selected
-    checkpoint needs one).
+    checkpoint needs one). ``threads``: CPU threads for the models run in this process
+    (:func:`gpbench.harness.threads.apply_threads`; None: gpbench's default), applied before
+    the first of them loads and recorded in the report.
     """
     entries = [manifest.entry(name) for name in only] if only else list(manifest.entries)
     gpu_state: tuple[bool, str] | None = None
+    applied: ThreadCount | None = None
     results: list[EntryResult] = []
     skipped: list[Skip] = []
     for entry in entries:
@@ -206,6 +215,8 @@ def run_regress(
         if reasons or model is None:
             skipped.append(Skip(entry.name, tuple(reasons)))
             continue
+        if applied is None and entry.backend in _IN_PROCESS:
+            applied = apply_threads(threads)
         try:
             checks = _evaluate(entry, model, manifest.alpha, runs_dir / entry.name, progress)
         except BackendUnavailableError as exc:
@@ -215,7 +226,9 @@ def run_regress(
             results.append(EntryResult(entry, model, error=str(exc)))
             continue
         results.append(EntryResult(entry, model, checks))
-    return Report(manifest.path, manifest.alpha, tuple(results), tuple(skipped), tuple(only))
+    return Report(
+        manifest.path, manifest.alpha, tuple(results), tuple(skipped), tuple(only), applied
+    )
 
 
 def updated_entries(

@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 def test_demo_at_ci_size(tmp_path: Path) -> None:
     pytest.importorskip("trl", reason="the main job needs: pip install 'gpbench[hf,recipes]'")
     pytest.importorskip("matplotlib", reason="the main job's report needs gpbench[reports]")
-    from gpbench.regress.reference import ensure_reference
+    from gpbench.regress.reference import check_reference
 
-    init, _ = ensure_reference(quiet=True)  # built once per cache key, shared with `make regress`
+    init = check_reference()  # the shipped reference checkpoint of `gpbench regress`
     out = tmp_path / "demo"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [sys.executable, "-m", "gpbench.recipes.demo", "--out", str(out), "--size", "ci"]
@@ -36,6 +36,8 @@ def test_demo_at_ci_size(tmp_path: Path) -> None:
     assert f"report      {out / 'report' / 'report.html'}" in done.stdout
 
     summary = json.loads((out / "timings.json").read_text(encoding="utf-8"))
+    threads = int(os.environ["GPBENCH_THREADS"])  # tests/conftest.py: gpbench's default
+    assert summary["threads"]["count"] == summary["threads"]["torch_intra_op"] == threads
     base_compute = checkpoint_metadata(init)["compute"]
     sft_run = summary["sft"]["compute"] - base_compute
     rl_run = summary["rl"]["compute"] - base_compute
@@ -47,6 +49,7 @@ def test_demo_at_ci_size(tmp_path: Path) -> None:
         assert len(folders) == 2
         metas = [checkpoint_metadata(f) for f in folders]
         assert {m["method"] for m in metas} == {method}
+        assert {m["config"]["threads"] for m in metas} == {threads}
         computes = sorted(m["compute"] for m in metas)
         assert computes[0] > base_compute and len(set(computes)) == 2
 

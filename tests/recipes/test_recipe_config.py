@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from gpbench.cli import cli
 from gpbench.errors import ConfigError
+from gpbench.harness.threads import default_threads
 from gpbench.recipes import rl, sft
-from gpbench.recipes.config import gradient_accumulation, with_overrides
+from gpbench.recipes.config import gradient_accumulation, with_overrides, with_threads
 
 
 def test_presets_and_overrides() -> None:
@@ -32,6 +33,16 @@ def test_presets_and_overrides() -> None:
     shaped = rl.resolve("tiny-cpu", {"shaping": "format:0.5", "max_steps": "7"})
     assert shaped.shaping == {"format": 0.5} and shaped.max_steps == 7
     assert shaped.preset == "tiny-cpu"
+
+
+def test_threads_are_a_recipe_setting_applied_and_recorded_at_train_time() -> None:
+    assert sft.resolve("tiny-cpu").threads == 0  # 0: gpbench's default, resolved by train()
+    assert sft.resolve("tiny-cpu", {"threads": 2}).threads == 2
+    assert rl.resolve("tiny-cpu", {"threads": "3"}).threads == 3  # --set threads=3
+    config, threads = with_threads(sft.resolve("tiny-cpu", {"threads": 1}))
+    assert config.threads == threads.count == 1 and threads.source == "--threads"
+    config, threads = with_threads(sft.resolve("tiny-cpu"))
+    assert config.threads == threads.count == default_threads().count
 
 
 def test_set_names_that_are_not_fields_go_to_the_trainer() -> None:
@@ -83,6 +94,7 @@ def test_unknown_preset_is_refused_with_a_hint() -> None:
             ["recipes", "sft", "--model", "m", "-o", "o", "--set", "learning_rat=1"],
             "did you mean 'learning_rate'",
         ),
+        (["recipes", "rl", "--model", "m", "-o", "o", "--set", "threads=-1"], "at least 1"),
     ],
 )
 def test_cli_errors_are_one_line(args: list[str], message: str) -> None:
@@ -91,6 +103,16 @@ def test_cli_errors_are_one_line(args: list[str], message: str) -> None:
     assert message in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_bad_thread_setting_in_the_environment_is_one_line() -> None:
+    runner = CliRunner(env={"GPBENCH_THREADS": "lots"})
+    result = runner.invoke(cli, ["recipes", "sft", "--model", "m", "-o", "o"])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.output.strip() == (
+        "Error: GPBENCH_THREADS='lots' is not a positive whole number of threads; set it to 1, "
+        "2, ... or unset it (default: the CPUs this process may use)"
+    )
 
 
 def test_recipes_help_does_not_import_trl() -> None:

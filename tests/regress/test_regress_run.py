@@ -251,3 +251,33 @@ def test_runs_are_made_afresh(write_manifest: ManifestWriter) -> None:
     second = run_regress(manifest, runs_dir=path.parent / "runs")
     assert second.results[0].checks[0].comparisons == first.results[0].checks[0].comparisons
     assert episodes.read_text()
+
+
+def test_threads_are_applied_once_before_a_model_runs_in_this_process(
+    write_manifest: ManifestWriter, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from gpbench.harness.threads import ThreadCount
+
+    applied: list[int | None] = []
+
+    def fake_apply(requested: int | None = None) -> ThreadCount:
+        applied.append(requested)
+        return ThreadCount(requested or 1, "--threads")
+
+    monkeypatch.setattr(regress_run, "apply_threads", fake_apply)
+    path = write_manifest([scripted_entry()])
+    report = run_regress(load_manifest(path), runs_dir=tmp_path / "runs", threads=2)
+    assert applied == [] and report.threads is None and report.to_json()["threads"] is None
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    evaluated: list[str] = []
+    monkeypatch.setattr(
+        regress_run, "_evaluate", lambda entry, *args: evaluated.append(entry.name) or ()
+    )
+    entries = [_path_entry("one", str(model)), _path_entry("two", str(model)), scripted_entry()]
+    path = write_manifest(entries)
+    report = run_regress(load_manifest(path), runs_dir=tmp_path / "runs", threads=2)
+    assert evaluated == ["one", "two", "scripted"] and applied == [2]
+    assert report.threads == ThreadCount(2, "--threads")
