@@ -40,6 +40,9 @@ def _check_series(result: Any, base: Path, method: str, steps: list[int]) -> lis
         assert meta["config"]["model"] == str(base)
         assert meta["gpbench_version"] and "git_commit" in meta
         assert meta["packages"]["trl"]
+        # the run's CPU threads: gpbench's default here (tests/conftest.py), applied to torch
+        assert meta["config"]["threads"] == meta["threads"]["count"] >= 1
+        assert meta["threads"]["torch_intra_op"] == meta["threads"]["count"]
         metas.append(meta)
     final = checkpoint_metadata(result.output_dir)
     assert final["step"] == steps[-1] and final["compute"] == metas[-1]["compute"]
