@@ -11,6 +11,7 @@ import click
 
 from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import ConfigError
+from gpbench.harness.threads import apply_threads, resolve_threads, threads_option
 
 if TYPE_CHECKING:
     from gpbench.harness.evaluate import RunProgress
@@ -190,6 +191,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="No progress on stderr (the table and warnings are still printed).",
 )
+@threads_option
 def eval_command(**kw: Any) -> None:
     """Evaluate a checkpoint (or a series) on task splits; prints success with 95% intervals.
 
@@ -216,6 +218,12 @@ def eval_command(**kw: Any) -> None:
     from gpbench.harness.backends import Sampling
     from gpbench.harness.evaluate import EvalConfig, evaluate, parse_shard
 
+    # Before any model loads (torch takes its inter-op count once); backends that run no model
+    # in this process need no torch import for it.
+    in_process = kw["backend"] not in ("scripted", "openai")
+    threads = (apply_threads if in_process else resolve_threads)(kw["threads"])
+    if not kw["quiet"]:
+        click.echo(f"threads: {threads.count} ({threads.source})", err=True)
     settings: dict[str, Any] = {"batch_size": kw["batch_size"]}
     for name in ("dtype", "device", "chat_template"):
         if kw[name] is not None:

@@ -214,6 +214,30 @@ def evaluate(
     return results, skipped_all
 
 
+# The describe() fields that change what an in-process backend answers (batch size and
+# retries do not, beyond the floating-point noise the README documents).
+_ANSWER_FIELDS = ("chat_template_sha256", "dtype", "device", "max_model_len", "trust_remote_code")
+
+
+def answer_identity(backend: Backend) -> dict[str, Any]:
+    """What decides ``backend``'s answers beyond the checkpoint fingerprint, for the run key.
+
+    An OpenAI-compatible server names itself (normalised base URL, the served model's card and
+    the server version: ``OpenAIBackend.identity``); an in-process backend its dtype, device,
+    chat template and context length.
+    """
+    identity = getattr(backend, "identity", None)
+    if callable(identity):
+        found: dict[str, Any] = identity()
+        return found
+    described = backend.describe()
+    picked = {name: described[name] for name in _ANSWER_FIELDS if name in described}
+    device = picked.get("device")
+    if isinstance(device, str):
+        picked["device"] = device.split(":", 1)[0]  # cuda:0 and cuda:1 answer alike
+    return picked
+
+
 def _checkpoint_identity(checkpoint: str, backend: Backend, config: EvalConfig) -> dict[str, Any]:
     if config.backend == "scripted" or not Path(checkpoint).is_dir():
         fingerprint = hashlib.sha256(checkpoint.encode()).hexdigest()
@@ -260,6 +284,9 @@ def _run_one(
         "sampling_seed": config.sampling_seed,
         "budget": budget,
         "mode": config.mode,
+        # What decides the backend's answers beyond the checkpoint: a run made at another dtype,
+        # with another chat template, or by another server is another run, never a reused one.
+        "backend_identity": answer_identity(backend),
         "samples": config.samples,
         "shard": list(config.shard),
         "backend": backend.name,
@@ -294,9 +321,17 @@ def _run_one(
     )
     shard_index, shard_count = config.shard
     positions = range(shard_index, n, shard_count)  # this shard's instance indices
-    tally = _Tally(label, len(positions) * config.samples, budget, summary.add, report)
+    tally = _Tally(label, len(positions) * config.samples, budget, report)
+    observe = summary.add
+    if task.multi_decision:  # their estimate of the time left needs the turns per episode
+
+        def observe(episode: Episode) -> None:
+            summary.add(episode)
+            tally.turns += len(episode.turns)
+
     # The summary is counted as episodes are written (resumed ones first), never kept in memory.
-    writer = RunWriter(folder, run_spec, observe=tally.observe, restart=not config.resume)
+    writer = RunWriter(folder, run_spec, observe=observe, restart=not config.resume)
+    tally.writer = writer
     try:
         _note_resume(writer)
         # Generated lazily: the loop pulls instances as episodes finish, so memory stays flat.
@@ -380,25 +415,17 @@ class _Reporter:
 
 
 class _Tally:
-    """One run's finished episodes and turns as they are written, and its progress events."""
+    """One run's progress events, from its writer's count of episodes written."""
 
-    def __init__(
-        self,
-        label: str,
-        total: int,
-        budget: int,
-        count: Callable[[Episode], None],
-        report: _Reporter,
-    ) -> None:
+    def __init__(self, label: str, total: int, budget: int, report: _Reporter) -> None:
         self.label, self.total, self.budget = label, total, budget
-        self.count = count
         self.report = report
-        self.episodes = self.turns = 0
+        self.writer: RunWriter | None = None
+        self.turns = 0  # turns of the episodes written (counted for multi-decision tasks only)
 
-    def observe(self, episode: Episode) -> None:
-        self.count(episode)
-        self.episodes += 1
-        self.turns += len(episode.turns)
+    @property
+    def episodes(self) -> int:
+        return self.writer.episodes_written if self.writer is not None else 0
 
     def start(self) -> None:
         self.report(RunProgress(self.label, self.episodes, self.total))

@@ -327,3 +327,38 @@ def test_a_folder_holding_another_run_key_is_refused(tmp_path: Path) -> None:
     (first.folder / "run.json").write_text(json.dumps(spec))
     with pytest.raises(GpbenchError, match=r"holds a run of another configuration .*budget"):
         evaluate(_config(tmp_path))
+
+
+def test_another_server_or_dtype_is_another_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run key holds what decides the backend's answers: pointing the same command at
+    another server (or another dtype) must evaluate afresh, never reuse the first run."""
+    from gpbench.harness import evaluate as evaluate_module
+    from gpbench.harness.backends import create_backend
+
+    server = {"base_url": "http://a:8000/v1", "model_card": {"id": "m", "root": "/a"}}
+
+    def with_identity(name: str, model: str, **settings: object) -> object:
+        backend = create_backend(name, model, **settings)
+        backend.identity = lambda: dict(server)  # type: ignore[attr-defined]
+        return backend
+
+    monkeypatch.setattr(evaluate_module, "create_backend", with_identity)
+    first, _ = evaluate(_config(tmp_path))
+    again, _ = evaluate(_config(tmp_path))
+    assert [r.reused for r in again] == [True] * len(again)
+    server["base_url"] = "http://b:8000/v1"
+    other, _ = evaluate(_config(tmp_path))
+    assert [r.reused for r in other] == [False] * len(other)
+    assert {r.folder for r in other}.isdisjoint(r.folder for r in first)
+
+
+def test_answer_identity_keeps_what_changes_answers() -> None:
+    from gpbench.harness.evaluate import answer_identity
+
+    class InProcess:
+        def describe(self) -> dict[str, object]:
+            return {"dtype": "bfloat16", "device": "cuda:1", "batch_size": 8, "backend": "hf"}
+
+    assert answer_identity(InProcess()) == {"dtype": "bfloat16", "device": "cuda"}  # type: ignore[arg-type]
