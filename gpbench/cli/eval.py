@@ -221,9 +221,7 @@ def eval_command(**kw: Any) -> None:
     # Before any model loads (torch takes its inter-op count once); backends that run no model
     # in this process need no torch import for it.
     in_process = kw["backend"] not in ("scripted", "openai")
-    threads = (apply_threads if in_process else resolve_threads)(kw["threads"])
-    if not kw["quiet"]:
-        click.echo(f"threads: {threads.count} ({threads.source})", err=True)
+    (apply_threads if in_process else resolve_threads)(kw["threads"])
     settings: dict[str, Any] = {"batch_size": kw["batch_size"]}
     for name in ("dtype", "device", "chat_template"):
         if kw[name] is not None:
