@@ -18,14 +18,15 @@ The default count (:func:`default_threads`) is the first of:
    CPUs minus its 1-minute load average, rounded, at least 1 (:func:`free_cpus`).
 
 Why the load counts and the model's size does not (``bench/bench_threads.py``, README): on a
-quiet 2-core machine two threads beat one by 1.3-1.9x for models of 0.46M, 3.7M and 28M
-parameters alike, and beside one other process busy on 2 threads one thread beat two for all
-of them (by 1.4-4.9x); with the load of several other jobs, the tiny model's generation took 32 s
-on two threads where one thread needs well under a second. The loss risked is far larger than
-the gain. The load is read once, when the count is chosen (a run does not follow the load
-later); the count a run used is recorded with its results, and the thread count changed none of
-the measured outputs (generated text, training losses). ``GPBENCH_THREADS`` or ``--threads``
-fixes the count where the load misleads (a host's load seen from inside a container).
+quiet 2-core machine two threads beat one by 1.0-1.9x for models of 0.46M, 3.7M and 28M
+parameters alike; beside one other process busy on 2 threads, one thread was as fast or faster
+for all of them (two threads took 1.0-4.9x as long); and with other engineers' jobs loading the
+machine (load 2.5-4.2), the README's first ``gpbench eval`` took 47-48 s on one thread and
+226-257 s on torch's two. The loss risked is far larger than the gain. The load is read once,
+when the count is chosen (a run does not follow the load later); the count a run used is
+recorded with its results, and the thread count changed none of the measured outputs (generated
+text, training losses). ``GPBENCH_THREADS`` or ``--threads`` fixes the count where the load
+misleads (a host's load seen from inside a container).
 
 :func:`apply_threads` gives a count to torch (intra-op threads every call; inter-op threads once
 per process, before any inter-op work, as torch allows) and to the tokenizers library;
