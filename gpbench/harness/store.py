@@ -1042,9 +1042,10 @@ class RunWriter:
         self._usable()
         self._write(self._episodes_fd, (to_json(episode) + "\n").encode("utf-8"), EPISODES_FILE)
         self.episodes_written += 1
-        dead = self._live.pop((episode.uid, episode.sample), None)
-        if dead:
-            self._live_lines -= len(dead)
+        if self._live:  # multi-turn runs only: single-turn episodes never were in flight
+            dead = self._live.pop((episode.uid, episode.sample), None)
+            if dead:
+                self._live_lines -= len(dead)
         if self.observe is not None:
             self.observe(episode)
 
@@ -1103,7 +1104,9 @@ class RunWriter:
     def _write(self, fd: int | None, data: bytes, name: str) -> None:
         assert fd is not None
         try:
-            _write_all(fd, data)
+            written = os.write(fd, data)
+            if written < len(data):  # a short write (a full disk, a signal): write the rest
+                _write_all(fd, data[written:])
         except OSError as exc:
             self._failed = True  # a partial line may be on disk: never write after it
             raise self._write_error(name, exc) from None

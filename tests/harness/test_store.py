@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -346,22 +347,33 @@ def test_finish_refuses_a_run_with_episodes_missing(pristine: Path, tmp_path: Pa
     assert run_status(tmp_path / "run") == "running"
 
 
-def test_a_failed_append_stops_the_writer(
+def test_a_disk_that_fills_mid_line_stops_the_writer_and_the_resume_cuts_the_line(
     pristine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = RunWriter(tmp_path / "run", _spec_of(pristine))
+    folder = tmp_path / "run"
+    writer = RunWriter(folder, _spec_of(pristine))
     episodes = _episodes(pristine)
+    writer.append(episodes[0])
+    write = os.write
+    calls: list[int] = []
 
-    def full(fd: int, data: bytes) -> None:
+    def filling(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return write(fd, bytes(data)[:10])  # a short write: part of the line is on disk
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_all", full)
+    monkeypatch.setattr(store.os, "write", filling)
     with pytest.raises(GpbenchError, match=r"episodes\.jsonl: No space left on device"):
-        writer.append(episodes[0])
+        writer.append(episodes[1])
     monkeypatch.undo()
     with pytest.raises(GpbenchError, match="closed after a failed write"):
-        writer.append(episodes[1])
+        writer.append(episodes[2])
     writer.close()
+    assert not _lines(folder)[-1].endswith("\n")
+    resumed = RunWriter(folder, _spec_of(pristine))
+    assert resumed.done == {(episodes[0].uid, 0)} and len(_lines(folder)) == 1
+    resumed.close()
 
 
 def test_resuming_drops_what_is_not_the_runs_and_says_so(pristine: Path, tmp_path: Path) -> None:
