@@ -22,7 +22,9 @@ def merge(runs: tuple[Path, ...], out: Path, overwrite: bool) -> None:
     """Join the runs of `gpbench eval --shard i/N` (0/N .. N-1/N) into one run folder.
 
     Refuses shards that do not belong together (another checkpoint, task version, decoding,
-    budget ...) or that do not cover every shard exactly once.
+    budget ...) or that do not cover every shard exactly once, and shards whose episodes are not
+    what their run.json promises (a missing, repeated or foreign episode, a damaged line).
+    The output folder is written under its writer lock, all at once.
 
     \b
     Example:
