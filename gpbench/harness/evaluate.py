@@ -216,26 +216,27 @@ def evaluate(
 
 # The describe() fields that change what an in-process backend answers (batch size and
 # retries do not, beyond the floating-point noise the README documents).
-_ANSWER_FIELDS = ("chat_template_sha256", "dtype", "device", "max_model_len", "trust_remote_code")
-
-
 def answer_identity(backend: Backend) -> dict[str, Any]:
     """What decides ``backend``'s answers beyond the checkpoint fingerprint, for the run key.
 
-    An OpenAI-compatible server names itself (normalised base URL, the served model's card and
-    the server version: ``OpenAIBackend.identity``); an in-process backend its dtype, device,
-    chat template and context length.
+    Every backend names it (``Backend.identity``): an OpenAI-compatible server its normalised
+    base URL, the served model's card and the server version; an in-process backend its dtype,
+    device kind, chat template and context length; the scripted one its policy, error rate and
+    seed. A backend without it is refused: a run key that misses what decides the answers
+    would reuse another configuration's run.
     """
     identity = getattr(backend, "identity", None)
-    if callable(identity):
-        found: dict[str, Any] = identity()
-        return found
-    described = backend.describe()
-    picked = {name: described[name] for name in _ANSWER_FIELDS if name in described}
-    device = picked.get("device")
-    if isinstance(device, str):
-        picked["device"] = device.split(":", 1)[0]  # cuda:0 and cuda:1 answer alike
-    return picked
+    if not callable(identity):
+        raise ConfigError(
+            f"backend {type(backend).__name__} has no identity() (what decides its answers, "
+            "for the run key); a wrapper must forward it"
+        )
+    found = identity()
+    if not isinstance(found, dict):
+        raise ConfigError(
+            f"backend {type(backend).__name__}.identity() returned {found!r}, not a dict"
+        )
+    return found
 
 
 def _checkpoint_identity(checkpoint: str, backend: Backend, config: EvalConfig) -> dict[str, Any]:

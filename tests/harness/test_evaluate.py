@@ -354,11 +354,42 @@ def test_another_server_or_dtype_is_another_run(
     assert {r.folder for r in other}.isdisjoint(r.folder for r in first)
 
 
-def test_answer_identity_keeps_what_changes_answers() -> None:
+def test_in_process_identity_keeps_what_changes_answers() -> None:
+    from gpbench.harness.backends import in_process_identity
+
+    described = {"dtype": "bfloat16", "device": "cuda:1", "batch_size": 8, "backend": "hf"}
+    assert in_process_identity(described) == {"dtype": "bfloat16", "device": "cuda"}
+
+
+def test_a_backend_without_identity_is_refused() -> None:
+    """A wrapper that forgets identity() would key its runs without what decides the answers
+    (and reuse another configuration's run): refused, naming the fix."""
     from gpbench.harness.evaluate import answer_identity
 
-    class InProcess:
+    class Wrapper:
         def describe(self) -> dict[str, object]:
-            return {"dtype": "bfloat16", "device": "cuda:1", "batch_size": 8, "backend": "hf"}
+            return {"dtype": "bfloat16"}
 
-    assert answer_identity(InProcess()) == {"dtype": "bfloat16", "device": "cuda"}  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"Wrapper has no identity.*forward it"):
+        answer_identity(Wrapper())  # type: ignore[arg-type]
+
+
+def test_scripted_runs_with_other_error_rates_are_other_runs(tmp_path: Path) -> None:
+    """The scripted backend's error rate decides its answers: a run at 0.5 is never reused for
+    0.2 (it was, when the run key held only in-process fields), while a rerun at 0.2 is."""
+
+    def run(*extra: str) -> str:
+        result = CliRunner().invoke(
+            cli,
+            [
+                *("eval", "--backend", "scripted", "--task", "gp-l"),
+                *("--split", "id", "-n", "4", "--runs-dir", str(tmp_path), *extra),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("--model", "reference", "--backend-opt", "error_rate=0.5")
+    assert "reused" not in run("--model", "reference", "--backend-opt", "error_rate=0.2")
+    assert len(list(tmp_path.iterdir())) == 2
+    assert "reused" in run("--model", "reference", "--backend-opt", "error_rate=0.2")

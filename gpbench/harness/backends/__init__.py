@@ -125,12 +125,39 @@ class Backend(Protocol):
         """JSON-able settings for run.json: model, fingerprint, template hash, dtype, versions."""
         ...
 
+    def identity(self) -> dict[str, Any]:
+        """What decides the answers beyond the checkpoint's weights, JSON-able, for the run key.
+
+        Two backends with equal identities (and equal checkpoints) answer alike, so a complete
+        run of one is reused for the other; anything that can change an answer (dtype, chat
+        template, the server behind a URL, a scripted error rate) belongs here, and nothing
+        that cannot (batch size, concurrency, timeouts). A wrapper must forward it.
+        """
+        ...
+
     def close(self) -> None:
         """Release the model (memory, GPU); the backend is unusable afterwards."""
         ...
 
 
 BACKENDS = ("auto", "hf", "vllm", "openai", "scripted")
+
+# The fields of an in-process backend's description that decide its answers.
+_ANSWER_FIELDS = ("chat_template_sha256", "dtype", "device", "max_model_len", "trust_remote_code")
+
+
+def in_process_identity(described: dict[str, Any]) -> dict[str, Any]:
+    """The answer-deciding part of an in-process backend's ``describe()``.
+
+    The device keeps only its kind: ``cuda:0`` and ``cuda:1`` answer alike, a CPU and a GPU may
+    not (other kernels, other rounding).
+    """
+    picked = {name: described[name] for name in _ANSWER_FIELDS if name in described}
+    device = picked.get("device")
+    if isinstance(device, str):
+        picked["device"] = device.split(":", 1)[0]
+    return picked
+
 
 logger = logging.getLogger("gpbench")
 

@@ -58,7 +58,7 @@ from gpbench.errors import (
     ModelLoadError,
 )
 from gpbench.harness.adapters import apply_adapter, find_adapter
-from gpbench.harness.backends import Completion, Request, Sampling
+from gpbench.harness.backends import Completion, Request, Sampling, in_process_identity
 from gpbench.harness.backends.chat import (
     default_template,
     is_vision_language,
@@ -390,6 +390,10 @@ class HFBackend:
             "trust_remote_code": self.trust_remote_code,
             "packages": {name: package_version(name) for name in _PACKAGES},
         }
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the answers beyond the weights: dtype, device kind, chat template, ..."""
+        return in_process_identity(self.describe())
 
     def close(self) -> None:
         """Drop the model and free its memory (GPU memory included)."""

@@ -103,6 +103,12 @@ class ScriptedBackend:
             "seed": self.seed,
         }
 
+    def identity(self) -> dict[str, Any]:
+        """The policy, error rate and seed: another error rate is another run, never a reused one."""
+        # ``reference:0.3`` and ``reference`` with error_rate=0.3 answer alike: one identity.
+        policy = "reference" if self.constant is None else f"constant:{self.constant}"
+        return {"policy": policy, "error_rate": self.error_rate, "seed": self.seed}
+
     def close(self) -> None:
         """Forget cached reference answers."""
         self._answers.clear()

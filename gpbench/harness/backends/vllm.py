@@ -68,7 +68,7 @@ from gpbench.errors import (
     ModelLoadError,
 )
 from gpbench.harness.adapters import Adapter, find_adapter, vllm_lora_request, vllm_lora_settings
-from gpbench.harness.backends import Completion, Request, Sampling
+from gpbench.harness.backends import Completion, Request, Sampling, in_process_identity
 from gpbench.harness.backends.chat import (
     default_template,
     is_vision_language,
@@ -329,6 +329,10 @@ class VLLMBackend:
                 **{name: package_version(name) for name in _PACKAGES},
             },
         }
+
+    def identity(self) -> dict[str, Any]:
+        """What decides the answers beyond the weights: dtype, device kind, chat template, ..."""
+        return in_process_identity(self.describe())
 
     def close(self) -> None:
         """Stop vLLM's engine process and free its memory (GPU memory included)."""
