@@ -77,6 +77,7 @@ PAPER_EVAL_SEED = 12
 OOD_SPATIAL_SIZE = 18
 TRAIN_SIZE = 1_000
 MAX_ROUTE_DRAWS = 400
+MAX_CITY_DRAWS = 8
 
 REWARD_CORRECT = 1.0
 REWARD_WRONG = -1.0
@@ -252,11 +253,18 @@ class NavigationText(TaskSpec):
         """Routes: one decision per point, the prompt rebuilt after each correct action."""
         return NavigationEpisode
 
-    def city_key(self, split: SplitSpec, seed: int, index: int, rng: KeyedRng) -> str:
-        """Training cities come from a fixed family; OOD cities are new for each pair of routes."""
+    def city_key(
+        self, split: SplitSpec, seed: int, index: int, rng: KeyedRng, redraw: int = 0
+    ) -> str:
+        """Training cities come from a fixed family; OOD cities are new for each pair of routes.
+
+        ``redraw`` > 0 names the pair's next OOD city, drawn when the previous one offers no
+        route that meets the split's constraints (a few generated cities have none).
+        """
         if split.params["family"] == "train":
             return f"virl-city/train/{rng.below(TRAIN_CITY_COUNT)}"
-        return f"virl-city/ood/{seed}/{index // ROUTES_PER_OOD_CITY}"
+        pair = f"virl-city/ood/{seed}/{index // ROUTES_PER_OOD_CITY}"
+        return f"{pair}/redraw/{redraw}" if redraw else pair
 
     def build_instance(
         self,
@@ -276,17 +284,29 @@ class NavigationText(TaskSpec):
         rng = KeyedRng(key)
         family = str(split.params["family"])
         heldout = split.params["heldout"]
-        for draw in range(MAX_ROUTE_DRAWS):
-            city = _city(self.city_key(split, seed, index, rng), family)
-            route = sample_route(city, f"{key}/route/{draw}")
-            if route is None:
-                continue
-            if heldout != "any" and route_is_heldout(city.id, route) != (heldout == "only"):
-                continue
-            points = decision_points(city, route, f"{key}/points")
-            break
-        else:
-            raise ConfigError(f"no route found for {key} in {MAX_ROUTE_DRAWS} draws")
+        found = None
+        # The first city's draws keep their historical keys, so no existing instance moves;
+        # a city without any qualifying route (OOD cities only: training cities are redrawn at
+        # every draw) gives way to the pair's next one instead of failing the instance.
+        for redraw in range(MAX_CITY_DRAWS):
+            prefix = f"{key}/route" if redraw == 0 else f"{key}/redraw/{redraw}/route"
+            for draw in range(MAX_ROUTE_DRAWS):
+                city = _city(self.city_key(split, seed, index, rng, redraw), family)
+                route = sample_route(city, f"{prefix}/{draw}")
+                if route is None:
+                    continue
+                if heldout != "any" and route_is_heldout(city.id, route) != (heldout == "only"):
+                    continue
+                found = city, route
+                break
+            if found is not None:
+                break
+        if found is None:
+            raise ConfigError(
+                f"no route found for {key} in {MAX_CITY_DRAWS} cities of {MAX_ROUTE_DRAWS} draws"
+            )
+        city, route = found
+        points = decision_points(city, route, f"{key}/points")
         vocabulary = str(split.params["vocabulary"])
         problem = {
             "city_id": city.id,
