@@ -168,7 +168,11 @@ def prompt_rows(task: TaskSpec, config: RLRecipeConfig) -> list[dict[str, Any]]:
 
 
 def train(config: RLRecipeConfig) -> Any:
-    """Run the recipe; returns a :class:`gpbench.recipes.runner.RecipeResult`."""
+    """Run the recipe; returns a :class:`gpbench.recipes.runner.RecipeResult`.
+
+    A local ``config.model`` folder is loaded strictly (weights that do not fit are refused, see
+    :func:`gpbench.recipes.runner.starting_model`); a Hub id is loaded by TRL itself.
+    """
     check_required(config)
     config, threads = with_threads(config)
     task = get_task(config.task)
@@ -178,7 +182,7 @@ def train(config: RLRecipeConfig) -> Any:
 
     from gpbench.recipes.rewards import reward_functions
     from gpbench.recipes.rollout import RolloutSettings, VerifierLoopRollout, prompt_key
-    from gpbench.recipes.runner import common_trainer_args, run
+    from gpbench.recipes.runner import common_trainer_args, run, starting_model
 
     check_trainer_args(config.trainer_args, list(GRPOConfig.__dataclass_fields__), "GRPOConfig")
     completion_tokens = config.max_attempt_tokens
@@ -211,7 +215,7 @@ def train(config: RLRecipeConfig) -> Any:
         )
         rollout = VerifierLoopRollout(refs, settings)
     trainer = GRPOTrainer(
-        model=config.model,
+        model=starting_model(config.model, args),
         reward_funcs=reward_functions(config.shaping, mode=config.verifier_mode, budget=budget),
         args=args,
         train_dataset=Dataset.from_list(rows),

@@ -73,6 +73,56 @@ def common_trainer_args(settings: TrainSettings) -> dict[str, Any]:
     }
 
 
+def starting_model(model: str, args: Any) -> Any:
+    """What the trainer starts from: a local folder loaded strictly, a Hub id left to TRL.
+
+    A local folder is loaded with :func:`gpbench.harness.weights.load_pretrained`, so a
+    checkpoint whose weights do not fit its architecture (missing or unexpected keys, a
+    ``module.`` prefix) is refused in one line instead of training from random weights. It is
+    loaded as TRL would (the trainer config's ``model_init_kwargs``, a dtype named as text, the
+    same device map) and ``args.model_init_kwargs`` is then cleared: TRL ignores it for a model
+    object, and GRPO builds its reference model like the policy without it. TRL loads the
+    tokenizer or processor from the model's folder either way.
+
+    A Hub id is returned as is: TRL downloads and loads it with its own (non-strict) loading.
+
+    Raises:
+        ModelLoadError: the folder's weights are missing, broken or do not fit the model.
+    """
+    folder = Path(model)
+    if not folder.is_dir():
+        return model
+    import torch
+    import transformers
+    from accelerate import PartialState
+
+    from gpbench.harness.backends.chat import is_vision_language
+    from gpbench.harness.weights import load_pretrained
+
+    kwargs = dict(args.model_init_kwargs or {})
+    kwargs.setdefault("trust_remote_code", args.trust_remote_code)
+    dtype = kwargs.get("dtype", "float32")
+    if dtype in ("bfloat16", "float16", "float32"):
+        kwargs["dtype"] = getattr(torch, dtype)
+    # As TRL: several processes need device_map=None, and "auto" would put a CPU run on the GPU.
+    if args.distributed_state.distributed_type in ("MULTI_GPU", "DEEPSPEED"):
+        kwargs["device_map"] = None
+    if "device_map" not in kwargs:
+        on_cpu = args.use_cpu or PartialState().device.type in ("cpu", "mps")
+        kwargs["device_map"] = None if on_cpu else "auto"
+    config = transformers.AutoConfig.from_pretrained(
+        folder, trust_remote_code=kwargs["trust_remote_code"]
+    )
+    auto_class = (
+        transformers.AutoModelForImageTextToText
+        if is_vision_language(config, transformers)
+        else transformers.AutoModelForCausalLM
+    )
+    loaded = load_pretrained(auto_class, folder, **kwargs)
+    args.model_init_kwargs = None
+    return loaded
+
+
 def parameter_count(model: Any) -> int:
     """N for the compute formula: every parameter of the model (shared ones once)."""
     return int(sum(p.numel() for p in model.parameters()))

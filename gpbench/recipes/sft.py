@@ -130,14 +130,18 @@ def train_rows(task: TaskSpec, config: SFTRecipeConfig) -> list[dict[str, Any]]:
 
 
 def train(config: SFTRecipeConfig) -> Any:
-    """Run the recipe; returns a :class:`gpbench.recipes.runner.RecipeResult`."""
+    """Run the recipe; returns a :class:`gpbench.recipes.runner.RecipeResult`.
+
+    A local ``config.model`` folder is loaded strictly (weights that do not fit are refused, see
+    :func:`gpbench.recipes.runner.starting_model`); a Hub id is loaded by TRL itself.
+    """
     check_required(config)
     config, threads = with_threads(config)
     task = get_task(config.task)
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from gpbench.recipes.runner import common_trainer_args, run
+    from gpbench.recipes.runner import common_trainer_args, run, starting_model
 
     check_trainer_args(config.trainer_args, list(SFTConfig.__dataclass_fields__), "SFTConfig")
     args = SFTConfig(
@@ -150,7 +154,8 @@ def train(config: SFTRecipeConfig) -> Any:
         }
     )
     dataset = Dataset.from_list(train_rows(task, config))
-    trainer = SFTTrainer(model=config.model, args=args, train_dataset=dataset)
+    model = starting_model(config.model, args)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset)
     return run(trainer, config, task, config.method, threads)
 
 
