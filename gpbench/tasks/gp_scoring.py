@@ -21,15 +21,20 @@ Flags (TASKS.md §5): ``train_rule_answer`` (wrong under the split's rule, right
 ``verbatim_training_formula`` (the expression, whitespace aside, equals the reference formula
 ``train`` holds for the same cards), ``output_truncated`` (the answer hit the token limit).
 
-``mode="reference"`` reproduces the paper code's scoring: any whitespace in the formula is
-illegal, the value is checked in floating point (so ``8/(3-8/3)`` fails), and an unparseable
-formula that is a prefix of a solution earns +1 (status ``solution_prefix``).
+``mode="reference"`` is the paper code's scoring, reward and feedback text exactly
+(:mod:`gpbench.tasks.paper_rules`): strict extraction (``json.loads`` or one regex), any
+whitespace illegal, transition penalties that add up, a float value check, +1 for an unparseable
+prefix of a solution string and -1 from the prefix walk. Its reasons map onto the statuses above:
+``you recognized wrong cards`` -> ``misrecognized_cards``; ``illegal characters`` (also what an
+answer with no formula gets) and the transition reasons -> ``illegal_formula``; invalid, overused
+or unused numbers -> ``wrong_numbers``; ``partial solution`` -> ``solution_prefix``; the prefix
+walk's reasons (and a solution string whose float value misses, which the paper scores 0 with no
+reason) -> ``wrong_value``. The feedback is the paper's ``You failed this trial because ...``.
 """
 
 from __future__ import annotations
 
 import collections
-import itertools
 import re
 from collections.abc import Sequence
 from fractions import Fraction
@@ -39,6 +44,7 @@ from typing import Any
 from gpbench.generators.arithmetic import evaluate, format_fraction
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.records import Verdict
+from gpbench.tasks import paper_rules
 from gpbench.tasks.answers import (
     Json,
     extract_field_fallback,
@@ -52,7 +58,6 @@ REWARD_WRONG_NUMBERS = -2.0
 REWARD_ILLEGAL = -3.0
 REWARD_MISRECOGNIZED = -1.5
 REWARD_BUDGET_EXCEEDED = -1.0
-REWARD_SOLUTION_PREFIX = 1.0
 
 MODES = ("gpbench", "reference")
 STATUSES = (
@@ -90,13 +95,11 @@ _REASONS = {
     "numbers_not_on_cards": "your formula uses numbers that are not on the cards or uses a card more than once",
     "cards_unused": "your formula does not use every card",
     "wrong_value": "your formula does not evaluate to {target}",
-    "solution_prefix": "your formula is incomplete",
 }
 # A formula line: only these characters, at least one digit. Two linear checks, where the single
 # pattern ^[C]*\d[C]*$ backtracked quadratically on a long line ending in a foreign character.
 _FORMULA_CHARS = re.compile(r"[\s\d+\-*/()=.xX×÷]*")
 _DIGIT = re.compile(r"\d")
-_WHITESPACE = re.compile(r"\s")
 # The members verify reads (the others are checked, not converted).
 _CARDS_AND_FORMULA = frozenset({"cards", "formula"})
 _FORMULA = frozenset({"formula"})
@@ -165,13 +168,17 @@ def verify(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     flags = ["output_truncated"] if output_truncated else []
+    if mode == "reference":
+        return _verify_reference(
+            answer, cards, values, target, rule_is_training, check_cards, flags
+        )
     extracted: dict[str, Any] = {}
 
     # Parsed once: the cards, the formula and the fallbacks use it.
     obj = extract_object_fields(answer, _CARDS_AND_FORMULA if check_cards else _FORMULA)
     if check_cards:
         raw_cards = obj.get("cards") if obj is not None else extract_field_fallback(answer, "cards")
-        seen = parse_cards(raw_cards) if mode == "gpbench" else _strict_cards(raw_cards)
+        seen = parse_cards(raw_cards)
         extracted["cards"] = seen
         if seen is None or collections.Counter(seen) != collections.Counter(cards):
             return _failure(
@@ -186,31 +193,18 @@ def verify(
     expression = formula.split("=", 1)[0]
     extracted["expression"] = expression.strip()
 
-    if mode == "reference" and _WHITESPACE.search(expression.strip()):
-        return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
     result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
     if not result.ok:
         extracted["error"] = result.error
-        if mode == "reference" and _is_solution_prefix(expression.strip(), values, target):
-            return _failure(
-                "solution_prefix", REWARD_SOLUTION_PREFIX, extracted, flags, "solution_prefix"
-            )
         return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
     value, numbers = result.value, result.numbers
     extracted["numbers"] = list(numbers)
     if value is not None:
         extracted["value"] = format_fraction(value)
 
-    # The memorization flags (TASKS.md §5).
-    training_values, reference = _training_hand(tuple(sorted(cards)), target)
-    used = tuple(sorted(numbers))
-    if not rule_is_training and value == target and used == training_values:
-        flags.append("train_rule_answer")
-    # "".join(split()) drops exactly the \s characters (str.isspace is re's \s).
-    if reference is not None and "".join(expression.split()) == reference:
-        flags.append("verbatim_training_formula")
+    _memorization_flags(flags, expression, value, numbers, cards, target, rule_is_training)
 
-    value_ok = _value_matches(expression, value, target, mode)
+    value_ok = value is not None and value == target  # None: a division by zero
     available = collections.Counter(values)
     spent = collections.Counter(numbers)
     overused = bool(spent - available)  # numbers not on the cards, or a card used twice
@@ -245,21 +239,6 @@ def _failure(
     return Verdict(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
 
 
-def _strict_cards(value: Any) -> list[str] | None:
-    """The paper code's card parsing: a list of rank strings exactly as printed."""
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        return None
-    return list(value)
-
-
-def _value_matches(expression: str, value: int | Fraction | None, target: int, mode: str) -> bool:
-    if value is None:  # division by zero
-        return False
-    if mode == "reference":
-        return _float_value(expression) == float(target)
-    return value == target
-
-
 @lru_cache(maxsize=4096)
 def _training_hand(cards: tuple[str, ...], target: int) -> tuple[tuple[int, ...], str | None]:
     """The hand's values under the training rule, sorted, and the reference formula for them.
@@ -270,81 +249,77 @@ def _training_hand(cards: tuple[str, ...], target: int) -> tuple[tuple[int, ...]
     return tuple(sorted(training_values)), solve(training_values, target)
 
 
-def _float_value(expression: str) -> float | None:
-    """Evaluate an already validated expression with floats, as the paper's code did."""
-    tokens = re.findall(r"\d+|[-+*/()]", expression)
-    output: list[float] = []
-    ops: list[str] = []
-    precedence = {"+": 1, "-": 1, "*": 2, "/": 2, "u": 3}
-
-    def apply(op: str) -> None:
-        if op == "u":
-            output.append(-output.pop())
-            return
-        b, a = output.pop(), output.pop()
-        output.append(a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b)
-
-    previous = "("
-    try:
-        for token in tokens:
-            if token.isdigit():
-                output.append(float(int(token)))
-            elif token == "(":
-                ops.append(token)
-            elif token == ")":
-                while ops[-1] != "(":
-                    apply(ops.pop())
-                ops.pop()
-            else:
-                op = "u" if previous in "(+-*/u" and token in "+-" else token
-                if op == "u" and token == "+":
-                    previous = "u"
-                    continue
-                while (
-                    ops
-                    and ops[-1] != "("
-                    and (
-                        precedence[ops[-1]] > precedence[op]
-                        or (precedence[ops[-1]] == precedence[op] and op != "u")
-                    )
-                ):
-                    apply(ops.pop())
-                ops.append(op)
-                token = op
-            previous = token
-        while ops:
-            apply(ops.pop())
-        return output[-1] if len(output) == 1 else None
-    except (ZeroDivisionError, IndexError, OverflowError):
-        return None
+def _memorization_flags(
+    flags: list[str],
+    expression: str,
+    value: int | Fraction | None,
+    numbers: Sequence[int],
+    cards: Sequence[str],
+    target: int,
+    rule_is_training: bool,
+) -> None:
+    """Append the memorization flags (TASKS.md §5) an evaluated expression earns."""
+    training_values, reference = _training_hand(tuple(sorted(cards)), target)
+    used = tuple(sorted(numbers))
+    if not rule_is_training and value == target and used == training_values:
+        flags.append("train_rule_answer")
+    # "".join(split()) drops exactly the \s characters (str.isspace is re's \s).
+    if reference is not None and "".join(expression.split()) == reference:
+        flags.append("verbatim_training_formula")
 
 
-def _is_solution_prefix(text: str, values: Sequence[int], target: int) -> bool:
-    if not text:
-        return False
-    return any(
-        s.startswith(text) and s != text for s in _solution_strings(tuple(sorted(values)), target)
+# The paper's reasons by how they begin, and the status each maps to (checked in this order).
+_REFERENCE_STATUSES = (
+    (paper_rules.REASON_MISRECOGNIZED, "misrecognized_cards"),
+    (paper_rules.REASON_ILLEGAL, "illegal_formula"),
+    ("invalid sequence after ", "illegal_formula"),
+    ("unmatched close parenthesis", "illegal_formula"),
+    ("you used invalid numbers", "wrong_numbers"),
+    ("you used numbers", "wrong_numbers"),
+    ("you didn't use numbers", "wrong_numbers"),
+    (paper_rules.REASON_PARTIAL, "solution_prefix"),
+)
+
+
+def _reference_status(reason: str) -> str:
+    """The gpbench status of one of the paper's reasons; the prefix walk's are wrong values."""
+    for start, status in _REFERENCE_STATUSES:
+        if reason.startswith(start):
+            return status
+    return "wrong_value"
+
+
+def _verify_reference(
+    answer: str,
+    cards: Sequence[str],
+    values: Sequence[int],
+    target: int,
+    rule_is_training: bool,
+    check_cards: bool,
+    flags: list[str],
+) -> Verdict:
+    """``mode="reference"``: the paper code's reward and feedback, mapped onto gpbench statuses."""
+    score = paper_rules.score_general_points(
+        answer, values, target, true_cards=list(cards) if check_cards else None
     )
-
-
-@lru_cache(maxsize=1024)
-def _solution_strings(values: tuple[int, ...], target: int) -> frozenset[str]:
-    """Every fully parenthesised formula over the values (any order) that equals the target."""
-    found: set[str] = set()
-
-    def combine(items: list[tuple[Fraction, str]]) -> None:
-        if len(items) == 1:
-            if items[0][0] == target:
-                found.add(items[0][1][1:-1] if items[0][1].startswith("(") else items[0][1])
-            return
-        for i, j in itertools.permutations(range(len(items)), 2):
-            (a, ea), (b, eb) = items[i], items[j]
-            rest = [items[k] for k in range(len(items)) if k not in (i, j)]
-            options = [(a + b, "+"), (a - b, "-"), (a * b, "*")]
-            if b != 0:
-                options.append((a / b, "/"))
-            for value, op in options:
-                combine([*rest, (value, f"({ea}{op}{eb})")])
-
-    combine([(Fraction(v), str(v)) for v in values])
-    return frozenset(found)
+    extracted: dict[str, Any] = score.extracted_dict()
+    if extracted.get("formula") == paper_rules.NOT_EXTRACTED:
+        extracted["formula"] = None  # nothing was found: read as no answer, as in default mode
+    if score.correct:
+        statuses = ["correct"]
+    else:
+        # A solution string whose float value misses the target has no reason (reward 0).
+        statuses = list(dict.fromkeys(_reference_status(r) for r in score.reasons))
+        statuses = statuses or ["wrong_value"]
+    expression = extracted.get("expression")
+    if isinstance(expression, str) and "misrecognized_cards" not in statuses:
+        result = evaluate(expression)
+        if result.ok:
+            extracted["numbers"] = list(result.numbers)
+            if result.value is not None:
+                extracted["value"] = format_fraction(result.value)
+            _memorization_flags(
+                flags, expression, result.value, result.numbers, cards, target, rule_is_training
+            )
+    feedback = "" if score.correct else score.revision_message
+    return Verdict(score.correct, statuses[0], statuses, score.reward, feedback, extracted, flags)

@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -163,6 +164,23 @@ class GeneralPointsVision(GeneralPointsTask):
                 }
             ],
             images=[image_path],
+        )
+
+    def reference_answer(self, instance: Instance) -> str:
+        """The reference as strict JSON, the format the paper's VL prompt asks for.
+
+        Unlike gp-l's (Python-style card names and a trailing comma, which the paper's formula
+        regex still reads), the cards must come through ``json.loads``: the paper's fallback
+        regex reads them as one string, which is never the hand, so reference mode would judge
+        a Python-style answer ``misrecognized_cards``.
+        """
+        ref = instance.reference
+        return (
+            "{\n"
+            f'  "cards": {json.dumps(ref["cards"])},\n'
+            f'  "number": {json.dumps(ref["number"])},\n'
+            f'  "formula": {json.dumps(ref["formula"])}\n'
+            "}"
         )
 
     def scene_style(self, options: Mapping[str, Any]) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -77,20 +79,134 @@ def test_three_three_eight_eight_is_winnable_but_not_in_reference_mode() -> None
     answer = '{"formula": "8/(3-8/3)=24"}'
     assert verify(answer, rule_is_training=True, **hand).correct  # type: ignore[arg-type]
     ref = verify(answer, rule_is_training=True, mode="reference", **hand)  # type: ignore[arg-type]
-    assert (ref.status, ref.reward) == ("wrong_value", -1.0)
+    # The paper's float check misses 24 and no later rule applies: 0, no reason, a wrong value.
+    assert (ref.correct, ref.status, ref.reward) == (False, "wrong_value", 0.0)
 
 
-def test_reference_mode_quirks() -> None:
-    spaced = '{"formula": "(3*10 - 6)*1=24"}'
-    assert judge(spaced)[0] == "correct"
-    assert judge(spaced, mode="reference")[:3:2] == ("illegal_formula", -3.0)
-    # An unparseable prefix of a solution earns +1 in the paper's code.
-    assert judge('{"formula": "((3*10)-6"}', mode="reference") == (
-        "solution_prefix",
-        ["solution_prefix"],
-        1.0,
-    )
-    assert judge('{"formula": "((3*10)-6"}')[0] == "illegal_formula"
+@pytest.mark.parametrize(
+    ("answer", "status", "statuses", "reward", "reasons"),
+    [
+        ('{"formula": "(3*10-6)*1=24"}', "correct", ["correct"], 5.0, ""),
+        (
+            '{"formula": "(3*10 - 6)*1=24"}',
+            "illegal_formula",
+            ["illegal_formula"],
+            -3.0,
+            "illegal characters",
+        ),
+        (
+            "formula: (3*10-6)*1=24",
+            "illegal_formula",
+            ["illegal_formula"],
+            -3.0,
+            "illegal characters",
+        ),
+        (
+            '{"formula": "1*(3*10-6"}',
+            "solution_prefix",
+            ["solution_prefix"],
+            1.0,
+            "partial solution",
+        ),
+        (
+            '{"formula": "3++10-6+1"}',
+            "illegal_formula",
+            ["illegal_formula"],
+            -3.0,
+            "invalid sequence after operator",
+        ),
+        (
+            '{"formula": "3++10"}',
+            "illegal_formula",
+            ["illegal_formula", "wrong_numbers"],
+            -5.0,
+            "invalid sequence after operator, you didn't use numbers: [1, 6]",
+        ),
+        (
+            '{"formula": "4*6*1*1"}',
+            "wrong_numbers",
+            ["wrong_numbers"],
+            -4.0,
+            "you used invalid numbers: [4], you didn't use numbers: [3, 10]",
+        ),
+        (
+            '{"formula": "1+3+10+6"}',
+            "wrong_value",
+            ["wrong_value"],
+            -1.0,
+            "1 is partially correct but the full formula does not match any solution",
+        ),
+    ],
+)
+def test_reference_mode_statuses_rewards_and_paper_feedback(
+    answer: str, status: str, statuses: list[str], reward: float, reasons: str
+) -> None:
+    v = verify(answer, rule_is_training=True, mode="reference", **HAND)  # type: ignore[arg-type]
+    assert (v.status, v.statuses, v.reward) == (status, statuses, reward)
+    assert v.feedback == (f"You failed this trial because {reasons}." if reasons else "")
+
+
+def test_reference_mode_without_a_formula_reads_as_no_answer() -> None:
+    v = verify("I cannot solve this.", rule_is_training=True, mode="reference", **HAND)  # type: ignore[arg-type]
+    assert (v.status, v.reward, v.extracted["formula"]) == ("illegal_formula", -3.0, None)
+
+
+def test_reference_mode_keeps_the_memorization_flags() -> None:
+    hand = {"cards": ["A", "3", "K", "6"], "values": [1, 3, 13, 6], "target": 24}
+    answer = '{"formula": "(3*10-6)*1=24"}'
+    v = verify(answer, rule_is_training=False, mode="reference", **hand)  # type: ignore[arg-type]
+    assert v.status == "wrong_numbers" and "train_rule_answer" in v.flags
+
+
+def _paper_cases() -> list[dict[str, object]]:
+    path = Path(__file__).parent / "data" / "paper_reference" / "gp_cases.jsonl"
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines]
+
+
+def _vision_response(response: str, cards: list[str]) -> tuple[str, bool]:
+    """A case's response for gp-vl: a JSON object gets the true cards (then gp-l's result is
+    expected); any other response is kept and, its cards unreadable, must be -1.5."""
+    try:
+        parsed = json.loads(response)
+    except (ValueError, RecursionError):
+        return response, False
+    if not isinstance(parsed, dict):
+        return response, False
+    return json.dumps({**parsed, "cards": cards}), True
+
+
+@pytest.mark.parametrize("task_id", ["gp-l", "gp-vl"])
+def test_every_shared_case_scores_as_the_paper_through_the_task(task_id: str) -> None:
+    """Through ``task.verify(..., mode="reference")``: the paper's reward and feedback per case."""
+    task = get_task(task_id)
+    rows = _paper_cases()
+    assert len(rows) == 760
+    wrong = []
+    vision_scored = 0
+    for row in rows:
+        rule = "jqk=10" if row["split"] == "id" else "jqk=11/12/13"
+        cards = list(row["cards"])  # type: ignore[call-overload]
+        problem = {"cards": cards, "values": row["values"], "target": 24, "rule": rule}
+        inst = Instance("case", task_id, 1, str(row["split"]), 0, 0, problem, {}, {}, [])
+        response, scored = str(row["response"]), True
+        if task_id == "gp-vl":
+            response, scored = _vision_response(response, cards)
+            vision_scored += scored
+        verdict = task.verify(inst, response, mode="reference")
+        if not scored:
+            expected = (-1.5, "You failed this trial because you recognized wrong cards.")
+        elif row["paper_feedback"] == "Correct solution.":
+            expected = (5.0, "")
+        else:
+            expected = (
+                float(row["paper_reward"]),  # type: ignore[arg-type]
+                f"You failed this trial because {row['paper_feedback']}",
+            )
+        if (verdict.reward, verdict.feedback) != expected:
+            wrong.append((row["case"], verdict.reward, verdict.feedback))
+    assert wrong == []
+    assert task_id == "gp-l" or vision_scored > 100  # most cases reach the formula in gp-vl too
 
 
 def test_feedback_text_names_every_reason() -> None:
