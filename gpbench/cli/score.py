@@ -321,7 +321,7 @@ def score(
         raise GpbenchError(f"cannot write run folder {out_dir}: {exc.strerror or exc}") from None
     summary = summarize(
         episodes,
-        recognition=getattr(task, "checks_cards", False),
+        recognition=task.reports_recognition,
         per_step=task.multi_decision,
     )
     missing = len(instances) - len({e.uid for e in episodes})

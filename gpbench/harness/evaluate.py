@@ -317,9 +317,7 @@ def _run_one(
         "options": options,
         **provenance(),
     }
-    summary = SummaryBuilder(
-        recognition=getattr(task, "checks_cards", False), per_step=task.multi_decision
-    )
+    summary = SummaryBuilder(recognition=task.reports_recognition, per_step=task.multi_decision)
     shard_index, shard_count = config.shard
     positions = range(shard_index, n, shard_count)  # this shard's instance indices
     tally = _Tally(label, len(positions) * config.samples, budget, report)
@@ -379,7 +377,7 @@ def _reuse(
     try:
         summary = summarize(
             read_episodes(folder, spec),
-            recognition=getattr(task, "checks_cards", False),
+            recognition=task.reports_recognition,
             per_step=task.multi_decision,
         )
     except RunIntegrityError as exc:

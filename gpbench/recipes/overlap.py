@@ -1,9 +1,10 @@
 """How many evaluation instances a training file already holds, by canonical content.
 
-Two problems are the same when the task's :meth:`~gpbench.tasks.spec.TaskSpec.content_key` is
-equal: sorted card values, target and rule for GeneralPoints (so a hand in another order, with
-other suits or with K where the eval has Q under J/Q/K=10, is the same problem); city and
-route endpoints for V-IRL.
+Two problems are the same when the task's
+:meth:`~gpbench.tasks.spec.TaskSpec.overlap_keys` meet: for GeneralPoints the content key (sorted
+card values, target and rule, so a hand in another order, with other suits or with K where the
+eval has Q under J/Q/K=10, is the same problem); for V-IRL the route's instructions and its city
+and endpoints.
 
 Reading the training file (JSON lines, leniently: a line that cannot be read is counted and
 skipped, and only a file of which no line can be read is an error):
@@ -11,24 +12,22 @@ skipped, and only a file of which no line can be read is an error):
 - a gpbench instance line (as ``gpbench generate`` writes: ``task``, ``problem``, ...): its
   content key, computed by its own task;
 - a chat line: ``{"messages": [...]}``, ``{"prompt": ..., "completion": ...}`` (messages or
-  strings) or ``{"text": ...}``. GeneralPoints: the hand is read from the paper's prompt
-  (``Cards: [...]``, the J/Q/K rule sentence, the target; a gp-vl prompt has no card list, so
-  the assistant answer's ``"cards"`` are used), giving the same content key. V-IRL: a chat
-  line holds no city id, so its ``[Instruction]`` block is compared with each evaluation
-  route's instructions (equal instructions mean the same route in practice). A line of the
-  other task family, or without a readable problem, is skipped.
+  strings) or ``{"text": ...}``: its prompt and answer text, read by the task's
+  :meth:`~gpbench.tasks.spec.TaskSpec.chat_overlap_keys` (GeneralPoints reads the hand from the
+  paper's prompt; V-IRL compares its ``[Instruction]`` block). A line of another task family
+  (:attr:`~gpbench.tasks.spec.TaskSpec.overlap_family`), or without a readable problem, is
+  skipped.
 
 >>> from gpbench.tasks.registry import get_task
 >>> task = get_task("gp-l")
 >>> inst = task.instance("id-heldout", 42, 0)
->>> chat_keys(task, {"messages": inst.messages}) == {task.content_key(inst)}
+>>> chat_keys(task, {"messages": inst.messages}) == (task.content_key(inst),)
 True
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +36,9 @@ from typing import Any
 from gpbench.errors import GpbenchError, UnknownTaskError
 from gpbench.records import Instance
 from gpbench.serialization import from_dict, parse_json
-from gpbench.tasks.answers import extract_field
-from gpbench.tasks.general_points import OOD_RULE, TRAINING_RULE, hand_values
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
-_TARGET = re.compile(r"expert (\d{1,6}) points card game player")
-_RULE = re.compile(r"'J', 'Q', and 'K' count as '(\d+)'(, '(\d+)', and '(\d+)' respectively)?")
-_CARDS = re.compile(r"Cards:\s*\[([^\]\n]{0,200})\]")
-_RANK = re.compile(r"(10|[2-9AJQK])")
-_INSTRUCTION = re.compile(r"\[Instruction\]\n(.*?)\n\s*\n\[", re.DOTALL)
 MAX_EXAMPLES = 3
 """Skipped lines quoted in a report (the rest are only counted)."""
 
@@ -84,27 +76,6 @@ class OverlapReport:
     def rate(self) -> float:
         """Share of evaluation instances found in the training file."""
         return len(self.overlapping) / self.eval_instances if self.eval_instances else 0.0
-
-
-def _family(task: TaskSpec) -> str:
-    return "gp" if task.id.startswith("gp-") else "virl"
-
-
-def _normalize(text: str) -> str:
-    return " ".join(text.split())
-
-
-def instruction_key(instructions: str) -> str:
-    """The key of a V-IRL route by its instruction text (whitespace-insensitive)."""
-    return f"virl-instructions/{_normalize(instructions)}"
-
-
-def eval_keys(task: TaskSpec, instance: Instance) -> set[str]:
-    """The keys under which an instance can be found in a training file."""
-    keys = {task.content_key(instance)}
-    if _family(task) == "virl":
-        keys.add(instruction_key("\n".join(instance.problem["instructions"])))
-    return keys
 
 
 def _texts(value: Any, roles: tuple[str, ...]) -> list[str]:
@@ -146,56 +117,28 @@ def _chat_texts(data: Mapping[str, Any]) -> tuple[str, str]:
     return (text, text) if isinstance(text, str) else ("", "")
 
 
-def _gp_key(task: TaskSpec, prompt: str, answer: str) -> str | None:
-    """The content key of the hand a GeneralPoints chat example poses, or None."""
-    target = _TARGET.search(prompt)
-    rule_match = _RULE.search(prompt)
-    if target is None or rule_match is None:
-        return None
-    rule = OOD_RULE if rule_match.group(2) else TRAINING_RULE
-    if rule == TRAINING_RULE and rule_match.group(1) != "10":
-        return None  # a rule gpbench does not generate
-    cards_match = _CARDS.search(prompt)
-    if cards_match is not None:
-        ranks = _RANK.findall(cards_match.group(1))
-    else:
-        listed = extract_field(answer, "cards")
-        ranks = [str(c) for c in listed] if isinstance(listed, list) else []
-    if len(ranks) != 4:
-        return None
-    try:
-        values = hand_values(ranks, rule)
-    except ValueError:
-        return None
-    problem = {"values": values, "target": int(target.group(1)), "rule": rule}
-    probe = Instance("", task.id, task.version, "", 0, 0, problem, {}, {}, [])
-    return task.content_key(probe)
-
-
-def chat_keys(task: TaskSpec, data: Mapping[str, Any]) -> set[str]:
+def chat_keys(task: TaskSpec, data: Mapping[str, Any]) -> tuple[str, ...]:
     """Keys of the problem a chat line poses (empty when none of ``task``'s family is found)."""
     prompt, answer = _chat_texts(data)
-    if _family(task) == "gp":
-        key = _gp_key(task, prompt, answer)
-        return {key} if key else set()
-    match = _INSTRUCTION.search(prompt)
-    return {instruction_key(match.group(1))} if match else set()
+    return task.chat_overlap_keys(prompt, answer)
 
 
-def instance_keys(task: TaskSpec, data: Mapping[str, Any], *, path: str, line: int) -> set[str]:
+def instance_keys(
+    task: TaskSpec, data: Mapping[str, Any], *, path: str, line: int
+) -> tuple[str, ...]:
     """Keys of a gpbench instance line, computed by its own task (empty when that task is
     unknown or of another family than ``task``, or its problem cannot be read)."""
     instance = from_dict(Instance, dict(data), path=path, line=line)
     try:
         own = get_task(f"{instance.task}@{instance.task_version}")
     except UnknownTaskError:
-        return set()
-    if _family(own) != _family(task):
-        return set()
+        return ()
+    if own.overlap_family != task.overlap_family:
+        return ()
     try:
-        return eval_keys(own, instance)
+        return own.overlap_keys(instance)
     except (KeyError, TypeError, ValueError):
-        return set()
+        return ()
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -235,12 +178,6 @@ class TrainingKeys:
         self.skipped += 1
         if len(self.skipped_examples) < MAX_EXAMPLES:
             self.skipped_examples.append(f"line {number}: {reason}")
-
-
-def _primary(keys: set[str]) -> str:
-    """One key per problem: V-IRL by its instructions (what chat and instance lines share)."""
-    by_text = sorted(k for k in keys if k.startswith("virl-instructions/"))
-    return by_text[0] if by_text else sorted(keys)[0]
 
 
 def read_training_keys(path: Path, task: TaskSpec) -> TrainingKeys:
@@ -290,7 +227,7 @@ def _read_line(found: TrainingKeys, task: TaskSpec, text: str, path: str, number
             return
         found.chat_lines += 1
     found.keys.update(keys)
-    found.problems.add(_primary(keys))
+    found.problems.add(keys[0])  # one key per problem: the one instance and chat lines share
 
 
 def overlap(
@@ -305,7 +242,7 @@ def overlap(
     hits = [
         instance.index
         for instance in task.dataset(split, seed, n, options)
-        if eval_keys(task, instance) & training.keys
+        if training.keys.intersection(task.overlap_keys(instance))
     ]
     return OverlapReport(
         task=f"{task.id}@{task.version}",

@@ -15,7 +15,6 @@ from gpbench.harness.threads import ThreadCount, describe
 from gpbench.recipes.callbacks import CheckpointMetadataCallback, ComputeBudgetCallback
 from gpbench.recipes.config import TrainSettings, gradient_accumulation
 from gpbench.recipes.metadata import MetadataRecorder, base_checkpoint, write_metadata
-from gpbench.reports.compute import rl_lambda_for
 from gpbench.tasks.spec import TaskSpec
 
 
@@ -143,7 +142,7 @@ def run(
         base=base_checkpoint(settings.model),
         config=dataclasses.asdict(settings),
         task=f"{task.id}@{task.version}",
-        rl_lambda=rl_lambda_for(task.multi_decision),
+        rl_lambda=task.rl_lambda,
         threads=describe(threads),
     )
     saver = CheckpointMetadataCallback(recorder)

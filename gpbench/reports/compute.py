@@ -3,7 +3,7 @@
 The paper puts SFT and RL on one axis of training FLOPs, counting RL's sampling too:
 
     SFT:  6 N (D_init + D_sft)
-    RL:   6 N (D_init + D_rl) + 2 N lambda D_rl     (lambda = 6 GeneralPoints, 5.1 V-IRL)
+    RL:   6 N (D_init + D_rl) + 2 N lambda D_rl     (lambda: the task's ``rl_lambda``)
     init: 6 N D_init
 
 with N parameters and D tokens. Metadata keys read (``gpbench_checkpoint.json``, ``--meta``):
@@ -25,8 +25,6 @@ from typing import Any
 
 from gpbench.harness.checkpoints import parse_meta_value
 
-RL_LAMBDA_GENERAL_POINTS = 6.0
-RL_LAMBDA_NAVIGATION = 5.1
 SFT_METHODS = frozenset({"sft"})
 RL_METHODS = frozenset({"rl", "grpo", "ppo"})
 INIT_METHODS = frozenset({"init", "base", "initial"})
@@ -73,8 +71,3 @@ def training_compute(metadata: Mapping[str, Any], rl_lambda: float) -> float | N
     if method in RL_METHODS:
         return 6 * parameters * (init_tokens + tokens) + 2 * parameters * rl_lambda * tokens
     return None
-
-
-def rl_lambda_for(multi_decision: bool) -> float:
-    """The paper's lambda for a task: V-IRL (multi-decision) 5.1, GeneralPoints 6."""
-    return RL_LAMBDA_NAVIGATION if multi_decision else RL_LAMBDA_GENERAL_POINTS

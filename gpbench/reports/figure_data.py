@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpbench.reports.flags import FLAG_SPLITS, task_flags
 from gpbench.reports.groups import SUCCESS, Group, Rate
 from gpbench.reports.summary import rate_with_interval
 from gpbench.stats import mcnemar_exact_p, wilson_interval
@@ -334,8 +333,8 @@ def memorization_shares(groups: Sequence[Group], x_axis: str) -> list[Memorizati
     for (task, version), task_groups in _by_task(groups).items():
         panels = []
         splits = _by_split(task_groups)
-        for flag in task_flags(task_groups[0].multi_decision):
-            for split in FLAG_SPLITS[flag]:
+        for flag, flag_splits in task_groups[0].memorization_flags.items():
+            for split in flag_splits:
                 if split not in splits:
                     continue
                 lines = []

@@ -1,24 +1,22 @@
 """The report's gallery: chosen episodes with their scene, the model's attempts and the feedback.
 
-Scenes are re-rendered from each episode's instance key through :mod:`gpbench.tasks` (no model,
-no stored images): the table of cards (gp-vl), the route map and the view where the episode
-ended (V-IRL). Episodes are picked round-robin across checkpoint x task x split groups and,
+Scenes are re-rendered from each episode's instance key by its task's
+:meth:`~gpbench.tasks.spec.TaskSpec.debug_views` (no model, no stored images): the table of cards
+(gp-vl), the route map and the view where the episode ended (V-IRL). Episodes are picked round-robin across checkpoint x task x split groups and,
 within a group, across outcomes (failures flagged as memorization first, then each failure
 status, then solved episodes), so a small gallery still shows every kind of answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gpbench.errors import GpbenchError
-from gpbench.records import Episode, Instance
-from gpbench.reports.flags import MEMORIZATION_FLAGS
+from gpbench.records import Episode
 from gpbench.reports.groups import Group
 from gpbench.tasks.registry import get_task
-from gpbench.tasks.spec import TaskSpec
 
 T = TypeVar("T")
 
@@ -92,16 +90,16 @@ def choose_episodes(groups: Sequence[Group], limit: int) -> list[tuple[Group, Ep
     for group in groups:
         buckets: dict[str, list[Episode]] = {}
         for episode in sorted(group.episodes, key=lambda e: (e.index, e.sample)):
-            buckets.setdefault(_outcome(episode), []).append(episode)
+            buckets.setdefault(_outcome(episode, group.memorization_flags), []).append(episode)
         ordered = sorted(buckets, key=_outcome_rank)
         queues.append([(group, e) for e in _round_robin([buckets[b] for b in ordered])])
     return _round_robin(queues)[:limit]
 
 
-def _outcome(episode: Episode) -> str:
+def _outcome(episode: Episode, memorization_flags: Iterable[str]) -> str:
     if episode.correct:
         return "solved"
-    flagged = [f for f in MEMORIZATION_FLAGS if f in episode.flags]
+    flagged = [f for f in memorization_flags if f in episode.flags]
     if flagged:
         return f"flag:{flagged[0]}"
     last = episode.turns[-1]["verdict"]["status"] if episode.turns else episode.stop_reason
@@ -170,7 +168,8 @@ def gallery_item(group: Group, episode: Episode) -> GalleryItem:
             return item(note="instance not re-generated: the run did not record its task options")
         return item(note="instance not re-generated: the run's options do not reproduce its uid")
     last_point = attempts[-1].decision_point if attempts else 0
-    return item(task.describe(instance), _images(task, instance, last_point))
+    views = task.debug_views(instance, point=last_point, max_px=THUMBNAIL_PX)
+    return item(task.describe(instance), [GalleryImage(v.caption, v.png) for v in views])
 
 
 def _attempt(turn: dict[str, Any]) -> GalleryAttempt:
@@ -189,41 +188,3 @@ def _attempt(turn: dict[str, Any]) -> GalleryAttempt:
         flags=[str(f) for f in verdict.get("flags", [])],
         output_truncated=bool(turn.get("output_truncated")),
     )
-
-
-def _images(task: TaskSpec, instance: Instance, point: int) -> list[GalleryImage]:
-    images = []
-    problem = instance.problem
-    if task.multi_decision and {"city", "route", "points"} <= problem.keys():
-        images.append(
-            GalleryImage("route map (for people; not shown to the model)", _png(_map(instance)))
-        )
-    views = task.images(instance)
-    if views:
-        view = views[min(point, len(views) - 1)]
-        caption = f"view at decision point {point + 1}" if task.multi_decision else "scene"
-        images.append(GalleryImage(caption, _png(view)))
-    return images
-
-
-def _map(instance: Instance) -> Any:
-    from gpbench.generators.cities import City
-    from gpbench.generators.routes import DecisionPoint, Route
-    from gpbench.generators.street_views import render_route_map
-
-    problem = instance.problem
-    return render_route_map(
-        City.from_json(problem["city"]),
-        Route.from_json(problem["route"]),
-        [DecisionPoint.from_json(p) for p in problem["points"]],
-    )
-
-
-def _png(image: Any) -> bytes:
-    from PIL import Image
-
-    from gpbench.generators.card_art import scene_png
-
-    thumb = image.copy()
-    thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-    return scene_png(thumb, compress_level=9)

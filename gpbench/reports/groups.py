@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ class Group:
         x: its position on the report's x axis (None when its metadata cannot say).
         multi_decision: the task has several decision points (V-IRL).
         recognition: the task scores card recognition (gp-vl).
+        memorization_flags: the task's memorization flags, each with the splits it counts on.
         folders: the run folders the episodes came from.
         options: the task options the runs recorded (None when a run did not record them).
         episodes: the episodes.
@@ -80,6 +81,7 @@ class Group:
     x: float | None
     multi_decision: bool
     recognition: bool
+    memorization_flags: Mapping[str, tuple[str, ...]]
     folders: list[Path]
     options: dict[str, Any] | None
     episodes: list[Episode]
@@ -163,7 +165,7 @@ def _group(
                 )
             seen[pair] = run.folder
             episodes.append(episode)
-    recognition = bool(getattr(task, "checks_cards", False))
+    recognition = task.reports_recognition
     init = is_init(series, checkpoint)
     options = members[0][0].spec.get("options")
     return Group(
@@ -173,9 +175,10 @@ def _group(
         task_version=version,
         split=split,
         init=init,
-        x=x_value(checkpoint, axis, init=init, multi_decision=task.multi_decision),
+        x=x_value(checkpoint, axis, init=init, rl_lambda=task.rl_lambda),
         multi_decision=task.multi_decision,
         recognition=recognition,
+        memorization_flags=task.memorization_flags,
         folders=[run.folder for run, _ in members],
         options=dict(options) if isinstance(options, dict) else None,
         episodes=episodes,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import ConfigError
-from gpbench.reports.compute import INIT_METHODS, method_of, number, rl_lambda_for, training_compute
+from gpbench.reports.compute import INIT_METHODS, method_of, number, training_compute
 from gpbench.reports.runs import Run
 from gpbench.serialization import escape_surrogates
 
@@ -106,7 +106,7 @@ def is_init(series: str, checkpoint: Checkpoint) -> bool:
     return series.lower() in INIT_METHODS or checkpoint.method in INIT_METHODS
 
 
-def x_value(checkpoint: Checkpoint, axis: str, *, init: bool, multi_decision: bool) -> float | None:
+def x_value(checkpoint: Checkpoint, axis: str, *, init: bool, rl_lambda: float) -> float | None:
     """Where a checkpoint sits on the x axis (``step`` or ``compute``), or None when unknown.
 
     The initial checkpoint without a recorded step sits at step 0.
@@ -119,4 +119,4 @@ def x_value(checkpoint: Checkpoint, axis: str, *, init: bool, multi_decision: bo
     metadata = checkpoint.metadata
     if init and "method" not in metadata:
         metadata = {**metadata, "method": "init"}
-    return training_compute(metadata, rl_lambda_for(multi_decision))
+    return training_compute(metadata, rl_lambda)

@@ -11,7 +11,7 @@ Columns (rates are fractions in [0, 1]; intervals are 95%):
 - ``recognition_accuracy`` (gp-vl: share of attempts whose cards were recognised) and
   ``per_step_accuracy`` with its interval (V-IRL): empty where they do not apply.
 - ``status_<name>``: share of attempts whose first failure (or ``correct``) is ``<name>``;
-  ``flag_<name>``: share of attempts carrying a memorization flag (TASKS.md §5). Empty for
+  ``flag_<name>``: share of attempts carrying a memorization flag (each task declares its own). Empty for
   tasks that never produce that status or flag.
 
 Text cells come from run folders and the command line (checkpoint paths, series names, metadata),
@@ -26,7 +26,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from gpbench.reports.flags import MEMORIZATION_FLAGS, task_flags
+from gpbench.reports.flags import memorization_flags
 from gpbench.reports.groups import Group
 
 Cell = str | int | float | None
@@ -66,12 +66,16 @@ def summary_rows(groups: Sequence[Group]) -> tuple[list[str], list[dict[str, Cel
     """The table's columns and one row per group (``None`` where a value does not apply)."""
     statuses_by_task: dict[str, set[str]] = {}
     flags_by_task: dict[str, set[str]] = {}
+    # Report order: the registered tasks' flags, then those of older task versions.
+    order = list(
+        dict.fromkeys([*memorization_flags(), *(f for g in groups for f in g.memorization_flags)])
+    )
     for g in groups:
         statuses_by_task.setdefault(g.task, set()).update(g.summary["statuses"])
-        known = flags_by_task.setdefault(g.task, set(task_flags(g.multi_decision)))
-        known.update(f for f in g.summary["flags"] if f in MEMORIZATION_FLAGS)
+        known = flags_by_task.setdefault(g.task, set(g.memorization_flags))
+        known.update(f for f in g.summary["flags"] if f in order)
     statuses = sorted(set().union(*statuses_by_task.values())) if groups else []
-    flags = [f for f in MEMORIZATION_FLAGS if any(f in s for s in flags_by_task.values())]
+    flags = [f for f in order if any(f in s for s in flags_by_task.values())]
     columns = [*_FIXED, *(f"status_{s}" for s in statuses), *(f"flag_{f}" for f in flags)]
     rows = []
     for g in groups:

@@ -29,6 +29,7 @@ Version history:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,7 @@ from gpbench.generators.cards import (
 from gpbench.generators.rng import KeyedRng
 from gpbench.records import Instance, Verdict
 from gpbench.tasks import gp_scoring
+from gpbench.tasks.answers import extract_field
 from gpbench.tasks.spec import OptionSpec, SplitSpec, TaskSpec, split_spec
 
 TRAINING_RULE = "jqk=10"
@@ -316,8 +318,33 @@ class GeneralPointsTask(TaskSpec):
     def content_key(self, instance: Instance) -> str:
         """Sorted card values, target and rule: equal keys pose the same arithmetic problem."""
         p = instance.problem
-        values = ",".join(str(v) for v in sorted(p["values"]))
-        return f"gp/values={values}/target={p['target']}/rule={p['rule']}"
+        return _content_key(p["values"], p["target"], p["rule"])
+
+    overlap_family = "general-points"
+
+    def chat_overlap_keys(self, prompt: str, answer: str) -> tuple[str, ...]:
+        """The content key of the hand the paper's prompt poses: its ``Cards: [...]`` (or, as
+        a gp-vl prompt lists none, the answer's ``"cards"``), J/Q/K rule sentence and target."""
+        target = _PROMPT_TARGET.search(prompt)
+        rule_match = _PROMPT_RULE.search(prompt)
+        if target is None or rule_match is None:
+            return ()
+        rule = OOD_RULE if rule_match.group(2) else TRAINING_RULE
+        if rule == TRAINING_RULE and rule_match.group(1) != "10":
+            return ()  # a rule gpbench does not generate
+        cards_match = _PROMPT_CARDS.search(prompt)
+        if cards_match is not None:
+            ranks = _PROMPT_RANK.findall(cards_match.group(1))
+        else:
+            listed = extract_field(answer, "cards")
+            ranks = [str(c) for c in listed] if isinstance(listed, list) else []
+        if len(ranks) != 4:
+            return ()
+        try:
+            values = hand_values(ranks, rule)
+        except ValueError:
+            return ()
+        return (_content_key(values, int(target.group(1)), rule),)
 
 
 class GeneralPointsText(GeneralPointsTask):
@@ -361,6 +388,18 @@ class GeneralPointsText(GeneralPointsTask):
             [{"role": "user", "content": prompt}],
             [],  # images
         )
+
+
+_PROMPT_TARGET = re.compile(r"expert (\d{1,6}) points card game player")
+_PROMPT_RULE = re.compile(
+    r"'J', 'Q', and 'K' count as '(\d+)'(, '(\d+)', and '(\d+)' respectively)?"
+)
+_PROMPT_CARDS = re.compile(r"Cards:\s*\[([^\]\n]{0,200})\]")
+_PROMPT_RANK = re.compile(r"(10|[2-9AJQK])")
+
+
+def _content_key(values: Sequence[int], target: int, rule: str) -> str:
+    return f"gp/values={','.join(str(v) for v in sorted(values))}/target={target}/rule={rule}"
 
 
 def hand_values(cards: Sequence[str], rule: str) -> list[int]:

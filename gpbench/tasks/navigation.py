@@ -48,6 +48,7 @@ from gpbench.generators.cities import City, generate_city
 from gpbench.generators.rng import KeyedRng, content_hash
 from gpbench.generators.routes import (
     RELATIVE_WORDS,
+    DecisionPoint,
     Route,
     decision_points,
     sample_route,
@@ -55,7 +56,7 @@ from gpbench.generators.routes import (
 from gpbench.records import Instance, Verdict
 from gpbench.tasks.answers import extract_field, extract_object
 from gpbench.tasks.episode import EpisodeEnv, Message
-from gpbench.tasks.spec import SplitSpec, TaskSpec, split_spec
+from gpbench.tasks.spec import DebugView, SplitSpec, TaskSpec, split_spec, thumbnail_png
 
 COMPASS_WORDS = (
     "north",
@@ -110,6 +111,14 @@ Then, you need to provide the action to be taken based on the current observatio
   "action": the action to be taken chosen from the action space,
 }}
 """
+
+_INSTRUCTION_BLOCK = re.compile(r"\[Instruction\]\n(.*?)\n\s*\n\[", re.DOTALL)
+
+
+def instruction_key(instructions: str) -> str:
+    """The overlap key of a route by its instruction text (whitespace-insensitive)."""
+    return f"virl-instructions/{' '.join(instructions.split())}"
+
 
 _ACTION = re.compile(
     r"^\s*(?:(forward|stop)\s*\(\s*\)|turn_direction\s*\(\s*['\"]?\s*([a-z ]+?)\s*['\"]?\s*\))\s*$"
@@ -337,6 +346,48 @@ class NavigationText(TaskSpec):
         p = instance.problem
         route = p["route"]
         return f"virl/{p['city_id']}/{route['start_landmark']}/{route['destination_landmark']}"
+
+    overlap_family = "virl"
+
+    def overlap_keys(self, instance: Instance) -> tuple[str, ...]:
+        """By its instruction text first (all a chat example holds), then its content key."""
+        return (
+            instruction_key("\n".join(instance.problem["instructions"])),
+            self.content_key(instance),
+        )
+
+    def chat_overlap_keys(self, prompt: str, answer: str) -> tuple[str, ...]:
+        """The route a chat example's ``[Instruction]`` block gives (it holds no city id; equal
+        instructions mean the same route in practice)."""
+        match = _INSTRUCTION_BLOCK.search(prompt)
+        return (instruction_key(match.group(1)),) if match else ()
+
+    def route_map(self, instance: Instance) -> Any:
+        """The city map with the route and its decision points (for people, not the model)."""
+        from gpbench.generators.street_views import render_route_map
+
+        city = City.from_json(instance.problem["city"])
+        route = Route.from_json(instance.problem["route"])
+        points = [DecisionPoint.from_json(p) for p in instance.problem["points"]]
+        return render_route_map(city, route, points)
+
+    def debug_views(
+        self, instance: Instance, *, point: int = 0, max_px: int = 420
+    ) -> list[DebugView]:
+        """The route map, then (vision) the view at the decision point where the episode ended."""
+        views = [
+            DebugView(
+                "route map (for people; not shown to the model)",
+                thumbnail_png(self.route_map(instance), max_px),
+            )
+        ]
+        images = self.images(instance)
+        if images:
+            image = images[min(point, len(images) - 1)]
+            views.append(
+                DebugView(f"view at decision point {point + 1}", thumbnail_png(image, max_px))
+            )
+        return views
 
     def region_problems(self, instance: Instance) -> list[str]:
         """The city family, vocabulary and held-out membership match the split."""

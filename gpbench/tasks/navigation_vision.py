@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpbench.generators.cities import City
-from gpbench.generators.routes import DecisionPoint, Route
+from gpbench.generators.routes import DecisionPoint
 from gpbench.records import Instance, Verdict
 from gpbench.tasks.episode import EpisodeEnv, Message
 from gpbench.tasks.navigation import (
@@ -167,15 +167,6 @@ class NavigationVision(NavigationText):
             render_views(city, DecisionPoint.from_json(point), style)
             for point in instance.problem["points"]
         ]
-
-    def route_map(self, instance: Instance) -> Any:
-        """The city map with the route and its decision points (for people, not the model)."""
-        from gpbench.generators.street_views import render_route_map
-
-        city = City.from_json(instance.problem["city"])
-        route = Route.from_json(instance.problem["route"])
-        points = [DecisionPoint.from_json(p) for p in instance.problem["points"]]
-        return render_route_map(city, route, points)
 
     @property
     def episode_class(self) -> type[EpisodeEnv]:  # type: ignore[override]

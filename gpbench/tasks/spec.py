@@ -89,6 +89,25 @@ class SplitSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DebugView:
+    """An image that shows people an episode (the report's gallery): a caption and PNG bytes."""
+
+    caption: str
+    png: bytes
+
+
+def thumbnail_png(image: Any, max_px: int) -> bytes:
+    """``image`` (a PIL image) shrunk to fit ``max_px`` on its longest side, as PNG bytes."""
+    from PIL import Image
+
+    from gpbench.generators.card_art import scene_png
+
+    thumb = image.copy()
+    thumb.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    return scene_png(thumb, compress_level=9)
+
+
 def split_spec(name: str, description: str, size: int, seed: int, **params: Any) -> SplitSpec:
     """A :class:`SplitSpec` with its parameters as keyword arguments (for the task tables)."""
     return SplitSpec(name, description, size, seed, params)
@@ -218,6 +237,19 @@ class TaskSpec(abc.ABC):
     reports_recognition: bool = False
     """Answers also state what the model perceived (gp-vl's cards), checked first; reports give
     the share of attempts that perceived it right."""
+    overlap_family: str
+    """Tasks whose problems can be the same training item share a family (gp-l and gp-vl pose
+    the same hands): an overlap check reads training lines of the family and skips the rest."""
+
+    def overlap_keys(self, instance: Instance) -> tuple[str, ...]:
+        """The keys under which a training file holds ``instance``'s problem, the one that
+        identifies it across instance and chat lines first (by default its content key)."""
+        return (self.content_key(instance),)
+
+    @abc.abstractmethod
+    def chat_overlap_keys(self, prompt: str, answer: str) -> tuple[str, ...]:
+        """The keys of the problem a chat training example poses (its prompt and answer text),
+        as :meth:`overlap_keys` gives them; empty when it poses no problem of the family."""
 
     @abc.abstractmethod
     def answer_statuses(self, mode: str = "gpbench") -> tuple[str, ...]:
@@ -282,6 +314,17 @@ class TaskSpec(abc.ABC):
         instance, so they are rendered on demand and never stored inside the record.
         """
         return []
+
+    def debug_views(
+        self, instance: Instance, *, point: int = 0, max_px: int = 420
+    ) -> list[DebugView]:
+        """Images that show people an episode on ``instance`` that ended at decision point
+        ``point``, each at most ``max_px`` on its longest side (default: the instance's image
+        at that point; none for text tasks)."""
+        images = self.images(instance)
+        if not images:
+            return []
+        return [DebugView("scene", thumbnail_png(images[min(point, len(images) - 1)], max_px))]
 
     def describe(self, instance: Instance) -> str:
         """A short human-readable description of the instance (for ``gpbench show``)."""

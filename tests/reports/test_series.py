@@ -51,18 +51,18 @@ def test_training_compute(metadata: dict[str, object], rl_lambda: float, expecte
 def test_x_value_by_step_and_by_compute() -> None:
     sft = Checkpoint("k", "c", "/c", {"method": "sft", "step": "500", "parameter_count": 10,
                                       "tokens_seen": 7})  # fmt: skip
-    assert x_value(sft, "step", init=False, multi_decision=False) == 500
-    assert x_value(sft, "compute", init=False, multi_decision=False) == 6 * 10 * 7
+    assert x_value(sft, "step", init=False, rl_lambda=6.0) == 500
+    assert x_value(sft, "compute", init=False, rl_lambda=6.0) == 6 * 10 * 7
     init = Checkpoint("i", "init", "/i", {"parameter_count": 10, "init_tokens": 3})
-    assert x_value(init, "step", init=True, multi_decision=False) == 0
-    assert x_value(init, "compute", init=True, multi_decision=False) == 6 * 10 * 3
+    assert x_value(init, "step", init=True, rl_lambda=6.0) == 0
+    assert x_value(init, "compute", init=True, rl_lambda=6.0) == 6 * 10 * 3
     rl = Checkpoint("r", "r", "/r", {"method": "rl", "parameter_count": 10, "tokens_seen": 7})
-    assert x_value(rl, "compute", init=False, multi_decision=True) == pytest.approx(
+    assert x_value(rl, "compute", init=False, rl_lambda=5.1) == pytest.approx(
         6 * 10 * 7 + 2 * 10 * 5.1 * 7
     )
-    assert x_value(Checkpoint("u", "u", "/u"), "step", init=False, multi_decision=False) is None
+    assert x_value(Checkpoint("u", "u", "/u"), "step", init=False, rl_lambda=6.0) is None
     with pytest.raises(ConfigError, match="--x must be one of step, compute"):
-        x_value(sft, "tokens", init=False, multi_decision=False)
+        x_value(sft, "tokens", init=False, rl_lambda=6.0)
 
 
 def test_parse_series() -> None:
