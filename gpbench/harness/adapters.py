@@ -54,6 +54,7 @@ from typing import Any
 from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError
 from gpbench.harness.checkpoints import ADAPTER_CONFIG_FILE, CONFIG_FILE, loadable_folder
 from gpbench.harness.weights import shown
+from gpbench.serialization import parse_json
 
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
 # Files that make a folder's tokenizer (as the hf backend's check_model_folder counts them).
@@ -141,7 +142,7 @@ def read_adapter_config(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path} is not valid JSON ({exc}); re-save the adapter") from None
     if not isinstance(data, dict):

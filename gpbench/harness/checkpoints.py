@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import CheckpointError
+from gpbench.serialization import parse_json
 
 CONFIG_FILE = "config.json"
 METADATA_FILE = "gpbench_checkpoint.json"
@@ -279,8 +280,8 @@ def _read_cached_hash(key: tuple[str, int, int, int, int, int]) -> str | None:
     if len(raw) > _CACHE_ENTRY_LIMIT:
         return None
     try:
-        entry = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):  # bad UTF-8 or JSON; absurd nesting
+        entry = parse_json(raw.decode("utf-8"))
+    except ValueError:  # bad UTF-8 or JSON (absurd nesting included)
         return None
     if not isinstance(entry, dict) or entry.get("key") != list(key):
         return None
@@ -644,7 +645,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
     if not isinstance(data, dict):

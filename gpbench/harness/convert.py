@@ -103,6 +103,7 @@ from gpbench.harness.checkpoints import (
     parse_meta_value,
 )
 from gpbench.harness.weights import load_pretrained, pickle_offence
+from gpbench.serialization import parse_json
 
 __all__ = [
     "Conversion",
@@ -641,7 +642,7 @@ def _read_object(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
     if not isinstance(data, dict):

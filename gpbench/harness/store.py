@@ -66,7 +66,7 @@ import gpbench
 from gpbench.errors import GpbenchError, RecordSchemaError
 from gpbench.harness.backends import FINISH_REASONS, Completion
 from gpbench.records import STOP_REASONS, Episode
-from gpbench.serialization import to_json
+from gpbench.serialization import JsonLimitError, parse_json, to_json
 
 if TYPE_CHECKING:
     from gpbench.harness.loop import TurnRecord
@@ -339,7 +339,7 @@ def _same_file(fd: int, path: Path) -> bool:
 def _read_holder(fd: int) -> LockHolder | None:
     """The lock record, or None when it is empty or unreadable (someone else's junk included)."""
     try:
-        data = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        data = parse_json(os.pread(fd, 4096, 0).decode("utf-8"))
         holder = LockHolder(
             str(data["host"]),
             int(data["pid"]),
@@ -347,7 +347,7 @@ def _read_holder(fd: int) -> LockHolder | None:
             data.get("boot_id"),
             data.get("start_ticks"),
         )
-    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
     if holder.pid <= 0 or not isinstance(holder.start_ticks, (int, type(None))):
         return None
@@ -403,7 +403,7 @@ def read_run_spec(folder: Path) -> dict[str, Any]:
     if len(raw) > _RUN_FILE_LIMIT:
         raise RecordSchemaError(str(path), 0, f"over {_RUN_FILE_LIMIT >> 20} MB: {fix}")
     try:
-        data = _parse_json(raw, allow_nan=True)  # checkpoint metadata may hold NaN
+        data = _decode(raw, allow_nan=True)  # checkpoint metadata may hold NaN
         _check_spec(data)
     except ValueError as exc:
         raise RecordSchemaError(str(path), 0, f"{exc}; {fix}") from None
@@ -621,8 +621,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _parse_json(raw: bytes, *, allow_nan: bool = False) -> Any:
-    """One JSON document from untrusted bytes; ValueError with a short reason otherwise."""
+def _decode(raw: bytes, *, allow_nan: bool = False) -> Any:
+    """One JSON document from untrusted bytes (:func:`gpbench.serialization.parse_json`, so
+    absurd nesting and huge integers are refused too); ValueError with a short reason otherwise."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -631,14 +632,13 @@ def _parse_json(raw: bytes, *, allow_nan: bool = False) -> Any:
         ) from None
     try:
         if allow_nan:
-            return json.loads(text)
-        return json.loads(text, parse_constant=_reject_constant)
+            return parse_json(text)
+        return parse_json(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
-    except RecursionError:
-        raise ValueError("not valid JSON (nested too deeply)") from None
-    except ValueError as exc:  # a NaN, or an integer of more digits than Python converts
-        raise ValueError(f"not valid JSON ({str(exc).split(';')[0]})") from None
+        where = "" if isinstance(exc, JsonLimitError) else f" at column {exc.colno}"
+        raise ValueError(f"not valid JSON ({exc.msg}{where})") from None
+    except ValueError as exc:  # a NaN refused by _reject_constant
+        raise ValueError(f"not valid JSON ({exc})") from None
 
 
 _MISSING: Any = object()
@@ -732,7 +732,7 @@ def parse_episode(raw: bytes) -> Episode:
     inconsistent with the others (``attempts_used`` against the turns, ``correct`` against the
     stop reason), so no reader counts a malformed record.
     """
-    data = _mapping(_parse_json(raw), "the line")
+    data = _mapping(_decode(raw), "the line")
     turns = _get(data, "turns", "", _MISSING)
     if not isinstance(turns, list):
         raise _wrong("", "turns", "a list", turns)
@@ -860,7 +860,7 @@ def _inflight_line(record: TurnRecord) -> bytes:
 
 def _parse_inflight(raw: bytes) -> tuple[str, int, int, int, Completion]:
     """``(uid, index, sample, turn, completion)`` of one ``inflight.jsonl`` line."""
-    data = _mapping(_parse_json(raw), "the line")
+    data = _mapping(_decode(raw), "the line")
     reason = _string(data, "finish_reason")
     if reason not in FINISH_REASONS:
         raise ValueError(f"field finish_reason must be one of {', '.join(FINISH_REASONS)}")

@@ -28,7 +28,6 @@ advice to re-save it as safetensors with a tool one trusts.
 
 from __future__ import annotations
 
-import json
 import pickle
 import re
 import struct
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import ModelLoadError
+from gpbench.serialization import parse_json
 
 SAFE_WEIGHTS = "model.safetensors"
 SAFE_INDEX = "model.safetensors.index.json"
@@ -107,8 +107,8 @@ def safetensors_names(path: Path) -> set[str]:
             )
         raw = handle.read(length)
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
+        header = parse_json(raw.decode("utf-8"))
+    except ValueError:
         raise ModelLoadError(
             f"{path} is not a safetensors file (its header is not JSON); re-save or copy the "
             f"weights again"
@@ -297,8 +297,8 @@ def pickle_offence(exc: BaseException) -> str:
 
 def _check_index(folder: Path, index: Path) -> list[Path]:
     try:
-        data = json.loads(index.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError):
+        data = parse_json(index.read_text(encoding="utf-8"))
+    except ValueError:
         raise ModelLoadError(
             f"{index} is not valid JSON; copy the checkpoint's index file again"
         ) from None
@@ -345,8 +345,8 @@ def _inside(folder: Path, name: str, source: str) -> Path:
 
 def _read_config(folder: Path) -> dict[str, Any]:
     try:
-        data = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data = parse_json((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}  # the loader reports a missing or broken config in its own words
     return data if isinstance(data, dict) else {}
 

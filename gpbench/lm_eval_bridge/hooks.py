@@ -47,6 +47,7 @@ from typing import Any
 
 from gpbench.errors import ConfigError, MissingDependencyError
 from gpbench.records import Instance, Verdict
+from gpbench.serialization import parse_json
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -150,7 +151,12 @@ def custom_dataset(**metadata: Any) -> dict[str, Any]:
         )
     options = metadata.get("gpbench_options") or {}
     if isinstance(options, str):  # --metadata passes JSON through, but a string may slip in
-        options = json.loads(options)
+        try:
+            options = parse_json(options)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"gpbench_options is not valid JSON ({exc.msg}); pass a mapping of task options"
+            ) from None
     if not isinstance(options, dict):
         raise ConfigError(f"gpbench_options must be a mapping of task options, got {options!r}")
     docs = items(

@@ -24,7 +24,6 @@ recorded there; the paper used none, so the presets use none.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from gpbench.errors import ConfigError, did_you_mean
 from gpbench.recipes.data import REF_COLUMN
 from gpbench.recipes.points import Replay, replay, resolve, start_at
 from gpbench.records import Verdict
+from gpbench.serialization import parse_json
 
 UNREADABLE_STATUSES = frozenset({"illegal_formula", "unparseable"})
 """Statuses meaning the verifier found no answer in the task's format."""
@@ -65,7 +65,7 @@ def _attempts(value: Any) -> list[str] | None:
     """The rollout's attempts for one completion (JSON text or a list), None when single-turn."""
     if value is None:
         return None
-    attempts = json.loads(value) if isinstance(value, str) else value
+    attempts = parse_json(value) if isinstance(value, str) else value
     return [str(a) for a in attempts]
 
 

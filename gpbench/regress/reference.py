@@ -49,6 +49,7 @@ from typing import Any
 
 import gpbench
 from gpbench.errors import CheckpointError, ConfigError, GpbenchError
+from gpbench.serialization import parse_json
 
 NAME = "tiny-cpu-reference"
 FOLDER = Path(__file__).resolve().parent / "data" / NAME
@@ -142,7 +143,7 @@ def check_reference(folder: Path = FOLDER) -> Path:
     """
     record_path = folder / PROVENANCE_FILE
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record = parse_json(record_path.read_text(encoding="utf-8"))
         files = record["files"]
         if not isinstance(files, dict) or not files:
             raise TypeError

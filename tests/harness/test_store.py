@@ -131,8 +131,14 @@ def test_an_episode_of_another_shard_is_an_error(tmp_path: Path) -> None:
     ("line", "message"),
     [
         (b'{"uid": "\xff\xfe"}\n', r"not valid UTF-8 \(byte 0xff"),
-        (b"[" * 100_000 + b"]" * 100_000 + b"\n", r"not valid JSON \(nested too deeply\)"),
-        (b'{"uid": 1' + b"0" * 5000 + b"}\n", r"not valid JSON \(Exceeds the limit"),
+        (
+            b"[" * 100_000 + b"]" * 100_000 + b"\n",
+            r"not valid JSON \(nested too deeply to decode\)",
+        ),
+        (
+            b'{"uid": 1' + b"0" * 5000 + b"}\n",
+            r"not valid JSON \(an integer with too many digits\)",
+        ),
         (b"[1, 2]\n", "the line must be a JSON object, found a list"),
     ],
 )
@@ -202,7 +208,7 @@ def test_malformed_episode_fields_are_one_line_errors(
     ("text", "message"),
     [
         (b'{"status": "\xff"}', "not valid UTF-8"),
-        (b"[" * 100_000, r"not valid JSON \(nested too deeply\)"),
+        (b"[" * 100_000, r"not valid JSON \(nested too deeply to decode\)"),
         (b'{"status": "done"}', "field status must be one of running, complete, writing"),
         (b'{"episodes": "20"}', "field episodes must be an integer >= 0, found a string"),
         (b'{"run_key": {"task": "gp-l"}}', "field run_key.task must be TASK@VERSION"),

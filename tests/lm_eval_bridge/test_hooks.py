@@ -156,6 +156,16 @@ def test_custom_dataset_reads_metadata_and_ignores_lm_evals_own_keys() -> None:
             },
             "gpbench_options must be a mapping",
         ),
+        (
+            {
+                "gpbench_task": "gp-l",
+                "gpbench_split": "id",
+                "gpbench_seed": 1,
+                "gpbench_n": 1,
+                "gpbench_options": "[" * 100_000,
+            },
+            r"gpbench_options is not valid JSON \(nested too deeply",
+        ),
     ],
 )
 def test_custom_dataset_rejects_bad_metadata_with_a_fix(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import BackendError, ConfigError, ModelLoadError
+from gpbench.serialization import parse_json
 
 PLAIN_TEMPLATE = (
     "{% for message in messages %}"
@@ -75,7 +76,7 @@ def resolve_template(setting: str | None, default: str | None, folder: Path) -> 
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":  # chat_template.json, as processors save it
         try:
-            text = str(json.loads(text)["chat_template"])
+            text = str(parse_json(text)["chat_template"])
         except (json.JSONDecodeError, KeyError, TypeError):
             raise ConfigError(f"{path} holds no 'chat_template' string") from None
     return text, f"file:{path}"

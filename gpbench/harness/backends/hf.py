@@ -70,6 +70,7 @@ from gpbench.harness.backends.chat import (
 )
 from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint, loadable_folder
 from gpbench.harness.weights import check_weight_files, load_pretrained
+from gpbench.serialization import parse_json
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -594,7 +595,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{path} is not valid JSON ({exc}); re-save the checkpoint") from None
     except UnicodeDecodeError:
