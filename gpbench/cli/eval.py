@@ -120,14 +120,20 @@ if TYPE_CHECKING:
 @click.option(
     "--paper",
     is_flag=True,
-    help="The paper's evaluation: the checkpoint's own generation config, 256 tokens.",
+    help="The paper's evaluation end to end. Sets: --mode reference (the paper code's "
+    "rewards and feedback); decoding from the checkpoint's generation_config.json "
+    "(temperature and top-p when it samples, else greedy; greedy for --backend scripted); "
+    "--max-tokens 256; the paper's instances (-n and --seed: GP 234 at seed 42, V-IRL 48 or "
+    "18 at seed 12), one sample each, the task's budget (GP 5 attempts, V-IRL 2 per decision "
+    "point). Giving any of those flags with another value is an error.",
 )
 @click.option(
     "--mode",
     type=click.Choice(["gpbench", "reference"]),
     default="gpbench",
     show_default=True,
-    help="Verifier mode (reference: the paper code's quirks).",
+    help="Verifier mode. reference: the paper code's rewards, reasons and feedback exactly; "
+    "gpbench: its documented, more lenient reading of answers.",
 )
 @click.option(
     "--runs-dir",
@@ -234,11 +240,14 @@ def eval_command(**kw: Any) -> None:
         raise ConfigError("--base-url is for --backend openai")
     sampling = Sampling(kw["temperature"], kw["top_p"], kw["max_tokens"])
     if kw["paper"]:
-        if kw["backend"] == "scripted":
-            raise ConfigError("--paper reads the checkpoint's generation config; not for scripted")
-        from gpbench.harness.backends.hf import paper_sampling
+        _check_paper_flags(kw, click.get_current_context())
+        kw["mode"] = "reference"
+        if kw["backend"] == "scripted":  # no checkpoint, so no generation config: greedy
+            sampling = Sampling(0.0, 1.0, PAPER_MAX_TOKENS)
+        else:
+            from gpbench.harness.backends.hf import paper_sampling
 
-        sampling = paper_sampling(Path(kw["model"]))
+            sampling = paper_sampling(Path(kw["model"]), PAPER_MAX_TOKENS)
     config = EvalConfig(
         model=kw["model"],
         backend=kw["backend"],
@@ -335,6 +344,34 @@ def _clock(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+PAPER_MAX_TOKENS = 256
+"""New tokens per answer in the paper's evaluation."""
+
+# What --paper sets: flag, the one value an explicit flag may repeat (None: any value given
+# contradicts it) and what --paper does instead, for the error.
+_PAPER_FIXES: dict[str, tuple[str, object, str]] = {
+    "mode": ("--mode", "reference", "scores in reference mode"),
+    "max_tokens": ("--max-tokens", PAPER_MAX_TOKENS, "allows 256 new tokens"),
+    "temperature": ("--temperature", None, "reads the checkpoint's generation config"),
+    "top_p": ("--top-p", None, "reads the checkpoint's generation config"),
+    "count": ("-n", None, "runs the paper's instances"),
+    "seed": ("--seed", None, "runs the paper's instances"),
+    "samples": ("--samples", 1, "draws one sample per instance"),
+    "max_attempts": ("--max-attempts", None, "uses the task's budget"),
+}
+
+
+def _check_paper_flags(kw: dict[str, Any], context: click.Context) -> None:
+    """Refuse, in one line, a flag given with ``--paper`` that contradicts what it sets."""
+    for name, (flag, allowed, instead) in _PAPER_FIXES.items():
+        if context.get_parameter_source(name) is not click.core.ParameterSource.COMMANDLINE:
+            continue
+        if allowed is None or kw[name] != allowed:
+            raise ConfigError(
+                f"{flag} {kw[name]} contradicts --paper, which {instead}; drop {flag} or --paper"
+            )
 
 
 def _check_base_model(model: str, backend: str) -> None:
