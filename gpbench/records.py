@@ -6,12 +6,10 @@ into JSON lines and back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any
 
 JsonDict = dict[str, Any]
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -44,39 +42,6 @@ class Instance:
     messages: list[JsonDict]
     images: list[str] = field(default_factory=list)
 
-    @classmethod
-    def of(
-        cls,
-        uid: str,
-        task: str,
-        task_version: int,
-        split: str,
-        seed: int,
-        index: int,
-        problem: JsonDict,
-        reference: JsonDict,
-        params: JsonDict,
-        messages: list[JsonDict],
-        images: list[str],
-    ) -> Instance:
-        """``Instance(...)`` with every field given, built as :func:`build_record` builds records."""
-        return build_record(
-            cls,
-            (
-                uid,
-                task,
-                task_version,
-                split,
-                seed,
-                index,
-                problem,
-                reference,
-                params,
-                messages,
-                images,
-            ),
-        )
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -99,38 +64,6 @@ class Verdict:
     feedback: str
     extracted: JsonDict = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
-
-    @classmethod
-    def of(
-        cls,
-        correct: bool,
-        status: str,
-        statuses: list[str],
-        reward: float,
-        feedback: str,
-        extracted: JsonDict,
-        flags: list[str],
-    ) -> Verdict:
-        """``Verdict(...)`` with every field given, built without the frozen ``__init__``.
-
-        A frozen dataclass sets each field through ``object.__setattr__``; verifiers build one
-        Verdict per answer (RL rewards, 50,000 answers/s), so they fill ``__dict__`` at once.
-        The result equals, hashes and prints like the constructor's.
-
-        >>> Verdict.of(True, "correct", ["correct"], 10.0, "", {}, []) == Verdict(
-        ...     True, "correct", ["correct"], 10.0, "")
-        True
-        """
-        verdict = object.__new__(cls)
-        fields = verdict.__dict__  # filled in place: the fastest way CPython 3.11 offers
-        fields["correct"] = correct
-        fields["status"] = status
-        fields["statuses"] = statuses
-        fields["reward"] = reward
-        fields["feedback"] = feedback
-        fields["extracted"] = extracted
-        fields["flags"] = flags
-        return verdict
 
 
 @dataclass(frozen=True)
@@ -160,35 +93,6 @@ class Turn:
     latency_s: float | None = None
     decision_point: int = 0
     reward: float = 0.0
-
-    @classmethod
-    def of(
-        cls,
-        attempt: int,
-        response: str,
-        verdict: JsonDict,
-        output_truncated: bool,
-        prompt_tokens: int | None,
-        completion_tokens: int | None,
-        latency_s: float | None,
-        decision_point: int,
-        reward: float,
-    ) -> Turn:
-        """``Turn(...)`` with every field given, built as :func:`build_record` builds records."""
-        return build_record(
-            cls,
-            (
-                attempt,
-                response,
-                verdict,
-                output_truncated,
-                prompt_tokens,
-                completion_tokens,
-                latency_s,
-                decision_point,
-                reward,
-            ),
-        )
 
 
 STOP_REASONS = ("solved", "budget_exhausted", "responses_ended", "error")
@@ -231,91 +135,3 @@ class Episode:
     budget: int
     flags: list[str] = field(default_factory=list)
     error: str | None = None
-
-    @classmethod
-    def of(
-        cls,
-        uid: str,
-        task: str,
-        task_version: int,
-        split: str,
-        seed: int,
-        index: int,
-        sample: int,
-        turns: list[JsonDict],
-        correct: bool,
-        return_: float,
-        attempts_used: int,
-        first_try_correct: bool,
-        stop_reason: str,
-        budget: int,
-        flags: list[str],
-        error: str | None,
-    ) -> Episode:
-        """``Episode(...)`` with every field given, built as :func:`build_record` builds records."""
-        return build_record(
-            cls,
-            (
-                uid,
-                task,
-                task_version,
-                split,
-                seed,
-                index,
-                sample,
-                turns,
-                correct,
-                return_,
-                attempts_used,
-                first_try_correct,
-                stop_reason,
-                budget,
-                flags,
-                error,
-            ),
-        )
-
-
-_BUILDERS: dict[type, Callable[..., Any]] = {}
-
-
-def build_record(cls: type[R], values: tuple[Any, ...]) -> R:
-    """``cls(*values)`` for a frozen dataclass given every field, in declaration order.
-
-    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; the harness
-    builds an instance, a request, a completion, a step, turns and an episode per episode, where
-    that cost a tenth of a scripted run. Filling ``__dict__`` at once gives an equal record (same
-    fields, in the same order, which :func:`gpbench.serialization.to_dict` relies on).
-    ``__post_init__`` is not run: only for classes without one. A wrong number of values is a
-    ``TypeError``, as for the constructor.
-    """
-    builder = _BUILDERS.get(cls)
-    if builder is None:
-        builder = _BUILDERS[cls] = _positional_builder(cls)
-    record: R = builder(*values)
-    return record
-
-
-def _positional_builder(cls: type) -> Callable[..., Any]:
-    """A function of every field, positionally, that stores each in a new record's ``__dict__``.
-
-    Generated once per class from its field names, as :mod:`dataclasses` generates ``__init__``:
-    one store per field runs at less than half the cost of ``__dict__.update(zip(...))``. Only
-    the field names (identifiers, checked) reach the generated source; no data ever does.
-    """
-    names = [f.name for f in fields(cls)]
-    helpers = ("_new_", "_cls_", "_record_", "_fields_")  # the generated code's own names
-    if not all(name.isidentifier() and name not in helpers for name in names):
-        raise TypeError(f"{cls.__name__} has a field name the builder cannot take: {names}")
-    stores = "".join(f"    _fields_[{name!r}] = {name}\n" for name in names)
-    source = (
-        f"def build({', '.join(names)}):\n"
-        "    _record_ = _new_(_cls_)\n"
-        "    _fields_ = _record_.__dict__\n"
-        f"{stores}"
-        "    return _record_\n"
-    )
-    namespace: dict[str, Any] = {"_new_": object.__new__, "_cls_": cls}
-    exec(compile(source, f"<gpbench.records builder of {cls.__name__}>", "exec"), namespace)
-    builder: Callable[..., Any] = namespace["build"]
-    return builder

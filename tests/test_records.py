@@ -1,5 +1,5 @@
-"""Records: the fast builders equal the constructors; to_json is the canonical json.dumps, and
-every string (lone surrogates included) is written as valid UTF-8 and read back unchanged."""
+"""Records: frozen, JSON in field order; to_json is the canonical json.dumps, and every string
+(lone surrogates included) is written as valid UTF-8 and read back unchanged."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from gpbench.errors import GpbenchError, RecordSchemaError
 from gpbench.harness.backends import Completion, Request
-from gpbench.records import Episode, Instance, Turn, Verdict, build_record
+from gpbench.records import Episode, Instance, Turn, Verdict
 from gpbench.serialization import (
     escape_surrogates,
+    from_dict,
     json_text,
     parse_json,
     read_jsonl,
@@ -37,33 +38,13 @@ def _values(cls: type) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("cls", RECORD_CLASSES, ids=lambda cls: cls.__name__)
-def test_build_record_equals_the_constructor(cls: type) -> None:
+def test_records_are_frozen_and_read_back_from_their_json(cls: type) -> None:
     values = _values(cls)
-    built = build_record(cls, values)
-    constructed = cls(*values)
-    assert type(built) is cls
-    assert built == constructed and hash(built) == hash(constructed)
-    assert repr(built) == repr(constructed)
-    assert list(vars(built)) == list(vars(constructed))  # field order: to_dict relies on it
-    assert to_dict(built) == to_dict(constructed)
-    assert to_json(built) == to_json(constructed)
+    record = cls(**{f.name: v for f, v in zip(dataclasses.fields(cls), values, strict=True)})
     with pytest.raises(dataclasses.FrozenInstanceError):
-        built.extra = 1  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("cls", RECORD_CLASSES, ids=lambda cls: cls.__name__)
-def test_build_record_refuses_a_wrong_number_of_values(cls: type) -> None:
-    values = _values(cls)
-    with pytest.raises(TypeError):
-        build_record(cls, values[:-1])
-    with pytest.raises(TypeError):
-        build_record(cls, (*values, "one too many"))
-
-
-def test_typed_builders_equal_the_constructors() -> None:
-    for cls in (Instance, Turn, Episode, Verdict):
-        values = _values(cls)
-        assert cls.of(*values) == cls(*values)  # type: ignore[attr-defined]
+        record.extra = 1  # type: ignore[attr-defined]
+    assert list(to_dict(record).values()) == list(values)  # declaration order
+    assert from_dict(cls, json.loads(to_json(record))) == record
 
 
 @pytest.mark.parametrize(
@@ -97,20 +78,13 @@ def test_to_dict_renames_keyword_fields_in_place() -> None:
     assert list(record.values()) == list(values)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Awkward:
-    """Field names a generated builder could trip over (its own locals, a keyword-like name)."""
-
-    record: str
-    fields: str
-    new: str
-    cls: str
-    return_: str
-
-
-def test_build_record_takes_any_field_names() -> None:
-    values = _values(_Awkward)
-    assert build_record(_Awkward, values) == _Awkward(*values)
+def test_from_dict_names_missing_fields_and_ignores_unknown_ones() -> None:
+    data = {"text": "hi", "finish_reason": "stop", "later_field": 1}
+    assert from_dict(Completion, data) == Completion(text="hi", finish_reason="stop")
+    with pytest.raises(RecordSchemaError, match=r"f\.jsonl:3: Turn is missing attempt, verdict"):
+        from_dict(Turn, {"response": "x"}, path="f.jsonl", line=3)
+    with pytest.raises(RecordSchemaError, match=r"f\.jsonl:1: expected a JSON object, got list"):
+        from_dict(Turn, [], path="f.jsonl", line=1)
 
 
 # Text as models and servers return it: any code point, surrogates included.

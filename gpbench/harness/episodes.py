@@ -26,16 +26,16 @@ def turn_from_step(
 ) -> Turn:
     """The record of one attempt."""
     info = step.info
-    return Turn.of(
-        int(info["attempt"]),
-        response,
-        to_dict(step.verdict),
-        output_truncated,
-        prompt_tokens,
-        completion_tokens,
-        latency_s,
-        int(info["decision_point"]),
-        step.reward,
+    return Turn(
+        attempt=int(info["attempt"]),
+        response=response,
+        verdict=to_dict(step.verdict),
+        output_truncated=output_truncated,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_s=latency_s,
+        decision_point=int(info["decision_point"]),
+        reward=step.reward,
     )
 
 
@@ -51,24 +51,24 @@ def close_episode(
     else:
         stop = "responses_ended"
     flags = sorted({flag for t in turns for flag in t.verdict.get("flags", [])})
-    return Episode.of(
-        instance.uid,
-        instance.task,
-        instance.task_version,
-        instance.split,
-        instance.seed,
-        instance.index,
-        sample,
-        [to_dict(t) for t in turns],
-        stop == "solved",  # correct
-        sum(t.reward for t in turns),  # return
-        len(turns),  # attempts used
+    return Episode(
+        uid=instance.uid,
+        task=instance.task,
+        task_version=instance.task_version,
+        split=instance.split,
+        seed=instance.seed,
+        index=instance.index,
+        sample=sample,
+        turns=[to_dict(t) for t in turns],
+        correct=stop == "solved",
+        return_=sum(t.reward for t in turns),
+        attempts_used=len(turns),
         # Solved without a single failed attempt (for one-decision tasks: the first try).
-        stop == "solved" and all(t.verdict["correct"] for t in turns),
-        stop,
-        env.budget,
-        flags,
-        error,
+        first_try_correct=stop == "solved" and all(t.verdict["correct"] for t in turns),
+        stop_reason=stop,
+        budget=env.budget,
+        flags=flags,
+        error=error,
     )
 
 

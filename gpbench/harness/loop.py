@@ -7,8 +7,6 @@ sample, turn), so batching, resuming and sharding never change which seed a requ
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
@@ -18,7 +16,7 @@ from typing import Any
 
 from gpbench.harness.backends import Backend, Completion, Request, Sampling
 from gpbench.harness.episodes import close_episode, turn_from_step
-from gpbench.records import Episode, Instance, Turn, build_record
+from gpbench.records import Episode, Instance, Turn
 from gpbench.tasks.episode import EpisodeEnv
 from gpbench.tasks.spec import TaskSpec
 
@@ -139,12 +137,11 @@ def rollout(
     """
     if live_episodes < 1:
         raise ValueError(f"live_episodes must be >= 1, got {live_episodes}")
-    with _collect_young_rarely():
-        play = _Rollout(task, backend, sampling, budget, mode, run_seed, resume)
-        play.on_episode = on_episode
-        play.on_turns = on_turns
-        play.on_progress = on_progress
-        return play.run(work, live_episodes)
+    play = _Rollout(task, backend, sampling, budget, mode, run_seed, resume)
+    play.on_episode = on_episode
+    play.on_turns = on_turns
+    play.on_progress = on_progress
+    return play.run(work, live_episodes)
 
 
 class _Rollout:
@@ -182,7 +179,10 @@ class _Rollout:
             self.turn += 1
             live = self._play_turn(live)
         return LoopStats(
-            self.calls, self.requests, self.backend_seconds, time.perf_counter() - self.start
+            backend_calls=self.calls,
+            requests=self.requests,
+            backend_seconds=self.backend_seconds,
+            total_seconds=time.perf_counter() - self.start,
         )
 
     def _top_up(
@@ -233,7 +233,13 @@ class _Rollout:
                     turn = len(item.turns) - 1
                     instance = item.instance
                     records.append(
-                        TurnRecord(instance.uid, instance.index, item.sample, turn, completion)
+                        TurnRecord(
+                            uid=instance.uid,
+                            index=instance.index,
+                            sample=item.sample,
+                            turn=turn,
+                            completion=completion,
+                        )
                     )
             if records and self.on_turns is not None:
                 self.on_turns(records)
@@ -303,30 +309,6 @@ def _answer(item: _Live, completion: Completion) -> None:
     )
 
 
-YOUNG_GC_THRESHOLD = 50_000
-"""The garbage collector's first-generation threshold during a rollout (CPython's default: 700)."""
-
-
-@contextlib.contextmanager
-def _collect_young_rarely() -> Iterator[None]:
-    """Raise the collector's first threshold for the rollout, then restore it.
-
-    Each episode allocates ~100 short-lived containers (messages, verdicts, records) and lives
-    for a round of up to 1,024 episodes. At the default threshold every live episode's objects
-    survive two young collections, reach the oldest generation and trigger full collections over
-    the whole heap: a quarter of a scripted run's time. At 50,000 they mostly die young. Cyclic
-    garbage waits at most that many allocations longer; a higher threshold set by the caller is
-    kept, and a disabled collector stays disabled (``gc.disable()``, or a threshold of 0).
-    """
-    old = gc.get_threshold()
-    if old[0]:  # 0 means automatic collection is off: leave it off
-        gc.set_threshold(max(old[0], YOUNG_GC_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-
-
 def _request(task: TaskSpec, item: _Live, run_seed: int) -> Request:
     messages = item.env.messages
     images = []
@@ -352,4 +334,4 @@ def _request(task: TaskSpec, item: _Live, run_seed: int) -> Request:
     }
     turn = len(item.turns)
     seed = request_seed(run_seed, item.instance.uid, item.sample, turn)
-    return build_record(Request, (messages, images, seed, meta))
+    return Request(messages=messages, images=images, seed=seed, meta=meta)

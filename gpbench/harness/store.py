@@ -753,23 +753,23 @@ def parse_episode(raw: bytes) -> Episode:
     error = data.get("error")
     if error is not None and not isinstance(error, str):
         raise _wrong("", "error", "a string or null", error)
-    return Episode.of(
-        _string(data, "uid"),
-        _string(data, "task"),
-        _integer(data, "task_version"),
-        _string(data, "split"),
-        _integer(data, "seed", minimum=None),
-        _integer(data, "index"),
-        _integer(data, "sample"),
-        turns,
-        correct,
-        _finite(data, "return"),
-        attempts,
-        first_try,
-        stop,
-        _integer(data, "budget", minimum=1),
-        _strings(data, "flags", default=[]),
-        error,
+    return Episode(
+        uid=_string(data, "uid"),
+        task=_string(data, "task"),
+        task_version=_integer(data, "task_version"),
+        split=_string(data, "split"),
+        seed=_integer(data, "seed", minimum=None),
+        index=_integer(data, "index"),
+        sample=_integer(data, "sample"),
+        turns=turns,
+        correct=correct,
+        return_=_finite(data, "return"),
+        attempts_used=attempts,
+        first_try_correct=first_try,
+        stop_reason=stop,
+        budget=_integer(data, "budget", minimum=1),
+        flags=_strings(data, "flags", default=[]),
+        error=error,
     )
 
 

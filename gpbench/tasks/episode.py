@@ -14,7 +14,7 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpbench.records import Instance, Verdict, build_record
+from gpbench.records import Instance, Verdict
 
 Message = dict[str, Any]
 
@@ -99,7 +99,7 @@ class EpisodeEnv(abc.ABC):
             ]
         if self.terminated:
             info["stop_reason"] = self.stop_reason
-        return build_record(Step, (verdict, reward, self.terminated, False, info))
+        return Step(verdict=verdict, reward=reward, terminated=self.terminated, info=info)
 
     def first_messages(self) -> list[Message]:
         """The first prompt: a copy of the instance's own messages (records stay untouched).

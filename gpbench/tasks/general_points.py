@@ -375,18 +375,17 @@ class GeneralPointsText(GeneralPointsTask):
             "number": problem["values"],
             "formula": f"{formula}={target}",
         }
-        return Instance.of(
-            uid,
-            self.id,
-            self.version,
-            split.name,
-            seed,
-            index,
-            problem,
-            reference,
-            self.params_for(split, options),
-            [{"role": "user", "content": prompt}],
-            [],  # images
+        return Instance(
+            uid=uid,
+            task=self.id,
+            task_version=self.version,
+            split=split.name,
+            seed=seed,
+            index=index,
+            problem=problem,
+            reference=reference,
+            params=self.params_for(split, options),
+            messages=[{"role": "user", "content": prompt}],
         )
 
 

@@ -11,7 +11,6 @@ import pytest
 from gpbench.generators.rng import content_hash
 from gpbench.harness.backends import Completion, Request, Sampling, create_backend
 from gpbench.harness.loop import (
-    YOUNG_GC_THRESHOLD,
     LoopProgress,
     LoopStats,
     TurnRecord,
@@ -104,33 +103,19 @@ def test_a_window_below_one_is_refused() -> None:
         _play(0, _work(1))
 
 
-def test_the_collector_threshold_is_raised_for_the_rollout_and_restored() -> None:
-    seen: list[tuple[int, int, int]] = []
+def test_a_rollout_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # A library shares the interpreter with torch or vLLM: it must not retune the collector.
     before = gc.get_threshold()
-    task = get_task("gp-l")
+    seen: list[tuple[int, int, int]] = []
     rollout(
-        task,
+        get_task("gp-l"),
         _work(2, samples=1),
         create_backend("scripted", "reference:0.0"),
         Sampling(),
         budget=1,
         on_episode=lambda episode: seen.append(gc.get_threshold()),
     )
-    assert seen and all(t[0] == max(before[0], YOUNG_GC_THRESHOLD) for t in seen)
-    assert gc.get_threshold() == before
-
-
-def test_the_threshold_is_restored_when_the_backend_fails() -> None:
-    before = gc.get_threshold()
-    backend = create_backend("scripted", "reference:0.0")
-
-    def broken(requests: list[Request], sampling: Sampling) -> list[Completion]:
-        raise RuntimeError("backend down")
-
-    backend.generate = broken  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError, match="backend down"):
-        rollout(get_task("gp-l"), _work(1), backend, Sampling(), budget=1, on_episode=print)
-    assert gc.get_threshold() == before
+    assert seen == [before, before]
 
 
 @pytest.mark.parametrize(
@@ -142,24 +127,6 @@ def test_request_seeds_are_the_first_31_bits_of_the_content_hash(
     run_seed, uid, sample, turn = identity
     text = f"sampling/{run_seed}/{uid}/{sample}/{turn}"
     assert request_seed(*identity) == int(content_hash(text, 8), 16) & 0x7FFFFFFF
-
-
-def test_a_zero_threshold_stays_zero() -> None:
-    before = gc.get_threshold()
-    seen: list[int] = []
-    gc.set_threshold(0, *before[1:])
-    try:
-        rollout(
-            get_task("gp-l"),
-            _work(1, samples=1),
-            create_backend("scripted", "reference:0.0"),
-            Sampling(),
-            budget=1,
-            on_episode=lambda episode: seen.append(gc.get_threshold()[0]),
-        )
-    finally:
-        gc.set_threshold(*before)
-    assert seen == [0]
 
 
 def _recording(

@@ -29,7 +29,7 @@ from typing import Any
 from gpbench.errors import ConfigError
 from gpbench.generators.rng import KeyedRng
 from gpbench.harness.backends import Completion, Request, Sampling
-from gpbench.records import Instance, build_record
+from gpbench.records import Instance
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -90,8 +90,7 @@ class ScriptedBackend:
             done = Completion(self.constant, "stop")
             return [done] * len(requests)
         return [
-            build_record(Completion, (self._answer(request), "stop", None, None, None))
-            for request in requests
+            Completion(text=self._answer(request), finish_reason="stop") for request in requests
         ]
 
     def describe(self) -> dict[str, Any]:
