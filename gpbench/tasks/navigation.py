@@ -24,6 +24,16 @@ Episode:
     ``You failed this trial because ...``; 2 attempts per decision point, then the episode ends
     as a failure (-1). An answer with no readable action is ``unparseable`` (-1).
 
+Verifier modes:
+    ``gpbench`` (default) reads the answer leniently (any JSON-like object, case and spacing of
+    the action normalised). ``reference`` is the paper code's scoring exactly
+    (:func:`gpbench.tasks.paper_rules.score_navigation`): the action as ``json.loads`` or the
+    paper's regex extracts it, compared with the true action as a string; -1.5 when
+    ``intersection`` is in the model's observation but not in the true one or the other way
+    round, else -1; its feedback text. The true observation is the point's landmark text, with
+    ``; You observe an intersection`` at an intersection (as the prompt writes it). An answer
+    with no action extracted is ``unparseable`` with the paper's reward.
+
 Version history:
     1: first release.
 
@@ -54,6 +64,7 @@ from gpbench.generators.routes import (
     sample_route,
 )
 from gpbench.records import Instance, Verdict
+from gpbench.tasks import paper_rules
 from gpbench.tasks.answers import extract_field, extract_object
 from gpbench.tasks.episode import EpisodeEnv, Message
 from gpbench.tasks.spec import DebugView, SplitSpec, TaskSpec, split_spec, thumbnail_png
@@ -86,7 +97,8 @@ REWARD_WRONG_WITH_OBSERVATION = -1.5
 REWARD_UNPARSEABLE = -1.0
 REWARD_BUDGET_EXCEEDED = -1.0
 ANSWER_STATUSES = ("correct_action", "wrong_action", "wrong_action_and_observation", "unparseable")
-"""What one action can be judged, in check order."""
+"""What one action can be judged, in check order (both verifier modes)."""
+MODES = ("gpbench", "reference")
 
 _PROMPT = """
 [Task Description]
@@ -241,7 +253,7 @@ class NavigationText(TaskSpec):
     splits: Mapping[str, SplitSpec] = VIRL_SPLITS
     max_attempts = 2
     budget_penalty = REWARD_BUDGET_EXCEEDED
-    verifier_modes = ("gpbench",)
+    verifier_modes = MODES
     multi_decision = True
     rl_lambda = 5.1
     memorization_flags: Mapping[str, tuple[str, ...]] = {
@@ -250,7 +262,12 @@ class NavigationText(TaskSpec):
     }
 
     def answer_statuses(self, mode: str = "gpbench") -> tuple[str, ...]:
-        """The statuses of one action (budget exhaustion ends episodes; it is no answer's)."""
+        """The statuses of one action (budget exhaustion ends episodes; it is no answer's).
+
+        Reference mode can give each of them too (``unparseable`` where no action is extracted).
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         return ANSWER_STATUSES
 
     def decision_points(self, instance: Instance) -> int:
@@ -453,8 +470,10 @@ class NavigationText(TaskSpec):
         mode: str = "gpbench",
         output_truncated: bool = False,
     ) -> Verdict:
-        """Judge an answer at the first decision point (see :meth:`verify_at`)."""
-        return verify_action(instance.problem, 0, answer, output_truncated=output_truncated)
+        """Judge an answer at the first decision point (see :func:`verify_action`)."""
+        return verify_action(
+            instance.problem, 0, answer, output_truncated=output_truncated, mode=mode
+        )
 
     def describe(self, instance: Instance) -> str:
         """The route in text: city, endpoints, instructions and actions."""
@@ -471,12 +490,25 @@ class NavigationText(TaskSpec):
 
 
 def verify_action(
-    problem: Mapping[str, Any], point_index: int, answer: str, *, output_truncated: bool = False
+    problem: Mapping[str, Any],
+    point_index: int,
+    answer: str,
+    *,
+    output_truncated: bool = False,
+    mode: str = "gpbench",
 ) -> Verdict:
-    """Judge an answer at a decision point. Total: any string gives a Verdict."""
+    """Judge an answer at a decision point in a verifier mode. Total: any string gives a Verdict.
+
+    Raises:
+        ValueError: ``mode`` is not one of :data:`MODES`.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     point = problem["points"][point_index]
     expected = problem["actions"][point_index]
     flags = ["output_truncated"] if output_truncated else []
+    if mode == "reference":
+        return _verify_reference(problem, point, expected, answer, flags)
     obj = extract_object(answer)
     raw_action: Any = obj.get("action") if obj is not None else extract_field(answer, "action")
     raw_observation: Any = (
@@ -531,13 +563,57 @@ def verify_action(
     )
 
 
+def true_observation(point: Mapping[str, Any]) -> str:
+    """The true observation text the paper's scoring compares with: the landmark text, then
+    ``; You observe an intersection`` at an intersection (as the prompt's ``O_i`` line has it)."""
+    if point["is_intersection"]:
+        return f"{point['observation']}; You observe an intersection"
+    return str(point["observation"])
+
+
+def _verify_reference(
+    problem: Mapping[str, Any],
+    point: Mapping[str, Any],
+    expected: str,
+    answer: str,
+    flags: list[str],
+) -> Verdict:
+    """``mode="reference"``: the paper code's reward and feedback at one decision point."""
+    score = paper_rules.score_navigation(answer, expected, true_observation(point))
+    extracted: dict[str, Any] = {**score.extracted_dict(), "expected": expected}
+    action = extracted["action"]
+    if action == paper_rules.NOT_EXTRACTED:
+        extracted["action"] = None  # nothing was found: read as no answer, as in default mode
+    if score.correct:
+        return Verdict(
+            True, "correct_action", ["correct_action"], score.reward, "", extracted, flags
+        )
+    if (
+        problem["vocabulary"] == "relative"
+        and action.startswith("turn_direction(")
+        and action[15:-1] in COMPASS_WORDS
+    ):
+        flags.append("train_vocabulary_action")
+    statuses = ["unparseable"] if extracted["action"] is None else []
+    if score.reward == paper_rules.REWARD_WRONG_INTERSECTION:
+        statuses.append("wrong_action_and_observation")
+    statuses = statuses or ["wrong_action"]
+    return Verdict(
+        False, statuses[0], statuses, score.reward, score.revision_message, extracted, flags
+    )
+
+
 class NavigationEpisode(EpisodeEnv):
     """A route: one decision per point, the prompt rebuilt with history after a correct action."""
 
     def judge(self, answer: str, *, output_truncated: bool) -> Verdict:
         """Verify the action at the current decision point."""
         return verify_action(
-            self.instance.problem, self.decision_point, answer, output_truncated=output_truncated
+            self.instance.problem,
+            self.decision_point,
+            answer,
+            output_truncated=output_truncated,
+            mode=self.mode,
         )
 
     def advance(self) -> bool:

@@ -182,14 +182,21 @@ class NavigationVision(NavigationText):
         output_truncated: bool = False,
     ) -> Verdict:
         """Judge an answer at the first decision point, with detection scores."""
-        return verify_with_detection(instance.problem, 0, answer, output_truncated)
+        return verify_with_detection(instance.problem, 0, answer, output_truncated, mode)
 
 
 def verify_with_detection(
-    problem: Mapping[str, Any], point_index: int, answer: str, output_truncated: bool
+    problem: Mapping[str, Any],
+    point_index: int,
+    answer: str,
+    output_truncated: bool,
+    mode: str = "gpbench",
 ) -> Verdict:
-    """virl-l's verdict plus what the model's observation detected (in ``extracted``)."""
-    verdict = verify_action(problem, point_index, answer, output_truncated=output_truncated)
+    """virl-l's verdict in ``mode`` plus what the model's observation detected (in
+    ``extracted``; read leniently in both modes, as a diagnostic, never a reward)."""
+    verdict = verify_action(
+        problem, point_index, answer, output_truncated=output_truncated, mode=mode
+    )
     from gpbench.tasks.answers import extract_field
 
     point = problem["points"][point_index]
@@ -227,5 +234,5 @@ class VisionNavigationEpisode(NavigationEpisode):
     def judge(self, answer: str, *, output_truncated: bool) -> Verdict:
         """Verify the action and score detection at the current point."""
         return verify_with_detection(
-            self.instance.problem, self.decision_point, answer, output_truncated
+            self.instance.problem, self.decision_point, answer, output_truncated, self.mode
         )

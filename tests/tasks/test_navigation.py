@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from gpbench.generators.cities import landmark_names
 from gpbench.records import Instance
-from gpbench.tasks.navigation import COMPASS_WORDS, normalize_action, route_is_heldout
+from gpbench.tasks.navigation import (
+    COMPASS_WORDS,
+    normalize_action,
+    observation_line,
+    route_is_heldout,
+    true_observation,
+    verify_action,
+)
 from gpbench.tasks.registry import get_task
 
 TASK = get_task("virl-l")
@@ -175,3 +183,119 @@ def test_an_ood_city_without_routes_gives_way_to_the_pairs_next_city() -> None:
         for answer in TASK.reference_answers(inst):
             env.step(answer)
         assert env.stop_reason == "solved", inst.index
+
+
+# --- reference mode: the paper code's scoring -------------------------------------------------
+
+_INTERSECTION = "; You observe an intersection"
+
+
+def _case_instance(task_id: str, row: dict[str, str]) -> Instance:
+    """A one-point route holding a shared case's true action and observation."""
+    observation = row["gt_observation"]
+    at_intersection = observation.endswith(_INTERSECTION)
+    point = {
+        "observation": observation.removesuffix(_INTERSECTION),
+        "is_intersection": at_intersection,
+        "landmarks": [],
+    }
+    problem = {
+        "vocabulary": "absolute" if row["split"] == "id" else "relative",
+        "actions": [row["gt_action"]],
+        "points": [point],
+    }
+    return Instance("case", task_id, 1, row["split"], 0, 0, problem, {}, {}, [])
+
+
+@pytest.mark.parametrize("task_id", ["virl-l", "virl-vl"])
+def test_every_shared_case_scores_as_the_paper_through_the_task(task_id: str) -> None:
+    """``task.verify(..., mode="reference")`` gives each case's reward and the paper's text."""
+    path = Path(__file__).parent / "data" / "paper_reference" / "virl_cases.jsonl"
+    with path.open(encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    assert len(rows) == 792
+    task = get_task(task_id)
+    wrong = []
+    for row in rows:
+        verdict = task.verify(_case_instance(task_id, row), row["response"], mode="reference")
+        if row["paper_feedback"] == "Correct action.":
+            expected = (float(row["paper_reward"]), "")
+        else:
+            expected = (
+                row["paper_reward"],
+                f"You failed this trial because {row['paper_feedback']}",
+            )
+        if (verdict.reward, verdict.feedback) != expected:
+            wrong.append((row["case"], verdict.reward, verdict.feedback))
+    assert wrong == []
+
+
+def test_true_observation_carries_the_intersection_as_the_prompt_writes_it() -> None:
+    inst = TASK.instance("id", 12, 0)
+    for number, point in enumerate(inst.problem["points"], start=1):
+        line = observation_line(number, point).split(": ", 1)[1]
+        assert true_observation(point) == line.removesuffix(";")
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "statuses", "reward"),
+    [
+        (
+            '{"action": "stop()", "current observation": "x"}',
+            "wrong_action",
+            ["wrong_action"],
+            -1.0,
+        ),
+        (
+            '{"action": "stop()", "current observation": "an intersection"}',
+            "wrong_action_and_observation",
+            ["wrong_action_and_observation"],
+            -1.5,
+        ),
+        ("{'action': 'forward()'}", "unparseable", ["unparseable"], -1.0),
+        (
+            '{"current observation": "an intersection"}',
+            "unparseable",
+            ["unparseable", "wrong_action_and_observation"],
+            -1.5,
+        ),
+        ('{"action": "Forward()"}', "wrong_action", ["wrong_action"], -1.0),  # no normalising
+    ],
+)
+def test_reference_mode_statuses(
+    answer: str, status: str, statuses: list[str], reward: float
+) -> None:
+    problem = {
+        "vocabulary": "absolute",
+        "actions": ["forward()"],
+        "points": [{"observation": "No landmarks nearby", "is_intersection": False}],
+    }
+    verdict = verify_action(problem, 0, answer, mode="reference")
+    assert (verdict.status, verdict.statuses, verdict.reward) == (status, statuses, reward)
+    assert verdict.feedback.startswith("You failed this trial because you ")
+    assert (verdict.extracted["action"] is None) == (status == "unparseable")
+
+
+@pytest.mark.parametrize("task_id", ["virl-l", "virl-vl"])
+def test_reference_answers_solve_routes_in_reference_mode(task_id: str) -> None:
+    task = get_task(task_id)
+    for split in ("id", "ood-rule"):
+        for inst in task.dataset(split, 12, 3):
+            env = task.episode(inst, mode="reference")
+            for answer in task.reference_answers(inst):
+                step = env.step(answer)
+                assert (step.verdict.status, step.verdict.reward) == ("correct_action", 1.0)
+            assert env.stop_reason == "solved"
+    assert task.answer_statuses("reference") == task.answer_statuses("gpbench")
+
+
+def test_reference_mode_flags_a_compass_word_on_the_relative_rule() -> None:
+    inst = TASK.instance("ood-rule", 12, 0)
+    verdict = TASK.verify(inst, '{"action": "turn_direction(north)"}', mode="reference")
+    assert inst.problem["actions"][0].startswith("turn_direction(")  # routes start with a turn
+    assert not verdict.correct and "train_vocabulary_action" in verdict.flags
+
+
+def test_an_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode must be one of"):
+        TASK.verify(TASK.instance("id", 12, 0), "{}", mode="paper")
