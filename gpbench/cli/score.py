@@ -254,7 +254,8 @@ def _truncation(value: Any, n: int, where: tuple[str, int]) -> list[bool] | None
     type=click.Choice(["gpbench", "reference"]),
     default="gpbench",
     show_default=True,
-    help="reference: the paper code's scoring, quirks included (whitespace illegal, float check).",
+    help="reference: the paper code's rewards, reasons and feedback exactly (strict extraction, "
+    "whitespace illegal, float check, its prefix rules); gpbench: the documented lenient reading.",
 )
 @click.option(
     "--summary-json",

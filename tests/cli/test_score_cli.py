@@ -121,6 +121,30 @@ def test_max_attempts_and_reference_mode(instances: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("mode", "reward", "feedback"),
+    [
+        ("gpbench", 5.0, ""),
+        ("reference", -3.0, "You failed this trial because illegal characters."),
+    ],
+)
+def test_one_answer_scored_both_ways(
+    instances: Path, tmp_path: Path, mode: str, reward: float, feedback: str
+) -> None:
+    """A correct formula written with spaces: right for gpbench, illegal for the paper's code."""
+    inst = json.loads(instances.read_text().splitlines()[0])
+    spaced = re.sub(r"([-+*/()=])", r" \1 ", inst["reference"]["formula"])
+    answer = json.dumps({"formula": spaced})
+    responses = _write(tmp_path / "r.jsonl", [{"uid": inst["uid"], "responses": [answer]}])
+    run = tmp_path / "run"
+    args = ("--responses", str(responses), "-o", str(run), "--max-attempts", "1")
+    code, out = _score("--instances", str(instances), *args, "--mode", mode)
+    assert code == 0, out
+    [episode] = list(read_episodes(run))
+    [turn] = episode.turns
+    assert (turn["verdict"]["reward"], turn["verdict"]["feedback"]) == (reward, feedback)
+
+
+@pytest.mark.parametrize(
     ("lines", "message"),
     [
         (
