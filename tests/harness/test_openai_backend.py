@@ -585,6 +585,9 @@ def test_killed_vllm_serve_is_reported_and_the_run_resumes(
         def describe(self) -> dict[str, Any]:
             return self.backend.describe()
 
+        def identity(self) -> dict[str, Any]:
+            return self.backend.identity()
+
         def close(self) -> None:
             self.backend.close()
 
