@@ -3,7 +3,7 @@
 Modules (one job each; nothing here imports torch, transformers or TRL at import time except the
 recipe runners and their callbacks, which the CLI imports only when a recipe command runs):
 
-- :mod:`gpbench.recipes.points`    an instance's decision points as single training items
+- :mod:`gpbench.recipes.training_items` one decision point per training item, by ref; replays
 - :mod:`gpbench.recipes.data`      train instances -> chat examples in the paper's response format
 - :mod:`gpbench.recipes.rewards`   TRL reward functions from gpbench's verifier; shaping kept apart
 - :mod:`gpbench.recipes.metadata`  ``gpbench_checkpoint.json``: method, step, tokens, compute, ...

@@ -30,13 +30,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from gpbench.recipes.points import ItemRef, point_count, point_messages, ref_of
+from gpbench.recipes.training_items import ItemRef, ref_of
 from gpbench.records import Instance
 from gpbench.tasks.episode import Message
 from gpbench.tasks.spec import TaskSpec
 
 REF_COLUMN = "gpbench_item"
-"""The dataset column holding each row's :class:`~gpbench.recipes.points.ItemRef` as JSON."""
+"""The dataset column holding each row's :class:`~gpbench.recipes.training_items.ItemRef` as JSON."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +60,11 @@ def examples(task: TaskSpec, instances: Iterable[Instance]) -> Iterator[Example]
     """One example per decision point of each instance, in order."""
     for instance in instances:
         answers = task.reference_answers(instance)
-        for point in range(point_count(task, instance)):
+        for point in range(task.decision_points(instance)):
             yield Example(
                 ref_of(task, instance, point),
                 instance,
-                point_messages(task, instance, point),
+                task.episode(instance, start=point).messages,
                 answers[point],
             )
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from gpbench.errors import ConfigError, did_you_mean
 from gpbench.recipes.data import REF_COLUMN
-from gpbench.recipes.points import Replay, replay, resolve, start_at
+from gpbench.recipes.training_items import Replay, replay, resolve
 from gpbench.records import Verdict
 from gpbench.serialization import parse_json
 
@@ -52,13 +52,13 @@ def completion_text(completion: Any) -> str:
 def judge(ref_json: str, answer: str, *, mode: str = "gpbench") -> Verdict:
     """The verifier's verdict on one answer at the item's decision point."""
     task, instance, point = resolve(ref_json)
-    return start_at(task, instance, point, mode=mode).judge(answer, output_truncated=False)
+    return task.episode(instance, mode=mode, start=point).judge(answer, output_truncated=False)
 
 
 def play(ref_json: str, attempts: Sequence[str], *, budget: int, mode: str = "gpbench") -> Replay:
     """The item's decision point played over ``attempts`` with the verification budget."""
     task, instance, point = resolve(ref_json)
-    return replay(start_at(task, instance, point, budget=budget, mode=mode), attempts)
+    return replay(task.episode(instance, budget=budget, mode=mode, start=point), attempts)
 
 
 def _attempts(value: Any) -> list[str] | None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpbench.errors import ConfigError
-from gpbench.recipes.points import resolve, start_at
+from gpbench.recipes.training_items import resolve
 from gpbench.tasks.episode import Message
 
 
@@ -114,8 +114,8 @@ class VerifierLoopRollout:
         for prompt in prompts:
             task, instance, point = resolve(self.refs_by_prompt[prompt_key(prompt)])
             envs.append(
-                start_at(
-                    task, instance, point, budget=self.settings.budget, mode=self.settings.mode
+                task.episode(
+                    instance, budget=self.settings.budget, mode=self.settings.mode, start=point
                 )
             )
         prompt_ids = [_chat_ids(tokenizer, p, generation_prompt=True) for p in prompts]

@@ -14,7 +14,7 @@ from gpbench.recipes.data import (
     rl_row,
     sft_row,
 )
-from gpbench.recipes.points import ItemRef, point_count, resolve, start_at
+from gpbench.recipes.training_items import ItemRef, resolve
 from gpbench.tasks.navigation import render_prompt
 from gpbench.tasks.registry import get_task
 
@@ -50,13 +50,13 @@ def test_virl_gives_one_example_per_decision_point_with_the_true_history() -> No
     task = get_task("virl-l")
     instance = task.instance("train", 0, 3)
     found = list(examples(task, [instance]))
-    assert len(found) == point_count(task, instance) == len(instance.problem["actions"])
+    assert len(found) == task.decision_points(instance) == len(instance.problem["actions"])
     for point, example in enumerate(found):
         assert example.ref.point == point
         assert example.prompt == [
             {"role": "user", "content": render_prompt(instance.problem, point)}
         ]
-        env = start_at(task, instance, point)
+        env = task.episode(instance, start=point)
         step = env.step(example.answer)
         assert step.verdict.correct, (point, step.verdict.status)
         assert instance.problem["actions"][point] in example.answer
@@ -121,7 +121,7 @@ def test_placeholders_and_messages_rows() -> None:
     assert row["messages"][1]["content"] == example.answer
 
 
-def test_start_at_refuses_a_point_the_instance_lacks() -> None:
+def test_an_episode_at_a_point_the_instance_lacks_is_refused() -> None:
     task = get_task("gp-l")
     with pytest.raises(ValueError, match="no decision point 1"):
-        start_at(task, task.instance("train", 0, 0), 1)
+        task.episode(task.instance("train", 0, 0), start=1)

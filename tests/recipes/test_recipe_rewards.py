@@ -8,7 +8,6 @@ import pytest
 
 from gpbench.errors import ConfigError
 from gpbench.recipes.data import REF_COLUMN, examples
-from gpbench.recipes.points import start_at
 from gpbench.recipes.rewards import (
     FormatShaping,
     VerifierReward,
@@ -110,7 +109,7 @@ def test_multi_turn_reward_is_the_episode_return() -> None:
 def test_multi_turn_virl_stops_at_the_point_and_counts_the_penalty() -> None:
     task = get_task("virl-l")
     example = list(examples(task, [task.instance("train", 0, 2)]))[1]
-    env = start_at(task, example.instance, 1, budget=2)
+    env = task.episode(example.instance, budget=2, start=1)
     wrong = '{"action": "stop()", "current observation": ""}'
     first = env.step(wrong).reward
     second = env.step(wrong)

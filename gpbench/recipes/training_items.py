@@ -1,15 +1,18 @@
-"""An instance's decision points as single training items, and episodes that start at one of them.
+"""Training items: one decision point of an instance each, named by a ref, and replayed attempts.
 
-GeneralPoints has one decision per instance; a V-IRL route has one per decision point, each
-with the true observation/action history so far (the paper's training items). A training row
-carries an :class:`ItemRef` (task, split, seed, index, options, point) rather than the instance
-itself: instances are pure functions of those, so the reward function rebuilds them exactly.
+A task says how many decision points an instance has (``task.decision_points``) and starts an
+episode at any of them (``task.episode(instance, start=point)``, with the true history so far:
+the paper's training items). A training row carries an :class:`ItemRef` (task, split, seed,
+index, options, point) rather than the instance itself: instances are pure functions of those,
+so the reward function rebuilds them exactly.
 
 >>> from gpbench.tasks.registry import get_task
 >>> task = get_task("virl-l")
 >>> inst = task.instance("train", 0, 0)
->>> env = start_at(task, inst, 2)
->>> env.step(task.reference_answers(inst)[2]).verdict.correct
+>>> ref = ref_of(task, inst, 2)
+>>> again, instance, point = resolve(ref.to_json())
+>>> env = again.episode(instance, start=point)
+>>> replay(env, [task.reference_answers(inst)[2]]).solved
 True
 """
 
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpbench.records import Instance, Verdict
-from gpbench.tasks.episode import EpisodeEnv, Message
+from gpbench.tasks.episode import EpisodeEnv
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -84,35 +87,6 @@ def resolve(ref_json: str) -> tuple[TaskSpec, Instance, int]:
     ref = ItemRef.from_json(ref_json)
     task = get_task(ref.task)
     return task, task.instance(ref.split, ref.seed, ref.index, ref.options), ref.point
-
-
-def point_count(task: TaskSpec, instance: Instance) -> int:
-    """Decision points in an instance (1 for one-decision tasks)."""
-    return len(instance.problem["points"]) if task.multi_decision else 1
-
-
-def start_at(
-    task: TaskSpec,
-    instance: Instance,
-    point: int,
-    *,
-    budget: int | None = None,
-    mode: str = "gpbench",
-) -> EpisodeEnv:
-    """An episode positioned at decision point ``point``, with its prompt (and history) ready."""
-    if not 0 <= point < point_count(task, instance):
-        raise ValueError(f"{instance.uid} has no decision point {point}")
-    env = task.episode(instance, budget=budget, mode=mode)
-    if point:
-        env.decision_point = point
-        env.attempt = 0
-        env.messages = env.point_messages()
-    return env
-
-
-def point_messages(task: TaskSpec, instance: Instance, point: int) -> list[Message]:
-    """The prompt at a decision point, as the evaluation harness shows it."""
-    return start_at(task, instance, point).messages
 
 
 @dataclass(frozen=True)
