@@ -33,7 +33,6 @@ from gpbench.serialization import escape_surrogates
 from gpbench.tasks.registry import get_task, task_ids
 
 SUCCESS = "success"
-PER_STEP = "per_step_accuracy"
 
 
 @dataclass(frozen=True)
@@ -64,6 +63,8 @@ class Group:
         init: the checkpoint is the shared initial point of every series.
         x: its position on the report's x axis (None when its metadata cannot say).
         multi_decision: the task has several decision points (V-IRL).
+        metric: the paper's headline metric on this task split (``success`` or
+            ``per_step_accuracy``: the task's ``headline_metric``).
         recognition: the task scores card recognition (gp-vl).
         memorization_flags: the task's memorization flags, each with the splits it counts on.
         folders: the run folders the episodes came from.
@@ -80,6 +81,7 @@ class Group:
     init: bool
     x: float | None
     multi_decision: bool
+    metric: str
     recognition: bool
     memorization_flags: Mapping[str, tuple[str, ...]]
     folders: list[Path]
@@ -92,25 +94,9 @@ class Group:
         """The split is an out-of-distribution split (``ood-*``)."""
         return self.split.startswith("ood")
 
-    @property
-    def metric(self) -> str:
-        """The paper's headline metric for this task split (see :func:`headline_metric`)."""
-        return headline_metric(self.multi_decision, self.split)
-
     def headline(self) -> Rate:
         """The headline metric's value with its interval."""
         return Rate.from_summary(self.summary[self.metric])
-
-
-def headline_metric(multi_decision: bool, split: str) -> str:
-    """The paper's metric: success for GeneralPoints and unseen cities, else per-step accuracy.
-
-    >>> headline_metric(False, "ood-rule"), headline_metric(True, "ood-rule")
-    ('success', 'per_step_accuracy')
-    >>> headline_metric(True, "ood-spatial")
-    'success'
-    """
-    return PER_STEP if multi_decision and split != "ood-spatial" else SUCCESS
 
 
 def build_groups(runs: Sequence[Run], rules: Sequence[SeriesRule], axis: str) -> list[Group]:
@@ -177,6 +163,7 @@ def _group(
         init=init,
         x=x_value(checkpoint, axis, init=init, rl_lambda=task.rl_lambda),
         multi_decision=task.multi_decision,
+        metric=task.headline_metric(split),
         recognition=recognition,
         memorization_flags=task.memorization_flags,
         folders=[run.folder for run, _ in members],

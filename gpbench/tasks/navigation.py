@@ -270,6 +270,14 @@ class NavigationText(TaskSpec):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         return ANSWER_STATUSES
 
+    def headline_metric(self, split: str) -> str:
+        """The paper's metric: per-step accuracy, except success in unseen cities (ood-spatial).
+
+        >>> [NavigationText().headline_metric(split) for split in ("ood-rule", "ood-spatial")]
+        ['per_step_accuracy', 'success']
+        """
+        return "success" if split == "ood-spatial" else "per_step_accuracy"
+
     def decision_points(self, instance: Instance) -> int:
         """One per point of the route: start, turns, straight stretches, destination."""
         return len(instance.problem["points"])

@@ -295,6 +295,11 @@ class TaskSpec(abc.ABC):
             env.messages = env.point_messages()
         return env
 
+    def headline_metric(self, split: str) -> str:
+        """The paper's headline metric on ``split``, a summary key: ``success`` (the share of
+        solved episodes) unless the task says otherwise (``per_step_accuracy``)."""
+        return "success"
+
     def decision_points(self, instance: Instance) -> int:
         """Decision points in an episode on ``instance`` (1 for one-decision tasks)."""
         return 1
