@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/bench_harness_hf.py [--n 200] [--max-tokens 32]
 
 Both processes generate greedy answers for the same gp-l prompts with the same tiny model
 (built offline by gpbench.tiny_models), batch 8, start-up included. Prints (a) the whole
-`gpbench eval` process over the plain script (target <= 1.2x) and (b) the harness's time beyond
+`gpbench eval` process over the plain script (target <= 1.1x) and (b) the harness's time beyond
 the backend's own generate time inside the run (target <= 5%).
 """
 
@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PLAIN = r"""
@@ -39,24 +40,52 @@ print(len(outputs))
 """
 
 
+RATIO_TARGET = 1.1  # whole gpbench eval process over the plain script
+SHARE_TARGET = 0.05  # harness time beyond the backend's generate, as a share of it
+
+
+@dataclass(frozen=True)
+class HfFigures:
+    """One side-by-side measurement (the best of its attempts by gpbench's wall time).
+
+    Attributes:
+        plain_s: wall time of the plain transformers script's process.
+        ours_s: wall time of the ``gpbench eval`` process.
+        backend_s: the backend's generate time inside the run (from run.json).
+        loop_s: the rollout's whole time inside the run (from run.json).
+    """
+
+    plain_s: float
+    ours_s: float
+    backend_s: float
+    loop_s: float
+
+    @property
+    def ratio(self) -> float:
+        """Whole ``gpbench eval`` process over the plain script."""
+        return self.ours_s / self.plain_s
+
+    @property
+    def harness_share(self) -> float:
+        """The loop's time outside the backend's generate, over the generate time."""
+        return (self.loop_s - self.backend_s) / self.backend_s
+
+
 def _timed(args: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(args, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--max-tokens", type=int, default=32)
-    args = parser.parse_args()
+def measure(n: int, max_tokens: int, attempts: int = 2) -> HfFigures:
+    """Both processes ``attempts`` times, alternating; the attempt with gpbench's best time."""
     from gpbench.tiny_models import build_tiny_llama
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_llama(Path(tmp) / "tiny")
-        plain = [sys.executable, "-c", PLAIN, str(model), str(args.n), str(args.max_tokens)]
+        plain = [sys.executable, "-c", PLAIN, str(model), str(n), str(max_tokens)]
         rows = []
-        for attempt in range(2):
+        for attempt in range(attempts):
             runs = Path(tmp) / f"runs{attempt}"
             ours = [
                 sys.executable,
@@ -70,9 +99,9 @@ def main() -> None:
                 "--split",
                 "id",
                 "-n",
-                str(args.n),
+                str(n),
                 "--max-tokens",
-                str(args.max_tokens),
+                str(max_tokens),
                 "--max-attempts",
                 "1",
                 "--batch-size",
@@ -84,21 +113,29 @@ def main() -> None:
             t_ours = _timed(ours)
             [folder] = list(runs.iterdir())
             loop = json.loads((folder / "run.json").read_text())["loop"]
-            rows.append((t_plain, t_ours, loop))
-    t_plain, t_ours, loop = min(rows, key=lambda r: r[1])
-    overhead = (loop["total_seconds"] - loop["backend_seconds"]) / loop["backend_seconds"]
+            rows.append(HfFigures(t_plain, t_ours, loop["backend_seconds"], loop["total_seconds"]))
+    return min(rows, key=lambda row: row.ours_s)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args()
+    best = measure(args.n, args.max_tokens)
     print(
         f"# gpbench eval vs a plain transformers script: tiny Llama, {args.n} gp-l prompts, "
         f"greedy, {args.max_tokens} new tokens, batch 8, one machine (best of 2)"
     )
-    print(f"plain transformers script, whole process      {t_plain:8.2f} s")
+    print(f"plain transformers script, whole process      {best.plain_s:8.2f} s")
     print(
-        f"gpbench eval (hf backend), whole process       {t_ours:8.2f} s   "
-        f"ratio {t_ours / t_plain:.2f}x (target <= 1.2x)"
+        f"gpbench eval (hf backend), whole process       {best.ours_s:8.2f} s   "
+        f"ratio {best.ratio:.2f}x (target <= {RATIO_TARGET}x)"
     )
     print(
-        f"inside the run: backend generate {loop['backend_seconds']:.2f} s, loop total "
-        f"{loop['total_seconds']:.2f} s, harness overhead {100 * overhead:.1f}% (target <= 5%)"
+        f"inside the run: backend generate {best.backend_s:.2f} s, loop total "
+        f"{best.loop_s:.2f} s, harness overhead {100 * best.harness_share:.1f}% "
+        f"(target <= {SHARE_TARGET:.0%})"
     )
 
 

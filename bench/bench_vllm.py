@@ -10,7 +10,7 @@ each answer length in ``--max-tokens`` (the paper's 256, and a short 32):
 (b) ``gpbench.harness.evaluate`` on the same n instances with budget 1 through the vllm backend:
     instances generated, prompts rendered, one generate call, answers decoded and verified,
     episodes written and flushed, summary computed.
-The harness's overhead is (b - a) / a; target (DESIGN.md §8) <= 5%. The prefix cache is emptied
+The harness's overhead is (b - a) / a; target <= 5%. The prefix cache is emptied
 before every timed run (else a run would reuse the previous one's KV cache), the two alternate
 (each goes first every other time), and the best of ``--repeats`` is kept for each. The
 harness's time is also split: inside vLLM's ``LLM.generate``, in the backend around it
