@@ -8,7 +8,9 @@ Description:
     and OOD splits would hide the gap the benchmark measures.
 
     Each task YAML holds the generator settings in ``metadata`` only (task pinned to its version,
-    split, the paper's seed and size as ``gpbench generate`` uses them, options), sets ``until``
+    split, the paper's seed and size as ``gpbench generate`` uses them, options) and the verifier
+    mode (``gpbench_mode``; ``--metadata '{"gpbench_mode": "reference"}'`` scores with the paper
+    code's rewards), declares a metric for every status of either mode, sets ``until``
     and ``max_gen_toks`` explicitly (lm-eval's defaults stop at the first blank line and after
     256 tokens), and declares every metric with ``aggregation`` and ``higher_is_better``. The
     task's ``description`` stays empty, since lm-eval would send it as a system prompt; what the
@@ -137,6 +139,7 @@ def task_config(
         "gpbench_seed": spec.paper_seed,
         "gpbench_n": spec.paper_size,
         "gpbench_options": {},
+        "gpbench_mode": "gpbench",
     }
     return config
 

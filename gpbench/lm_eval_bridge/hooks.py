@@ -9,8 +9,10 @@ Description:
     * :func:`custom_dataset` builds the ``test`` split from gpbench's generator, with the seed,
       size and options the YAML's ``metadata`` holds (``gpbench_task``, ``gpbench_split``,
       ``gpbench_seed``, ``gpbench_n`` instances, which are routes for V-IRL, and
-      ``gpbench_options``); lm-eval passes it the whole metadata merged with ``--model_args``
-      and ``--metadata``, so unknown keys are ignored.
+      ``gpbench_options``) and the verifier mode (``gpbench_mode``: ``gpbench``, the default, or
+      ``reference`` for the paper code's rewards, e.g. ``--metadata '{"gpbench_mode":
+      "reference"}'``); lm-eval passes it the whole metadata merged with ``--model_args`` and
+      ``--metadata``, so unknown keys are ignored. Each doc carries the mode it is scored in.
     * :func:`doc_to_image` renders a vision item's image from its instance key (docs hold no
       pixels).
     * :func:`process_results` judges the one answer with gpbench's verifier and returns the metrics
@@ -60,8 +62,13 @@ METADATA_KEYS = ("gpbench_task", "gpbench_split", "gpbench_seed", "gpbench_n")
 
 
 def statuses(task: TaskSpec) -> tuple[str, ...]:
-    """The statuses one answer to ``task`` can get from the default (``gpbench``) verifier."""
-    return task.answer_statuses("gpbench")
+    """The statuses one answer to ``task`` can get in any of its verifier modes: the default
+    mode's in check order, then those only another mode gives (a YAML's metrics are fixed, the
+    mode is chosen when lm-eval runs)."""
+    found = dict.fromkeys(task.answer_statuses("gpbench"))
+    for mode in task.verifier_modes:
+        found.update(dict.fromkeys(task.answer_statuses(mode)))
+    return tuple(found)
 
 
 def flags(task: TaskSpec) -> tuple[str, ...]:
@@ -104,17 +111,28 @@ def user_text(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def items(
-    task_name: str, split: str, seed: int, n: int, options: Mapping[str, Any]
+    task_name: str,
+    split: str,
+    seed: int,
+    n: int,
+    options: Mapping[str, Any],
+    mode: str = "gpbench",
 ) -> list[dict[str, Any]]:
     """The lm-eval docs of ``n`` instances of a split: one per instance, or per decision point.
 
     Every doc is flat and JSON-able (``uid``, ``instance_uid``, ``task``, ``split``, ``seed``,
-    ``index``, ``point``, ``options`` as a JSON string, ``prompt``, ``target``): lm-eval logs it
-    with each sample, so a route's city is rebuilt from the key instead of being carried along.
+    ``index``, ``point``, ``options`` as a JSON string, ``mode``, ``prompt``, ``target``):
+    lm-eval logs it with each sample, so a route's city is rebuilt from the key instead of being
+    carried along.
     """
     if n < 1:
         raise ConfigError(f"gpbench_n must be >= 1 (lm-eval needs a document), got {n}")
     task = get_task(task_name)
+    if mode not in task.verifier_modes:
+        raise ConfigError(
+            f"gpbench_mode {mode!r} is not a verifier mode of {task.id} "
+            f"({', '.join(task.verifier_modes)}); pass one in --metadata"
+        )
     options_text = json.dumps(dict(options), sort_keys=True)
     pinned = f"{task.id}@{task.version}"
     docs: list[dict[str, Any]] = []
@@ -126,6 +144,7 @@ def items(
             "seed": instance.seed,
             "index": instance.index,
             "options": options_text,
+            "mode": mode,
         }
         targets = task.reference_answers(instance)
         for point in range(task.decision_points(instance)):
@@ -165,6 +184,7 @@ def custom_dataset(**metadata: Any) -> dict[str, Any]:
         _integer(metadata["gpbench_seed"], "gpbench_seed"),
         _integer(metadata["gpbench_n"], "gpbench_n"),
         options,
+        str(metadata.get("gpbench_mode") or "gpbench"),
     )
     try:
         import datasets
@@ -231,10 +251,12 @@ def doc_to_image(doc: Mapping[str, Any]) -> list[Any]:
 
 
 def verdict(doc: Mapping[str, Any], answer: str) -> Verdict:
-    """gpbench's verdict on one answer to one doc (the same judge ``gpbench score`` uses)."""
+    """gpbench's verdict on one answer to one doc in the doc's verifier mode (the same judge
+    ``gpbench score`` uses; a doc from before modes were recorded is scored by default)."""
     instance = instance_of(doc)
     task = get_task(str(doc["task"]))
-    return task.episode(instance, start=int(doc["point"])).step(answer).verdict
+    mode = str(doc.get("mode") or "gpbench")
+    return task.episode(instance, start=int(doc["point"]), mode=mode).step(answer).verdict
 
 
 def process_results(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, float]:

@@ -11,6 +11,7 @@ import pytest
 from gpbench.errors import ConfigError, GpbenchError
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.lm_eval_bridge import hooks
+from gpbench.tasks import paper_rules
 from gpbench.tasks.navigation import render_prompt, verify_action
 from gpbench.tasks.navigation_vision import render_vision_prompt
 from gpbench.tasks.registry import all_tasks, get_task
@@ -209,10 +210,20 @@ def _training_rule_answer(cards: list[str]) -> str | None:
     return None if formula is None else json.dumps({"cards": cards, "formula": f"{formula}=24"})
 
 
+def _prefix_answer(cards: list[str], values: list[int]) -> list[str]:
+    """An unfinished solution string that uses every card (the paper's +1), where one exists."""
+    for solution in sorted(paper_rules.solution_strings(values)):
+        if solution.endswith(")"):
+            return [json.dumps({"cards": cards, "formula": solution[:-1]})]
+    return []
+
+
 def test_every_gp_status_and_flag_is_reported() -> None:
     task = get_task("gp-vl")
     seen: dict[str, float] = {}
-    for doc in _docs("gp-vl", "ood-rule", 40):
+    default_docs = _docs("gp-vl", "ood-rule", 40)
+    reference_docs = hooks.items("gp-vl@1", "ood-rule", 42, 40, {}, "reference")
+    for doc in default_docs + reference_docs:
         instance = task.instance("ood-rule", doc["seed"], doc["index"])
         cards = instance.problem["cards"]
         values = instance.problem["values"]
@@ -226,6 +237,7 @@ def test_every_gp_status_and_flag_is_reported() -> None:
         train_rule = _training_rule_answer(cards)
         if train_rule is not None:
             answers.append(train_rule)
+        answers += _prefix_answer(cards, values)
         for answer in answers:
             for name, value in hooks.process_results(doc, [answer]).items():
                 seen[name] = max(seen.get(name, 0.0), value)
@@ -253,8 +265,8 @@ def test_every_virl_status_and_flag_is_reported() -> None:
 
 def test_a_status_the_bridge_does_not_know_raises() -> None:
     doc = _docs("gp-l", "id", 1)[0]
-    # The paper-code mode's extra status is not a single-turn status of the default verifier.
-    assert "status_solution_prefix" not in hooks.metric_names(get_task("gp-l"))
+    # The paper-code mode's extra status is declared too: a YAML's mode is chosen at run time.
+    assert "status_solution_prefix" in hooks.metric_names(get_task("gp-l"))
     assert "status_misrecognized_cards" not in hooks.metric_names(get_task("gp-l"))
     assert "status_misrecognized_cards" in hooks.metric_names(get_task("gp-vl"))
     forged = {**doc, "task": "gp-vl@1", "instance_uid": get_task("gp-vl").instance("id", 42, 0).uid}
@@ -294,3 +306,38 @@ def test_user_text_keeps_text_and_marks_the_image_first() -> None:
     assert hooks.user_text([{"role": "user", "content": "\n x \n\n"}]) == "\n x \n\n"
     with pytest.raises(ValueError, match="one user message"):
         hooks.user_text([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}])
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_the_mode_metadata_switch_reaches_the_verifier(task_id: str) -> None:
+    """``gpbench_mode: reference`` in the metadata: docs carry it, and answers get the paper's
+    reward (an answer with no formula or action is the same in both; a spaced one is not)."""
+    task = get_task(task_id)
+    split = next(s for s in task.splits if s != "train")
+    seed = task.split(split).paper_seed
+    [doc, *_] = hooks.items(f"{task.id}@{task.version}", split, seed, 1, {}, "reference")
+    assert doc["mode"] == "reference"
+    instance = task.instance(split, seed, doc["index"])
+    # A space the paper's code does not forgive and gpbench's reader does.
+    if task.multi_decision:
+        spaced = doc["target"].replace('"action": "', '"action": " ')
+    else:
+        spaced = doc["target"].replace("=", " = ")
+    answers = [doc["target"], "nothing here", spaced]
+    for answer in answers:
+        expected = task.episode(instance, mode="reference").step(answer).verdict
+        scores = hooks.process_results(doc, [answer])
+        assert (scores["success"], scores["reward"]) == (float(expected.correct), expected.reward)
+    default_doc = {**doc, "mode": "gpbench"}
+    assert hooks.process_results(default_doc, [answers[2]])["success"] == 1.0
+    assert hooks.process_results(doc, [answers[2]])["success"] == 0.0
+
+
+def test_custom_dataset_reads_the_mode_and_refuses_an_unknown_one() -> None:
+    pytest.importorskip("datasets")
+    metadata = {"gpbench_task": "gp-l@1", "gpbench_split": "id", "gpbench_seed": 42, "gpbench_n": 2}
+    dataset = hooks.custom_dataset(**metadata, gpbench_mode="reference")
+    assert [row["mode"] for row in dataset["test"]] == ["reference", "reference"]
+    assert hooks.custom_dataset(**metadata)["test"][0]["mode"] == "gpbench"
+    with pytest.raises(ConfigError, match="gpbench_mode 'paper' is not a verifier mode of gp-l"):
+        hooks.custom_dataset(**metadata, gpbench_mode="paper")
