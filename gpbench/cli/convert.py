@@ -66,7 +66,7 @@ def convert(
       gpbench convert ds-run/global_step500 --config-from Qwen2.5-1.5B-Instruct/ --trust-pickles
     """
     from gpbench.harness.convert import convert as run_convert
-    from gpbench.harness.convert import default_destination
+    from gpbench.harness.folders import default_destination
 
     meta = parse_pairs(meta_pairs, "--meta", "--meta method=sft")
     result = run_convert(

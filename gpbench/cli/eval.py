@@ -267,7 +267,7 @@ def eval_command(**kw: Any) -> None:
         options=parse_options(kw["option_pairs"]),
         resume=kw["resume"],
     )
-    from gpbench.harness.adapters import base_model_override
+    from gpbench.harness.folders import base_model_override
 
     if kw["base_model"] is not None:
         _check_base_model(kw["model"], kw["backend"])
@@ -380,8 +380,8 @@ def _check_base_model(model: str, backend: str) -> None:
         raise ConfigError(
             f"--base-model is for adapter folders loaded by gpbench, not --backend {backend}"
         )
-    from gpbench.harness.checkpoints import ADAPTER_CONFIG_FILE
     from gpbench.harness.evaluate import checkpoints
+    from gpbench.harness.folders import ADAPTER_CONFIG_FILE
 
     if not any((Path(c) / ADAPTER_CONFIG_FILE).is_file() for c in checkpoints(model, backend)):
         raise ConfigError(

@@ -13,7 +13,8 @@ from gpbench.harness.threads import threads_option
 
 
 class _RecipeCommand(click.Command):
-    """Also run standalone (``python -m gpbench.recipes.sft``): gpbench errors stay one line."""
+    """Also run standalone (``python -m gpbench.recipes.sft``, whose ``__main__`` module imports
+    this one; the recipes never import the CLI): gpbench errors stay one line."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -1,12 +1,16 @@
 """PEFT adapter folders (LoRA and the other PEFT methods) evaluated over their base model.
 
+Finding an adapter folder and its base is :func:`gpbench.harness.folders.find_adapter`; this
+module applies the adapter (hf backend, ``gpbench convert``) or hands it to vLLM.
+
 An adapter folder holds ``adapter_config.json`` and ``adapter_model.safetensors`` (or ``.bin``),
 as ``PeftModel.save_pretrained`` writes them; a Trainer's ``checkpoint-N/`` of a PEFT run is one
 too (with the tokenizer and ``trainer_state.json`` beside). Importing this module is light: peft,
 torch and vLLM are imported when an adapter is applied.
 
 Base model:
-    ``--base-model DIR`` (Python: ``with base_model_override(DIR): evaluate(...)``), else
+    ``--base-model DIR`` (Python: ``with base_model_override(DIR): evaluate(...)``, from
+    :mod:`gpbench.harness.folders`), else
     ``base_model_name_or_path`` from ``adapter_config.json``: a local folder, or a hub id where a
     hub is reachable. A base that cannot be found is a one-line :class:`ModelLoadError` naming
     ``--base-model``. The base may be a sharded checkpoint with a cached conversion; it may not be
@@ -43,173 +47,14 @@ vLLM backend (LoRA only, vLLM's own LoRA support):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError
-from gpbench.harness.checkpoints import ADAPTER_CONFIG_FILE, CONFIG_FILE, loadable_folder
+from gpbench.harness.folders import Adapter
 from gpbench.harness.weights import shown
-from gpbench.serialization import parse_json
 
-ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-# Files that make a folder's tokenizer (as the hf backend's check_model_folder counts them).
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "tokenizer.model",
-    "spiece.model",
-    "vocab.json",
-    "vocab.txt",
-)
 # The ranks vLLM's LoRAConfig accepts for max_lora_rank (vllm.config.lora.MaxLoRARanks).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-
-_BASE_OVERRIDE: ContextVar[str | None] = ContextVar("gpbench_base_model", default=None)
-
-
-@contextmanager
-def base_model_override(model: str | Path | None) -> Iterator[None]:
-    """Evaluate adapters inside the block over ``model`` (``--base-model``) instead of the base
-    their ``adapter_config.json`` names; ``None`` keeps the adapters' own."""
-    token = _BASE_OVERRIDE.set(None if model is None else str(model))
-    try:
-        yield
-    finally:
-        _BASE_OVERRIDE.reset(token)
-
-
-@dataclass(frozen=True)
-class Adapter:
-    """A PEFT adapter folder and the base checkpoint it is evaluated over.
-
-    Attributes:
-        folder: the adapter folder.
-        base: the base checkpoint's local folder (a hub id resolved to its snapshot).
-        base_name: the base as given (``--base-model`` or ``base_model_name_or_path``).
-        base_from: ``--base-model`` or ``adapter_config.json``.
-        tokenizer_folder: where the tokenizer and chat template load from (the adapter folder
-            when it has a tokenizer, else the base).
-        config: the adapter's ``adapter_config.json``.
-    """
-
-    folder: Path
-    base: Path
-    base_name: str
-    base_from: str
-    tokenizer_folder: Path
-    config: dict[str, Any] = field(compare=False, repr=False)
-
-    @property
-    def peft_type(self) -> str:
-        """PEFT's name of the method (``LORA``, ``IA3``, ``PROMPT_TUNING``, ...)."""
-        return str(self.config.get("peft_type") or "unknown")
-
-    @property
-    def rank(self) -> int | None:
-        """The largest LoRA rank in the adapter (``r`` and any ``rank_pattern`` entry)."""
-        ranks = [self.config.get("r"), *dict(self.config.get("rank_pattern") or {}).values()]
-        found = [int(r) for r in ranks if isinstance(r, int) and not isinstance(r, bool)]
-        return max(found) if found else None
-
-    @property
-    def prompt_learning(self) -> bool:
-        """A prompt-learning method (virtual tokens): nothing to merge into the weights."""
-        return _prompt_learning(self.config)
-
-    def describe(self, *, merged: bool) -> dict[str, Any]:
-        """JSON-able facts for run.json: the adapter, its base, where the base came from and
-        whether the backend merged the adapter into the base weights."""
-        return {
-            "folder": str(self.folder.resolve()),
-            "base_model": self.base_name,
-            "base_from": self.base_from,
-            "base_path": str(self.base.resolve()),
-            "peft_type": self.peft_type,
-            "r": self.rank,
-            "tokenizer_from": "adapter" if self.tokenizer_folder == self.folder else "base",
-            "merged": merged,
-        }
-
-
-def read_adapter_config(folder: Path) -> dict[str, Any] | None:
-    """A folder's ``adapter_config.json``, or None when it has none (not an adapter folder)."""
-    path = folder / ADAPTER_CONFIG_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON ({exc}); re-save the adapter") from None
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object, found {type(data).__name__}")
-    return data
-
-
-def base_model_name(config: Mapping[str, Any], folder: Path) -> tuple[str, str]:
-    """The base an adapter is evaluated over and where that came from.
-
-    Raises:
-        ModelLoadError: no ``--base-model`` and the adapter's config names no base.
-    """
-    override = _BASE_OVERRIDE.get()
-    if override is not None:
-        return override, "--base-model"
-    name = config.get("base_model_name_or_path")
-    if not isinstance(name, str) or not name.strip():
-        raise ModelLoadError(
-            f"the adapter {folder} names no base model (base_model_name_or_path is empty in "
-            f"{ADAPTER_CONFIG_FILE}); pass the base checkpoint with --base-model DIR"
-        )
-    return name, ADAPTER_CONFIG_FILE
-
-
-def adapter_summary(folder: Path) -> dict[str, Any]:
-    """Checkpoint metadata of an adapter folder (no base lookup): base as named, type, rank."""
-    config = read_adapter_config(folder) or {}
-    override = _BASE_OVERRIDE.get()
-    name = override if override is not None else config.get("base_model_name_or_path")
-    rank = config.get("r")
-    return {
-        "base_model": name if isinstance(name, str) and name else None,
-        "base_from": "--base-model" if override is not None else ADAPTER_CONFIG_FILE,
-        "peft_type": config.get("peft_type"),
-        "r": rank if isinstance(rank, int) else None,
-    }
-
-
-def find_adapter(model_dir: str | Path) -> Adapter | None:
-    """The adapter a folder holds, with its base located, or None (not an adapter folder).
-
-    Raises:
-        ModelLoadError: adapter weights missing; the base not found (the message names
-            ``--base-model``), not a model folder, or itself an adapter.
-        CheckpointError: the base is a sharded checkpoint that was never converted.
-    """
-    folder = Path(model_dir).expanduser()
-    config = read_adapter_config(folder)
-    if config is None:
-        return None
-    if not any((folder / name).is_file() for name in ADAPTER_WEIGHT_FILES):
-        raise ModelLoadError(
-            f"{folder} has {ADAPTER_CONFIG_FILE} but no adapter weights "
-            f"({' or '.join(ADAPTER_WEIGHT_FILES)}); save the adapter with save_pretrained()"
-        )
-    name, source = base_model_name(config, folder)
-    base = _locate_base(name, source, folder)
-    own_tokenizer = any((folder / file).is_file() for file in _TOKENIZER_FILES)
-    return Adapter(
-        folder=folder,
-        base=base,
-        base_name=name,
-        base_from=source,
-        tokenizer_folder=folder if own_tokenizer else base,
-        config=config,
-    )
 
 
 def apply_adapter(model: Any, adapter: Adapter, *, merge: bool = True) -> Any:
@@ -330,30 +175,6 @@ def _vllm_refusal(adapter: Adapter) -> str | None:
     return None
 
 
-def _locate_base(name: str, source: str, adapter_folder: Path) -> Path:
-    from gpbench.harness.backends.hf import resolve_model
-
-    try:
-        base = resolve_model(name)
-    except ModelLoadError as exc:
-        raise ModelLoadError(
-            f"the base model {name} of the adapter {adapter_folder} (from {source}) is not "
-            f"available ({exc}); pass the base checkpoint folder with --base-model DIR"
-        ) from None
-    base = loadable_folder(base)
-    if read_adapter_config(base) is not None:
-        raise ModelLoadError(
-            f"the base {base} of the adapter {adapter_folder} is itself an adapter; merge it "
-            f"first (gpbench convert {base}) and pass the merged folder with --base-model"
-        )
-    if not (base / CONFIG_FILE).is_file():
-        raise ModelLoadError(
-            f"the base {base} of the adapter {adapter_folder} (from {source}) is not a model "
-            f"folder (no {CONFIG_FILE}); pass the base checkpoint with --base-model DIR"
-        )
-    return base
-
-
 def _prompt_encoder_keys(wrapped: Any) -> set[str]:
     """The saved names a prompt-learning adapter's prompt encoder takes. PEFT loads them into
     the encoder apart from (and after) the model's load_state_dict, which therefore lists them
@@ -369,18 +190,6 @@ def _shared_adapter_parameter(key: str) -> bool:
     # VB-LoRA's vector bank, prompt encoders, TinyLoRA's layer-level references (PEFT 0.21,
     # PeftModel.from_pretrained: is_shared_parameter).
     return "vblora_vector_bank" in key or "prompt_encoder" in key or ".tinylora_v." in key
-
-
-def _prompt_learning(config: Mapping[str, Any]) -> bool:
-    # Prompt tuning, prefix tuning, P-tuning: virtual tokens, nothing to fold into weights.
-    return str(config.get("peft_type", "")).upper() in {
-        "PROMPT_TUNING",
-        "MULTITASK_PROMPT_TUNING",
-        "P_TUNING",
-        "PREFIX_TUNING",
-        "ADAPTION_PROMPT",
-        "CPT",
-    }
 
 
 def _one_line(exc: BaseException) -> str:

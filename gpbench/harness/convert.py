@@ -36,7 +36,7 @@ Destination:
     fingerprint>/`` where ``<cache>`` is ``$GPBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/gpbench``,
     else ``~/.cache/gpbench`` (on a cluster, point ``GPBENCH_CACHE_DIR`` at a shared file system).
     The source fingerprint covers every byte of every shard file (hashed once per file version,
-    cached as :func:`gpbench.harness.checkpoints.file_sha256` describes) plus the config and
+    cached as :func:`gpbench.harness.hashing.file_sha256` describes) plus the config and
     tokenizer files, so a conversion is found again for exactly those shards: ``gpbench eval
     --model SRC`` then loads the cached conversion (and says so on stderr). Converting again
     reuses it. A conversion written with ``-o`` elsewhere is evaluated by its own path.
@@ -73,7 +73,6 @@ from __future__ import annotations
 import datetime
 import functools
 import gc
-import hashlib
 import json
 import logging
 import pickle
@@ -86,36 +85,27 @@ from pathlib import Path
 from typing import Any
 
 import gpbench
-from gpbench.errors import CheckpointError, ConfigError, GpbenchError, ModelLoadError
-from gpbench.harness.adapters import Adapter, find_adapter
-from gpbench.harness.checkpoints import (
+from gpbench.errors import CheckpointError, ConfigError, ModelLoadError
+from gpbench.harness.adapters import apply_adapter
+from gpbench.harness.checkpoints import TRAINER_STATE_FILE, fingerprint, parse_meta_value
+from gpbench.harness.folders import (
     CONFIG_FILE,
-    FINGERPRINT_VERSION,
+    FSDP_CONFIG_FILE,
     METADATA_FILE,
-    TEXT_FILES,
-    TRAINER_STATE_FILE,
+    Adapter,
     ShardedCheckpoint,
-    cache_root,
+    default_destination,
+    find_adapter,
     find_sharded,
-    fingerprint,
-    hash_folder,
-    hash_weight_file,
-    parse_meta_value,
+    is_conversion_of,
+    read_json_object,
+    source_fingerprint,
 )
+from gpbench.harness.hashing import TEXT_FILES
 from gpbench.harness.weights import load_pretrained, pickle_offence
-from gpbench.serialization import parse_json
 
-__all__ = [
-    "Conversion",
-    "cache_root",
-    "cached_conversion",
-    "convert",
-    "default_destination",
-    "merge_fsdp_shards",
-    "source_fingerprint",
-]
+__all__ = ["Conversion", "convert", "merge_fsdp_shards"]
 
-FSDP_CONFIG_FILE = "fsdp_config.json"
 # Tokenizer, processor, template and generation files copied beside the converted weights.
 _PROCESSING_FILES = (
     *(name for name in TEXT_FILES if name != CONFIG_FILE),  # config.json is written by save
@@ -143,33 +133,6 @@ class Conversion:
     source_fingerprint: str
     step: int | None
     reused: bool
-
-
-def default_destination(source_fingerprint: str) -> Path:
-    """Where a source with this fingerprint is converted to when no ``-o`` is given."""
-    return cache_root() / "converted" / source_fingerprint[:16]
-
-
-def source_fingerprint(sharded: ShardedCheckpoint) -> str:
-    """A sha256 identifying a sharded checkpoint: its format, every shard file's name and the
-    sha256 of all its bytes (cached per file version), ``fsdp_config.json`` and its config and
-    tokenizer files."""
-    digest = hashlib.sha256(f"gpbench-sharded-fingerprint-{FINGERPRINT_VERSION}\n".encode())
-    digest.update(f"kind {sharded.kind}\n".encode())
-    for path in sharded.files:
-        hash_weight_file(digest, path, path.relative_to(sharded.shards).as_posix())
-    hash_folder(digest, sharded.shards, (FSDP_CONFIG_FILE,), weights=False)
-    if sharded.hf_folder is not None and sharded.hf_folder != sharded.shards:
-        digest.update(b"config folder\n")
-        hash_folder(digest, sharded.hf_folder, weights=False)
-    return digest.hexdigest()
-
-
-def cached_conversion(sharded: ShardedCheckpoint) -> Path | None:
-    """The cached conversion of exactly these shards, or None when there is none."""
-    digest = source_fingerprint(sharded)
-    folder = default_destination(digest)
-    return folder if _is_conversion_of(folder, digest) else None
 
 
 def convert(
@@ -225,7 +188,7 @@ def convert(
             _convert_sharded, sharded, config_from, digest, meta, trust_pickles
         )
     target = Path(out).expanduser() if out is not None else default_destination(digest)
-    if _is_conversion_of(target, digest) and not overwrite:
+    if is_conversion_of(target, digest) and not overwrite:
         return Conversion(folder, target, kind, digest, _recorded_step(target), reused=True)
     if target.exists() and not overwrite and (target.is_file() or any(target.iterdir())):
         raise CheckpointError(
@@ -515,7 +478,7 @@ def _convert_sharded(
     # What the trainer recorded wins over what the folder's name and layout suggest.
     record: dict[str, Any] = {"step": sharded.step, "method": sharded.method}
     for folder in (hf, sharded.folder, sharded.shards):
-        record.update(_read_object(folder / METADATA_FILE))
+        record.update(read_json_object(folder / METADATA_FILE))
     state_file = next(
         (
             p / TRAINER_STATE_FILE
@@ -526,10 +489,10 @@ def _convert_sharded(
     )
     if state_file is not None:
         shutil.copyfile(state_file, out / TRAINER_STATE_FILE)
-        step = _read_object(state_file).get("global_step")
+        step = read_json_object(state_file).get("global_step")
         if record["step"] is None and isinstance(step, int):
             record["step"] = step
-    fsdp = _read_object(sharded.shards / FSDP_CONFIG_FILE)
+    fsdp = read_json_object(sharded.shards / FSDP_CONFIG_FILE)
     record.update(
         {
             "converted_from": str(sharded.folder.resolve()),
@@ -557,7 +520,6 @@ def _finish_metadata(
 def _merge_adapter(
     adapter: Adapter, digest: str, meta: Mapping[str, str] | None, out: Path
 ) -> int | None:
-    from gpbench.harness.adapters import apply_adapter
 
     auto = _auto_class(_read_config(adapter.base))
     try:
@@ -576,10 +538,10 @@ def _merge_adapter(
     if adapter.tokenizer_folder != adapter.base:
         _copy_processing(adapter.tokenizer_folder, out)
     _verify_loads(out, str(adapter.folder))
-    record = _read_object(adapter.folder / METADATA_FILE)
+    record = read_json_object(adapter.folder / METADATA_FILE)
     if (adapter.folder / TRAINER_STATE_FILE).is_file():
         shutil.copyfile(adapter.folder / TRAINER_STATE_FILE, out / TRAINER_STATE_FILE)
-        step = _read_object(adapter.folder / TRAINER_STATE_FILE).get("global_step")
+        step = read_json_object(adapter.folder / TRAINER_STATE_FILE).get("global_step")
         record.setdefault("step", step)
     record.update(
         {
@@ -603,7 +565,7 @@ def _write_atomically(
     old = target.parent / f".{tmp.name.removesuffix('.partial')}.old"
     try:
         step = write(tmp)
-        if target.exists() and _is_conversion_of(target, digest) and not overwrite:
+        if target.exists() and is_conversion_of(target, digest) and not overwrite:
             shutil.rmtree(tmp)  # another process converted the same source meanwhile
             return step
         if target.exists():
@@ -624,30 +586,9 @@ def _write_atomically(
     return step
 
 
-def _is_conversion_of(folder: Path, digest: str) -> bool:
-    if not (folder / METADATA_FILE).is_file() or not (folder / CONFIG_FILE).is_file():
-        return False
-    try:
-        return _read_object(folder / METADATA_FILE).get("source_fingerprint") == digest
-    except GpbenchError:
-        return False
-
-
 def _recorded_step(folder: Path) -> int | None:
-    step = _read_object(folder / METADATA_FILE).get("step")
+    step = read_json_object(folder / METADATA_FILE).get("step")
     return step if isinstance(step, int) else None
-
-
-def _read_object(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, found {type(data).__name__}")
-    return data
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -9,8 +9,8 @@ recipe runners and their callbacks, which the CLI imports only when a recipe com
 - :mod:`gpbench.recipes.metadata`  ``gpbench_checkpoint.json``: method, step, tokens, compute, ...
 - :mod:`gpbench.recipes.config`    the typed settings both recipes share, ``--set`` overrides
 - :mod:`gpbench.recipes.overlap`   how many evaluation instances a training file already holds
-- :mod:`gpbench.recipes.sft`       the SFT recipe (TRL ``SFTTrainer``), runnable
-- :mod:`gpbench.recipes.rl`        the RL recipe (TRL ``GRPOTrainer``), runnable
+- :mod:`gpbench.recipes.sft`       the SFT recipe (TRL ``SFTTrainer``); ``python -m`` runs it
+- :mod:`gpbench.recipes.rl`        the RL recipe (TRL ``GRPOTrainer``); ``python -m`` runs it
 - :mod:`gpbench.recipes.rollout`   the multi-turn verifier loop inside GRPO rollouts
 - :mod:`gpbench.recipes.demo`      the embedded main job (``make demo``)
 """

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import ConfigError
-from gpbench.harness.checkpoints import METADATA_FILE, checkpoint_metadata, fingerprint
+from gpbench.harness.checkpoints import checkpoint_metadata, fingerprint
+from gpbench.harness.folders import METADATA_FILE
 from gpbench.harness.store import provenance
 from gpbench.reports.compute import number
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpbench.errors import ModelLoadError
+from gpbench.harness.folders import is_hub_id
 from gpbench.harness.threads import ThreadCount, describe
 from gpbench.recipes.callbacks import CheckpointMetadataCallback, ComputeBudgetCallback
 from gpbench.recipes.config import TrainSettings, gradient_accumulation
@@ -86,11 +88,16 @@ def starting_model(model: str, args: Any) -> Any:
     A Hub id is returned as is: TRL downloads and loads it with its own (non-strict) loading.
 
     Raises:
-        ModelLoadError: the folder's weights are missing, broken or do not fit the model.
+        ModelLoadError: neither a folder nor a hub id; the folder's weights are missing, broken
+            or do not fit the model.
     """
-    folder = Path(model)
-    if not folder.is_dir():
+    folder = Path(model).expanduser()
+    if not folder.exists() and is_hub_id(model):
         return model
+    if not folder.is_dir():
+        raise ModelLoadError(
+            f"model folder not found: {model}; pass a local checkpoint folder or a hub id"
+        )
     import torch
     import transformers
     from accelerate import PartialState

@@ -13,14 +13,9 @@ from click.testing import CliRunner
 
 from gpbench.cli import cli
 from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError
-from gpbench.harness.adapters import (
-    apply_adapter,
-    base_model_override,
-    find_adapter,
-    vllm_lora_request,
-    vllm_lora_settings,
-)
+from gpbench.harness.adapters import apply_adapter, vllm_lora_request, vllm_lora_settings
 from gpbench.harness.checkpoints import checkpoint_metadata, discover_series, fingerprint
+from gpbench.harness.folders import base_model_override, find_adapter
 from gpbench.harness.store import read_episodes, read_run_spec
 
 pytest.importorskip("transformers")

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gpbench.errors import CheckpointError
-from gpbench.harness.checkpoints import METADATA_FILE, TRAINER_STATE_FILE, checkpoint_metadata
+from gpbench.harness.checkpoints import TRAINER_STATE_FILE, checkpoint_metadata
+from gpbench.harness.folders import METADATA_FILE
 
 
 @pytest.mark.parametrize("name", [METADATA_FILE, TRAINER_STATE_FILE])

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from gpbench.cli import cli
 from gpbench.errors import CheckpointError
-from gpbench.harness.checkpoints import checkpoint_metadata, find_sharded, loadable_folder
+from gpbench.harness.checkpoints import checkpoint_metadata
+from gpbench.harness.folders import find_sharded, loadable_folder
 from gpbench.harness.store import read_episodes, read_run_spec
 
 pytest.importorskip("transformers")

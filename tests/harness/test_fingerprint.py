@@ -1,5 +1,5 @@
 """Checkpoint fingerprints cover every weight byte; each file's hash is cached by its identity
-(gpbench.harness.checkpoints.file_sha256). No torch: the weight files here are plain bytes."""
+(gpbench.harness.hashing.file_sha256). No torch: the weight files here are plain bytes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from gpbench.errors import CheckpointError
-from gpbench.harness import checkpoints
-from gpbench.harness.checkpoints import file_sha256, fingerprint
+from gpbench.harness import hashing
+from gpbench.harness.checkpoints import fingerprint
+from gpbench.harness.hashing import file_sha256
 
 SIZE = 3 << 20  # > 2 MiB: the first and last MiB (what v1 hashed) leave a middle MiB
 
@@ -23,8 +24,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty gpbench cache, an empty in-memory cache, and every file counted as settled."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("GPBENCH_CACHE_DIR", str(folder))
-    monkeypatch.setattr(checkpoints, "_FILE_HASHES", {})
-    monkeypatch.setattr(checkpoints, "_SETTLED_NS", -(10**12))  # see test_recent_files_...
+    monkeypatch.setattr(hashing, "_FILE_HASHES", {})
+    monkeypatch.setattr(hashing, "_SETTLED_NS", -(10**12))  # see test_recent_files_...
     return folder
 
 
@@ -32,13 +33,13 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files whose contents were hashed (read), in order."""
     seen: list[Path] = []
-    original = checkpoints._hash_contents
+    original = hashing._hash_contents
 
     def counting(path: Path, size: int) -> str:
         seen.append(path)
         return original(path, size)
 
-    monkeypatch.setattr(checkpoints, "_hash_contents", counting)
+    monkeypatch.setattr(hashing, "_hash_contents", counting)
     return seen
 
 
@@ -64,8 +65,7 @@ def test_a_middle_byte_changes_the_fingerprint(tmp_path: Path, cache: Path) -> N
 
 
 def test_sharded_sources_and_adapters_cover_every_byte_too(tmp_path: Path, cache: Path) -> None:
-    from gpbench.harness.checkpoints import find_sharded
-    from gpbench.harness.convert import source_fingerprint
+    from gpbench.harness.folders import find_sharded, source_fingerprint
 
     def verl(root: Path, middle: int) -> str:
         actor = root / "global_step_1" / "actor"
@@ -90,7 +90,7 @@ def test_a_cached_hash_is_reused_without_reading(
     first = fingerprint(folder)
     assert reads == [weights]
     assert fingerprint(folder) == first and reads == [weights]  # in memory
-    checkpoints._FILE_HASHES.clear()  # as in a new process: the entry on disk
+    hashing._FILE_HASHES.clear()  # as in a new process: the entry on disk
     assert fingerprint(folder) == first and reads == [weights]
     [entry] = list((cache / "file-sha256").iterdir())
     assert json.loads(entry.read_text())["sha256"] == hashlib.sha256(_weights()).hexdigest()
@@ -134,7 +134,7 @@ def test_recent_files_are_hashed_every_time(
 ) -> None:
     """A file changed within the last seconds could change again within one tick of a coarse
     file-system clock, its times unchanged: it is never cached."""
-    monkeypatch.setattr(checkpoints, "_SETTLED_NS", 10**18)  # every file counts as recent
+    monkeypatch.setattr(hashing, "_SETTLED_NS", 10**18)  # every file counts as recent
     folder = _checkpoint(tmp_path / "ckpt", _weights())
     first = fingerprint(folder)
     assert fingerprint(folder) == first and len(reads) == 2
@@ -164,7 +164,7 @@ def test_a_corrupt_or_hostile_cache_entry_is_ignored(
         os.mkfifo(path)  # opening it for reading would block: it must not be waited on
     else:
         path.mkdir()
-    checkpoints._FILE_HASHES.clear()
+    hashing._FILE_HASHES.clear()
     assert file_sha256(weights) == truth
     assert reads == [weights, weights]
 
@@ -175,7 +175,7 @@ def test_an_unwritable_cache_only_costs_time(
     cache.write_text("a file where the cache folder should be")
     folder = _checkpoint(tmp_path / "ckpt", _weights())
     first = fingerprint(folder)
-    checkpoints._FILE_HASHES.clear()
+    hashing._FILE_HASHES.clear()
     assert fingerprint(folder) == first and len(reads) == 2
 
 
@@ -183,7 +183,7 @@ def test_a_file_changing_while_hashed_is_an_error(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = _checkpoint(tmp_path / "ckpt", _weights())
-    original = checkpoints._hash_contents
+    original = hashing._hash_contents
 
     def writer_still_at_work(path: Path, size: int) -> str:
         digest = original(path, size)
@@ -191,7 +191,7 @@ def test_a_file_changing_while_hashed_is_an_error(
             handle.write(b"more")
         return digest
 
-    monkeypatch.setattr(checkpoints, "_hash_contents", writer_still_at_work)
+    monkeypatch.setattr(hashing, "_hash_contents", writer_still_at_work)
     with pytest.raises(CheckpointError, match="changed while gpbench was hashing it"):
         fingerprint(folder)
     assert not (cache / "file-sha256").exists()
@@ -200,8 +200,8 @@ def test_a_file_changing_while_hashed_is_an_error(
 def test_big_files_are_announced(
     tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(checkpoints, "_ANNOUNCE_BYTES", 1 << 20)
-    monkeypatch.setattr(checkpoints, "_HASH_CHUNK", 1 << 16)  # many chunks, one buffer
+    monkeypatch.setattr(hashing, "_ANNOUNCE_BYTES", 1 << 20)
+    monkeypatch.setattr(hashing, "_HASH_CHUNK", 1 << 16)  # many chunks, one buffer
     folder = _checkpoint(tmp_path / "ckpt", _weights())
     fingerprint(folder)
     notes = [r.getMessage() for r in caplog.records if "hashing" in r.getMessage()]

@@ -39,3 +39,11 @@ def test_weights_that_do_not_fit_stop_the_recipe_in_one_line(
     assert len(errors) == 1, result.output
     assert "'module.' prefix" in errors[0] and "module.lm_head.weight" in errors[0]
     assert not output.exists() or not any(output.glob("checkpoint-*"))
+
+
+def test_a_missing_model_folder_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("trl")
+    args = ["--model", str(tmp_path / "nothing"), "-o", str(tmp_path / "out"), "--max-steps", "1"]
+    result = CliRunner().invoke(cli, ["recipes", "sft", *args])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"Error: model folder not found: {tmp_path / 'nothing'}" in result.output

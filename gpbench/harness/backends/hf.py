@@ -44,7 +44,6 @@ from __future__ import annotations
 import gc
 import glob
 import json
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,7 +56,7 @@ from gpbench.errors import (
     ConfigError,
     ModelLoadError,
 )
-from gpbench.harness.adapters import apply_adapter, find_adapter
+from gpbench.harness.adapters import apply_adapter
 from gpbench.harness.backends import Completion, Request, Sampling, in_process_identity
 from gpbench.harness.backends.chat import (
     default_template,
@@ -68,7 +67,8 @@ from gpbench.harness.backends.chat import (
     template_message,
     template_sha256,
 )
-from gpbench.harness.checkpoints import CONFIG_FILE, discover_series, fingerprint, loadable_folder
+from gpbench.harness.checkpoints import discover_series, fingerprint
+from gpbench.harness.folders import CONFIG_FILE, find_adapter, loadable_folder, resolve_model
 from gpbench.harness.weights import check_weight_files, load_pretrained
 from gpbench.serialization import parse_json
 
@@ -80,8 +80,6 @@ TOKENIZER_FILES = (
     "vocab.json",
     "vocab.txt",
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
 _DTYPES = {
     "float32": "float32",
     "fp32": "float32",
@@ -136,40 +134,6 @@ def paper_sampling(model_dir: str | Path, max_tokens: int = 256) -> Sampling:
         1.0 if top_p is None else float(top_p),
         max_tokens,
     )
-
-
-def resolve_model(model: str | Path) -> Path:
-    """The local folder of a checkpoint: the folder itself, or a hub id's downloaded snapshot.
-
-    Raises ModelLoadError when it is neither a folder nor a hub id that can be fetched (or found
-    in the cache when offline).
-    """
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ModelLoadError(
-                f"{model} is a file, not a model folder; pass the checkpoint folder"
-            )
-        return path
-    text = str(model)
-    if not _HUB_ID.match(text):
-        raise ModelLoadError(f"model folder not found: {model}; pass a local checkpoint folder")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise ModelLoadError(
-            f"model folder not found: {model}; pass a local checkpoint folder"
-        ) from None
-    try:
-        folder = Path(snapshot_download(text, allow_patterns=_HUB_FILES))
-        if not any(folder.glob("*.safetensors")):
-            folder = Path(snapshot_download(text, allow_patterns=[*_HUB_FILES, "*.bin"]))
-    except Exception as exc:  # the hub client raises many types (offline, 404, auth, network)
-        raise ModelLoadError(
-            f"model folder not found: {model}; pass a local checkpoint folder "
-            f"(as a hub id it could not be fetched: {one_line(exc)})"
-        ) from None
-    return folder
 
 
 def check_model_folder(folder: Path) -> dict[str, Any]:

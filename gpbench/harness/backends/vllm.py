@@ -67,7 +67,7 @@ from gpbench.errors import (
     ConfigError,
     ModelLoadError,
 )
-from gpbench.harness.adapters import Adapter, find_adapter, vllm_lora_request, vllm_lora_settings
+from gpbench.harness.adapters import vllm_lora_request, vllm_lora_settings
 from gpbench.harness.backends import Completion, Request, Sampling, in_process_identity
 from gpbench.harness.backends.chat import (
     default_template,
@@ -78,8 +78,9 @@ from gpbench.harness.backends.chat import (
     template_message,
     template_sha256,
 )
-from gpbench.harness.backends.hf import check_model_folder, resolve_model
-from gpbench.harness.checkpoints import fingerprint, loadable_folder
+from gpbench.harness.backends.hf import check_model_folder
+from gpbench.harness.checkpoints import fingerprint
+from gpbench.harness.folders import Adapter, find_adapter, loadable_folder, resolve_model
 
 DROPPED_ARCHITECTURES: dict[str, tuple[str, str]] = {
     "mllama": ("0.10.2", "Llama-3.2-Vision"),

@@ -222,9 +222,3 @@ def train(config: RLRecipeConfig) -> Any:
         rollout_func=rollout,
     )
     return run(trainer, config, task, "rl", threads)
-
-
-if __name__ == "__main__":
-    from gpbench.cli.recipes import rl_command
-
-    rl_command(prog_name="python -m gpbench.recipes.rl")

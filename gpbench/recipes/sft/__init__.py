@@ -157,9 +157,3 @@ def train(config: SFTRecipeConfig) -> Any:
     model = starting_model(config.model, args)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset)
     return run(trainer, config, task, config.method, threads)
-
-
-if __name__ == "__main__":
-    from gpbench.cli.recipes import sft_command
-
-    sft_command(prog_name="python -m gpbench.recipes.sft")
