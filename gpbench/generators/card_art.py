@@ -1,6 +1,6 @@
 """Playing-card faces and the GP-VL table scene, drawn with pillow from the font gpbench ships.
 
-The scene follows the paper's layout (TASKS.md §1): a 1200x1200 RGB canvas in casino green
+The scene follows the paper's layout: a 1200x1200 RGB canvas in casino green
 ``#35654d`` with four 270x378 cards whose top-left corners are at x = 5, 302, 599, 896, y = 411.
 :class:`SceneStyle` holds that layout and a few optional visual knobs (card scale, rotation,
 jitter), all off by default.
@@ -16,7 +16,7 @@ ellipses (not font glyphs), so they look the same at any size; corner indices an
 letters use ``gpbench/assets/fonts/DejaVuSans-Bold.ttf`` through FreeType's basic layout (no
 raqm, no system fonts).
 
-Determinism (DESIGN.md §3). Nothing here draws random numbers of its own: the optional
+Determinism. Nothing here draws random numbers of its own: the optional
 rotation/jitter come from :class:`gpbench.generators.rng.KeyedRng` keyed by the caller's
 ``jitter_key``, and with those knobs at 0 the key is not used at all. The default path uses
 only polygon/ellipse rasterisation, FreeType and integer box reduction, so the decoded pixels
@@ -39,18 +39,19 @@ PNG encoding (:func:`scene_png`) is the expensive part and is measured in
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from importlib.resources import files
 from typing import Any
 
-from PIL import Image, ImageChops, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageColor, ImageDraw
 
+from gpbench.generators import imaging
 from gpbench.generators.cards import RANK_NAMES, SUITS
+
+# Re-exported: callers have always imported them from here.
+from gpbench.generators.imaging import PNG_COMPRESS_LEVEL, pixel_sha256, scene_png
 from gpbench.generators.rng import KeyedRng
 
 __all__ = [
@@ -74,19 +75,9 @@ BLACK_INK: tuple[int, int, int] = (0, 0, 0)
 RED_INK: tuple[int, int, int] = (0xC8, 0x10, 0x2E)
 """Ink of hearts and diamonds (``#c8102e``): every mark is a tint between this and white."""
 
-PNG_COMPRESS_LEVEL = 1
-"""zlib level of :func:`scene_png`, chosen by measurement (``bench/bench_render.py``: 1200x1200
-scenes, pillow 13.0, zlib 1.2.13, one x86-64 core, optimize off). Level 0 encodes fastest
-(~14 ms) but writes every byte (~4.2 MB per scene); level 1 takes ~19 ms for ~50 kB, 80x
-smaller, and once the bytes go to a file it is the faster of the two (encode + write + fsync
-~20 ms against ~23 ms); levels 2-3 cost the same for 1-2 % less, 4-9 take 33-80 ms for ~35 kB.
-``optimize=True`` would only add passes. The level changes the bytes, never the pixels, so
-manifests (which hash pixels) do not depend on it."""
-
 _PAPER = "#35654d"
 _MIN_CARD_SIDE = 16  # below this the corner index and pips no longer fit legibly
 _MAX_SIDE = 16384
-_FONT_RESOURCE = "assets/fonts/DejaVuSans-Bold.ttf"
 
 # Ink coverage levels (0 = white card, 255 = full suit colour). With black ink these are greys
 # 255 - level; with red ink, tints between white and #c8102e.
@@ -351,23 +342,10 @@ def _draw_suit(
 
 
 @lru_cache(maxsize=1)
-def _font_bytes() -> bytes:
-    # Read through importlib.resources so the font is found in any install (wheel, zip, editable).
-    return (files("gpbench") / _FONT_RESOURCE).read_bytes()
-
-
-@lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    # BASIC layout: glyph placement without raqm/HarfBuzz, so it cannot vary with what else the
-    # machine has installed.
-    return ImageFont.truetype(io.BytesIO(_font_bytes()), size, layout_engine=ImageFont.Layout.BASIC)
-
-
-@lru_cache(maxsize=1)
 def _cap_ratio() -> float:
     """Height of a capital (``K``) above the baseline per pixel of font size."""
     ref = 1000
-    return -float(_font(ref).getbbox("K", anchor="ls")[1]) / ref
+    return -float(imaging.font(ref).getbbox("K", anchor="ls")[1]) / ref
 
 
 @lru_cache(maxsize=256)
@@ -378,7 +356,7 @@ def _text_mask(text: str, cap_height: int, gap: int) -> Image.Image:
     carry wide side bearings, and this tight setting keeps "10" narrow enough for a card corner
     without squeezing it through a resampling filter.
     """
-    font = _font(max(1, round(cap_height / _cap_ratio())))
+    font = imaging.font(max(1, round(cap_height / _cap_ratio())))
     boxes = [font.getbbox(ch, anchor="ls") for ch in text]
     top = min(b[1] for b in boxes)
     bottom = max(b[3] for b in boxes)
@@ -786,43 +764,6 @@ def clear_caches() -> None:
         _alpha_mask,
         _text_mask,
         _cap_ratio,
-        _font,
-        _font_bytes,
     ):
         cached.cache_clear()
-
-
-# --------------------------------------------------------------------------------------------
-# Bytes and hashes
-
-
-def scene_png(image: Image.Image, *, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
-    """``image`` as PNG bytes: no metadata chunks, so equal pixels give equal bytes (per zlib).
-
-    The default level is :data:`PNG_COMPRESS_LEVEL` (the fastest measured); ``optimize`` is off.
-    Metadata that pillow would copy from ``image.info`` (ICC profile, transparency) is dropped.
-    """
-    if not 0 <= compress_level <= 9:
-        raise ValueError(f"compress_level must be in 0..9, got {compress_level}")
-    if image.info:
-        image = image.copy()
-        image.info.clear()
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=compress_level, optimize=False)
-    return buffer.getvalue()
-
-
-def pixel_sha256(image: Image.Image) -> str:
-    """SHA-256 hex digest of ``mode``, ``size`` and the raw pixel bytes of ``image``.
-
-    This is what manifests record: a PNG decoded on any machine gives the same digest as the
-    image it was encoded from, even where the PNG bytes differ. Palette images are expanded to
-    RGB(A) first so that the digest covers colours, not palette indices.
-    """
-    if image.mode in ("P", "PA"):
-        has_alpha = image.mode == "PA" or "transparency" in image.info
-        image = image.convert("RGBA" if has_alpha else "RGB")
-    digest = hashlib.sha256()
-    digest.update(f"{image.mode} {image.width}x{image.height}\n".encode("ascii"))
-    digest.update(image.tobytes())
-    return digest.hexdigest()
+    imaging.clear_font_caches()

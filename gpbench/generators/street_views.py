@@ -1,6 +1,6 @@
 """Street views and route maps of the synthetic V-IRL cities (the V-IRL-VL observation images).
 
-The paper showed the model four Street View crops at each decision point (TASKS.md §2). gpbench
+The paper showed the model four Street View crops at each decision point. gpbench
 draws them instead, from the city it generated (:mod:`gpbench.generators.cities`) and the decision
 point the route produced (:mod:`gpbench.generators.routes`).
 
@@ -45,13 +45,13 @@ destination marked, decision points dotted and numbered ``1, 2, ...`` (point ``i
 prompt's ``O_{i+1}``; where points crowd, some interpolated ones go unnumbered), the initial
 facing as an arrow, and a north arrow. It is for people reading results, not for the model.
 
-Determinism (DESIGN.md §3). The geometry is IEEE arithmetic on the city's coordinates and the
+Determinism. The geometry is IEEE arithmetic on the city's coordinates and the
 exact unit vectors of :func:`~gpbench.generators.cities.heading_vector` (no libm trigonometry);
 every polygon is rounded to integer pixels before pillow sees it; text uses the shipped DejaVu
 Sans Bold through FreeType's basic layout; the only random numbers (building widths and heights,
 the style variant, a landmark's colour) come from :class:`~gpbench.generators.rng.KeyedRng`. So
 the same city and point give the same pixels on any machine with the same pillow and FreeType;
-:func:`~gpbench.generators.card_art.pixel_sha256` hashes them.
+:func:`~gpbench.generators.imaging.pixel_sha256` hashes them.
 
 Speed. Backgrounds (one per style, panel size, street layout, crossing and skyline), signs,
 labels and fonts are cached, so a four-view image is four background copies, a few polygons and
@@ -75,19 +75,18 @@ encoding (11-14 ms an image) costs ten times more than drawing.
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from gpbench.generators.card_art import pixel_sha256, scene_png
+from gpbench.generators import imaging
 from gpbench.generators.cities import City, Landmark, heading_vector
+from gpbench.generators.imaging import pixel_sha256, scene_png
 from gpbench.generators.rng import KeyedRng
 from gpbench.generators.routes import DecisionConfig, DecisionPoint, Route
 
@@ -134,7 +133,6 @@ show on white boxed signs and on dark banners alike; no style uses any of them."
 ROUTE_COLOUR: RGB = (214, 40, 40)
 """The route's line on :func:`render_route_map`."""
 
-_FONT_RESOURCE = "assets/fonts/DejaVuSans-Bold.ttf"
 # Points this close to a node stand at it: the routes' own intersection radius.
 _NODE_RADIUS = DecisionConfig().intersection_radius
 
@@ -476,18 +474,6 @@ def plan_views(city: City, point: DecisionPoint) -> tuple[ViewPlan, ...]:
 # Fonts and signs
 
 
-@lru_cache(maxsize=1)
-def _font_bytes() -> bytes:
-    # importlib.resources finds the shipped font in any install (wheel, zip, editable).
-    return (files("gpbench") / _FONT_RESOURCE).read_bytes()
-
-
-@lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    # BASIC layout: no raqm/HarfBuzz, so glyph placement cannot vary with the machine.
-    return ImageFont.truetype(io.BytesIO(_font_bytes()), size, layout_engine=ImageFont.Layout.BASIC)
-
-
 def _splits(words: Sequence[str], lines: int) -> Iterable[list[str]]:
     for cuts in itertools.combinations(range(1, len(words)), lines - 1):
         bounds = (0, *cuts, len(words))
@@ -502,7 +488,7 @@ def _fit_text(text: str, max_width: int, start: int, floor: int) -> tuple[int, t
     words = text.split() or [text]
     best: tuple[float, list[str]] | None = None
     for size in range(start, floor - 1, -1):
-        font = _font(size)
+        font = imaging.font(size)
         for lines in (1, 2, 3) if size == floor else (1, 2):
             if lines > len(words):
                 break
@@ -527,7 +513,7 @@ def _sign(name: str, style: ViewStyle, max_width: int, start: int, floor: int) -
     else:
         text_room = max_width - 2 * pad - 2 * border
     size, lines = _fit_text(name, text_room, start, floor)
-    font = _font(size)
+    font = imaging.font(size)
     ascent, descent = font.getmetrics()
     line_h = ascent + descent
     text_w = math.ceil(max(font.getlength(line) for line in lines))
@@ -565,7 +551,7 @@ def _sign(name: str, style: ViewStyle, max_width: int, start: int, floor: int) -
 def _label(text: str, style: ViewStyle, height: int) -> Image.Image:
     """A panel label: ``text`` on a dark tag; shared, so callers must not modify it."""
     size = max(_MIN_FONT_PX, round(_LABEL_SIZE * height))
-    font = _font(size)
+    font = imaging.font(size)
     pad = max(3, size // 3)
     ascent, descent = font.getmetrics()
     width = round(font.getlength(text)) + 2 * pad
@@ -1115,7 +1101,7 @@ def render_route_map(
         draw.ellipse([x - pr, y - pr, x + pr, y + pr], fill=(255, 255, 255), outline=_MAP_INK)
 
     # Start (with the facing the agent starts in) and destination, over the points' dots.
-    big = _font(max(_MIN_FONT_PX, 8 * unit))
+    big = imaging.font(max(_MIN_FONT_PX, 8 * unit))
     start, goal = city.nodes[route.nodes[0]], city.nodes[route.nodes[-1]]
     sx, sy = px(start.x, start.y)
     fx, fy = heading_vector(route.initial_heading)
@@ -1133,7 +1119,7 @@ def render_route_map(
         draw.text((x, y), letter, fill=(255, 255, 255), font=big, anchor="mm")
         taken.append((x - disc, y - disc, x + disc, y + disc))
 
-    number_font = _font(max(_MIN_FONT_PX, 5 * unit + 1))
+    number_font = imaging.font(max(_MIN_FONT_PX, 5 * unit + 1))
     # Where points crowd (5 units apart on a long block), an interpolated point whose number
     # finds no free spot goes unnumbered rather than smudging its neighbours' numbers; the
     # start, turns and destination are always numbered.
@@ -1143,7 +1129,7 @@ def render_route_map(
             draw, str(i + 1), x, y, pr + 2 * unit, number_font, taken, size, ROUTE_COLOUR, required
         )
 
-    label_font = _font(max(_MIN_FONT_PX, 5 * unit + 1))
+    label_font = imaging.font(max(_MIN_FONT_PX, 5 * unit + 1))
     for lm in sorted(city.landmarks, key=lambda lm: lm.name):
         x, y = px(lm.x, lm.y)
         _place_label(draw, lm.name, x, y, r + unit, label_font, taken, size, _MAP_INK)
@@ -1223,5 +1209,6 @@ def _place_label(
 
 def clear_caches() -> None:
     """Forget every cached font, sign, label, background and panel (for cold-start timing)."""
-    for cached in (_font_bytes, _font, _fit_text, _sign, _label, _background, _buildings):
+    for cached in (_fit_text, _sign, _label, _background, _buildings):
         cached.cache_clear()
+    imaging.clear_font_caches()
