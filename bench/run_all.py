@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"# {calibrate.describe()}", flush=True)
     figures = [verifier_figure(answers, repeats), scripted_figure(episodes, repeats)]
-    figures += hf_figures(prompts, max_tokens=32, attempts=2)
+    figures += hf_figures(prompts, max_tokens=32, attempts=2 if args.quick else 3)
     print(table(figures))
     if args.quick:
         print("(--quick is a smoke test: quote the full-size run, not these numbers)")
