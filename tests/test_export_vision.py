@@ -65,15 +65,17 @@ def test_manifest_hash_is_the_same_across_formats_and_hash_seeds(tmp_path: Path)
         assert first == (tmp_path / "c" / "gp-vl" / "id" / "images" / name).read_bytes()
 
 
-def test_parquet_holds_png_bytes(tmp_path: Path) -> None:
+def test_parquet_holds_png_bytes_and_the_jsonl_paths(tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     written = write_split(TASK, "ood-rule", 42, 3, tmp_path, fmt="parquet")
+    assert written.path.name == "ood_rule.parquet"
     rows = pq.read_table(written.path).to_pylist()
     assert len(rows) == 3
     for row in rows:
-        [png] = row["image_bytes"]
-        with Image.open(io.BytesIO(png)) as image:
-            assert image.size == (1200, 1200)
+        [image] = row["images"]
+        assert image["path"] == f"ood-rule/images/{row['index']}.png"
+        with Image.open(io.BytesIO(image["bytes"])) as png:
+            assert png.size == (1200, 1200)
 
 
 def test_hf_uses_image_features_and_placeholders(tmp_path: Path) -> None:

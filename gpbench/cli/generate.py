@@ -72,7 +72,12 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
     type=click.Choice(FORMATS),
     default="jsonl",
     show_default=True,
-    help="jsonl (one Instance a line), parquet, or hf (datasets.save_to_disk folder).",
+    help=(
+        "jsonl (one Instance a line); parquet; hf (OUTPUT/<task> is a datasets.DatasetDict); "
+        "sft / grpo (TRL SFTTrainer / GRPOTrainer rows in OUTPUT/<task>/sft|grpo); "
+        "verl (verl RL parquet in OUTPUT/<task>/verl). All but jsonl name splits as datasets "
+        "allows, '-' -> '_' (ood-rule -> ood_rule), and write a dataset card (README.md)."
+    ),
 )
 @click.option(
     "-O",
@@ -104,6 +109,8 @@ def generate(
       gpbench generate
       gpbench generate gp-l --split ood-rule -n 234 --seed 42 -o out/
       gpbench generate gp-l@1 --split id --format parquet -O sampling=deck
+      gpbench generate gp-vl --format hf      # datasets.load_from_disk("data/gp-vl")
+      gpbench generate gp-l --split train --format sft   # data/gp-l/sft, for TRL
     """
     tasks: list[TaskSpec] = [get_task(name) for name in task_names] or all_tasks()
     options = parse_options(option_pairs)

@@ -87,7 +87,15 @@ class _PerCompletion:
         **columns: Any,
     ) -> list[float]:
         """One value per completion; ``columns[REF_COLUMN]`` names each completion's item."""
-        refs = columns[REF_COLUMN]
+        refs = columns.get(REF_COLUMN)
+        if refs is None:
+            # TRL passes the dataset's extra columns as keyword arguments; without this one
+            # there is no instance to verify against.
+            raise ConfigError(
+                f"{self.__name__} needs the dataset's {REF_COLUMN!r} column (got columns: "
+                f"{', '.join(sorted(columns)) or 'none'}); train on `gpbench generate TASK "
+                "--format grpo` rows, which carry it"
+            )
         values = []
         for i, completion in enumerate(completions):
             tried = _attempts(attempts[i]) if attempts is not None else None
