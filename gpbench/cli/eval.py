@@ -11,7 +11,9 @@ import click
 
 from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import ConfigError
+from gpbench.harness.store import read_run_spec
 from gpbench.harness.threads import apply_threads, resolve_threads, threads_option
+from gpbench.serialization import json_text
 
 if TYPE_CHECKING:
     from gpbench.harness.evaluate import RunProgress
@@ -74,13 +76,19 @@ if TYPE_CHECKING:
 )
 @click.option(
     "-n",
+    "--limit",
     "count",
     type=click.IntRange(min=1),
     default=None,
-    help="Instances per split. Default: the paper's size (GP 234, V-IRL 48/18).",
+    help="Instances per split (--limit as in lm-eval and inspect). Default: the paper's size "
+    "(GP 234, V-IRL 48/18).",
 )
 @click.option(
-    "--seed", type=int, default=None, help="Instance seed. Default: the paper's (GP 42, V-IRL 12)."
+    "--seed",
+    type=int,
+    default=None,
+    help="Instance seed: which problems are drawn. Default: the paper's (GP 42, V-IRL 12). "
+    "Decoding is seeded by --sampling-seed.",
 )
 @click.option(
     "--samples",
@@ -197,6 +205,13 @@ if TYPE_CHECKING:
     is_flag=True,
     help="No progress on stderr (the table and warnings are still printed).",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the runs' summaries as one JSON document on stdout (the table and run "
+    "folders go to stderr), for scripts and pipes.",
+)
 @threads_option
 def eval_command(**kw: Any) -> None:
     """Evaluate a checkpoint (or a series) on task splits; prints success with 95% intervals.
@@ -226,6 +241,8 @@ def eval_command(**kw: Any) -> None:
 
     # Before any model loads (torch takes its inter-op count once); backends that run no model
     # in this process need no torch import for it.
+    if kw["backend"] != "scripted":
+        _check_not_a_policy(kw["model"])
     in_process = kw["backend"] not in ("scripted", "openai")
     (apply_threads if in_process else resolve_threads)(kw["threads"])
     settings: dict[str, Any] = {"batch_size": kw["batch_size"]}
@@ -278,12 +295,58 @@ def eval_command(**kw: Any) -> None:
     finally:
         if show is not None:
             show.end_line()
-    click.echo(_table(results))
+    human = kw["as_json"]  # with --json, stdout carries the JSON alone
+    click.echo(_table(results), err=human)
     for item in skipped:
-        click.echo(f"skipped {item.task} {item.split}: {item.reason}")
+        click.echo(f"skipped {item.task} {item.split}: {item.reason}", err=human)
     for result in results:
         note = " (already complete, reused)" if result.reused else ""
-        click.echo(f"run {result.folder}{note}")
+        click.echo(f"run {result.folder}{note}", err=human)
+    click.echo(_seeds_line(results), err=human)
+    if kw["as_json"]:
+        click.echo(json_text(_json_document(results, skipped), indent=2))
+
+
+def _check_not_a_policy(model: str) -> None:
+    """``--model reference:0.3`` without ``--backend scripted`` names a scripted policy, not a
+    folder: say so before the loader's "folder not found"."""
+    looks_like_policy = model == "reference" or model.startswith(("reference:", "constant:"))
+    if looks_like_policy and not Path(model).exists():
+        raise ConfigError(
+            f"--model {model} is a scripted policy, not a checkpoint; add --backend scripted"
+        )
+
+
+def _seeds_line(results: list[Any]) -> str:
+    """Which seed did what: instance seeds pick the problems, the sampling seed the decoding."""
+    if not results:
+        return "no runs"
+    specs = [read_run_spec(r.folder) for r in results]
+    seeds = sorted({seed for spec in specs for seed in spec.get("seeds", [])})
+    sampling = sorted({str(spec.get("sampling_seed")) for spec in specs})
+    temperature = {spec.get("sampling", {}).get("temperature") for spec in specs}
+    decoding = "greedy" if temperature == {0.0} else "sampled"
+    return (
+        f"seeds: instances drawn with --seed {', '.join(map(str, seeds))}; "
+        f"decoding {decoding}, --sampling-seed {', '.join(sampling)}"
+    )
+
+
+def _json_document(results: list[Any], skipped: list[Any]) -> dict[str, Any]:
+    return {
+        "runs": [
+            {
+                "checkpoint": r.checkpoint,
+                "task": r.task,
+                "split": r.split,
+                "folder": str(r.folder),
+                "reused": r.reused,
+                "summary": r.summary,
+            }
+            for r in results
+        ],
+        "skipped": [{"task": s.task, "split": s.split, "reason": s.reason} for s in skipped],
+    }
 
 
 class ProgressPrinter:
