@@ -264,9 +264,10 @@ def eval_command(**kw: Any) -> None:
         else:
             from gpbench.harness.backends.hf import paper_sampling
 
-            sampling = paper_sampling(Path(kw["model"]), PAPER_MAX_TOKENS)
+            sampling = paper_sampling(Path(kw["model"]), PAPER_MAX_TOKENS, kw["base_model"])
     config = EvalConfig(
         model=kw["model"],
+        base_model=kw["base_model"],
         backend=kw["backend"],
         tasks=tuple(kw["tasks"]),
         splits=tuple(kw["splits"]),
@@ -284,14 +285,11 @@ def eval_command(**kw: Any) -> None:
         options=parse_options(kw["option_pairs"]),
         resume=kw["resume"],
     )
-    from gpbench.harness.folders import base_model_override
-
     if kw["base_model"] is not None:
         _check_base_model(kw["model"], kw["backend"])
     show = None if kw["quiet"] else ProgressPrinter(sys.stderr.isatty())
     try:
-        with base_model_override(kw["base_model"]):
-            results, skipped = evaluate(config, on_progress=show)
+        results, skipped = evaluate(config, on_progress=show)
     finally:
         if show is not None:
             show.end_line()

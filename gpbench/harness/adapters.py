@@ -9,8 +9,7 @@ too (with the tokenizer and ``trainer_state.json`` beside). Importing this modul
 torch and vLLM are imported when an adapter is applied.
 
 Base model:
-    ``--base-model DIR`` (Python: ``with base_model_override(DIR): evaluate(...)``, from
-    :mod:`gpbench.harness.folders`), else
+    ``--base-model DIR`` (Python: ``EvalConfig(base_model=DIR)``), else
     ``base_model_name_or_path`` from ``adapter_config.json``: a local folder, or a hub id where a
     hub is reachable. A base that cannot be found is a one-line :class:`ModelLoadError` naming
     ``--base-model``. The base may be a sharded checkpoint with a cached conversion; it may not be

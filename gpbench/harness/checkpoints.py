@@ -65,7 +65,7 @@ from gpbench.serialization import parse_json
 TRAINER_STATE_FILE = "trainer_state.json"
 
 
-def fingerprint(model_dir: str | Path) -> str:
+def fingerprint(model_dir: str | Path, base_model: str | Path | None = None) -> str:
     """A sha256 hex digest identifying a checkpoint folder's model, tokenizer and template.
 
     Stable across copies and machines (relative names only, sorted); any change to a config,
@@ -73,16 +73,16 @@ def fingerprint(model_dir: str | Path) -> str:
     Every weight byte is read once per file version (see the module docstring for the cache).
 
     A PEFT adapter folder's fingerprint covers its own files (``adapter_config.json`` included)
-    and its base checkpoint's fingerprint (the base named by ``--base-model`` or by the adapter's
-    config). A sharded folder (verl FSDP, DeepSpeed ZeRO) has the fingerprint of its cached
-    conversion, and none before it is converted (:class:`CheckpointError` naming
-    ``gpbench convert``).
+    and its base checkpoint's fingerprint (the base ``base_model``, ``--base-model``, or else the
+    one the adapter's config names). A sharded folder (verl FSDP, DeepSpeed ZeRO) has the
+    fingerprint of its cached conversion, and none before it is converted
+    (:class:`CheckpointError` naming ``gpbench convert``).
 
     Raises:
         CheckpointError: the folder does not exist, or a weight file changed while it was hashed.
     """
     folder = _folder(model_dir)
-    adapter = find_adapter(folder)
+    adapter = find_adapter(folder, base_model)
     if adapter is not None:
         digest = hashlib.sha256(f"gpbench-adapter-fingerprint-{FINGERPRINT_VERSION}\n".encode())
         hash_folder(digest, folder, (ADAPTER_CONFIG_FILE,))
@@ -96,7 +96,9 @@ def fingerprint(model_dir: str | Path) -> str:
 
 
 def checkpoint_metadata(
-    model_dir: str | Path, overrides: Mapping[str, str] | None = None
+    model_dir: str | Path,
+    overrides: Mapping[str, str] | None = None,
+    base_model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Training metadata of a checkpoint folder: step, tokens seen, method, ... and their sources.
 
@@ -104,16 +106,16 @@ def checkpoint_metadata(
     mapping each key to where it came from (``folder name``, ``trainer_state.json``,
     ``gpbench_checkpoint.json`` or ``--meta``).
 
-    A PEFT adapter folder adds ``adapter`` (its base model, PEFT type and rank); a sharded folder
-    with a cached conversion reads the conversion's metadata (step, method, source), and one
-    without has only its step from the folder name.
+    A PEFT adapter folder adds ``adapter`` (its base model, ``base_model`` where given, PEFT type
+    and rank); a sharded folder with a cached conversion reads the conversion's metadata (step,
+    method, source), and one without has only its step from the folder name.
     """
     folder = _folder(model_dir)
     sharded = find_sharded(folder)
     if sharded is not None:
         converted = cached_conversion(sharded)
         if converted is not None:
-            return checkpoint_metadata(converted, overrides)
+            return checkpoint_metadata(converted, overrides, base_model)
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
 
@@ -130,7 +132,7 @@ def checkpoint_metadata(
     elif sharded is not None and sharded.step is not None:
         put({"step": sharded.step}, "folder name")  # global_step_N/actor: the step's folder
     if (folder / ADAPTER_CONFIG_FILE).is_file():
-        put({"adapter": adapter_summary(folder)}, ADAPTER_CONFIG_FILE)
+        put({"adapter": adapter_summary(folder, base_model)}, ADAPTER_CONFIG_FILE)
     state = _read_json(folder / TRAINER_STATE_FILE)
     if state is not None:
         renamed = {

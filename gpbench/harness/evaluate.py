@@ -41,6 +41,9 @@ class EvalConfig:
     Attributes:
         model: a checkpoint folder, a hub id, a glob of checkpoint folders (a series), or for the
             scripted backend a policy such as ``reference`` or ``reference:0.3`` (error rate).
+        base_model: for PEFT adapter folders, the base checkpoint to evaluate them over instead
+            of the one their ``adapter_config.json`` names (``--base-model``); it is part of
+            the adapter's fingerprint, so of the run key.
         backend: ``auto``, ``hf`` or ``scripted``.
         tasks: task ids (``gp-l``, ``gp-l@1``); empty means every task that has the splits and
             that the model can take.
@@ -61,6 +64,7 @@ class EvalConfig:
     """
 
     model: str
+    base_model: str | None = None
     backend: str = "auto"
     tasks: tuple[str, ...] = ()
     splits: tuple[str, ...] = ()
@@ -201,7 +205,9 @@ def evaluate(
     skipped_all: list[Skipped] = []
     series = checkpoints(config.model, config.backend)
     for position, checkpoint in enumerate(series, start=1):
-        backend = create_backend(config.backend, checkpoint, **config.backend_settings)
+        backend = create_backend(
+            config.backend, checkpoint, base_model=config.base_model, **config.backend_settings
+        )
         try:
             pairs, skipped = plan(config, backend)
             skipped_all.extend(skipped)
@@ -247,8 +253,8 @@ def _checkpoint_identity(checkpoint: str, backend: Backend, config: EvalConfig) 
         from gpbench.harness.checkpoints import checkpoint_metadata
         from gpbench.harness.checkpoints import fingerprint as fp
 
-        fingerprint = fp(Path(checkpoint))
-        metadata = checkpoint_metadata(Path(checkpoint), config.meta)
+        fingerprint = fp(Path(checkpoint), config.base_model)
+        metadata = checkpoint_metadata(Path(checkpoint), config.meta, config.base_model)
     return {
         "checkpoint": checkpoint,
         "fingerprint": fingerprint,

@@ -22,9 +22,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +59,6 @@ _ZERO_STATES = "*model_states.pt"  # mp_rank_00_model_states.pt, zero_pp_rank_0_
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HUB_FILES = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt", "*.tiktoken"]
 _ANNOUNCED: set[tuple[Path, Path]] = set()
-_BASE_OVERRIDE: ContextVar[str | None] = ContextVar("gpbench_base_model", default=None)
 logger = logging.getLogger("gpbench")
 
 
@@ -343,17 +340,6 @@ def read_json_object(path: Path) -> dict[str, Any]:
 # --- PEFT adapters -------------------------------------------------------------------------
 
 
-@contextmanager
-def base_model_override(model: str | Path | None) -> Iterator[None]:
-    """Evaluate adapters inside the block over ``model`` (``--base-model``) instead of the base
-    their ``adapter_config.json`` names; ``None`` keeps the adapters' own."""
-    token = _BASE_OVERRIDE.set(None if model is None else str(model))
-    try:
-        yield
-    finally:
-        _BASE_OVERRIDE.reset(token)
-
-
 @dataclass(frozen=True)
 class Adapter:
     """A PEFT adapter folder and the base checkpoint it is evaluated over.
@@ -421,15 +407,16 @@ def read_adapter_config(folder: Path) -> dict[str, Any] | None:
     return data
 
 
-def base_model_name(config: Mapping[str, Any], folder: Path) -> tuple[str, str]:
+def base_model_name(
+    config: Mapping[str, Any], folder: Path, base_model: str | Path | None = None
+) -> tuple[str, str]:
     """The base an adapter is evaluated over and where that came from.
 
     Raises:
         ModelLoadError: no ``--base-model`` and the adapter's config names no base.
     """
-    override = _BASE_OVERRIDE.get()
-    if override is not None:
-        return override, "--base-model"
+    if base_model is not None:
+        return str(base_model), "--base-model"
     name = config.get("base_model_name_or_path")
     if not isinstance(name, str) or not name.strip():
         raise ModelLoadError(
@@ -439,22 +426,23 @@ def base_model_name(config: Mapping[str, Any], folder: Path) -> tuple[str, str]:
     return name, ADAPTER_CONFIG_FILE
 
 
-def adapter_summary(folder: Path) -> dict[str, Any]:
+def adapter_summary(folder: Path, base_model: str | Path | None = None) -> dict[str, Any]:
     """Checkpoint metadata of an adapter folder (no base lookup): base as named, type, rank."""
     config = read_adapter_config(folder) or {}
-    override = _BASE_OVERRIDE.get()
-    name = override if override is not None else config.get("base_model_name_or_path")
+    name = str(base_model) if base_model is not None else config.get("base_model_name_or_path")
     rank = config.get("r")
     return {
         "base_model": name if isinstance(name, str) and name else None,
-        "base_from": "--base-model" if override is not None else ADAPTER_CONFIG_FILE,
+        "base_from": "--base-model" if base_model is not None else ADAPTER_CONFIG_FILE,
         "peft_type": config.get("peft_type"),
         "r": rank if isinstance(rank, int) else None,
     }
 
 
-def find_adapter(model_dir: str | Path) -> Adapter | None:
+def find_adapter(model_dir: str | Path, base_model: str | Path | None = None) -> Adapter | None:
     """The adapter a folder holds, with its base located, or None (not an adapter folder).
+
+    ``base_model`` (``--base-model``) replaces the base the adapter's config names.
 
     Raises:
         ModelLoadError: adapter weights missing; the base not found (the message names
@@ -470,7 +458,7 @@ def find_adapter(model_dir: str | Path) -> Adapter | None:
             f"{folder} has {ADAPTER_CONFIG_FILE} but no adapter weights "
             f"({' or '.join(ADAPTER_WEIGHT_FILES)}); save the adapter with save_pretrained()"
         )
-    name, source = base_model_name(config, folder)
+    name, source = base_model_name(config, folder, base_model)
     base = _locate_base(name, source, folder)
     own_tokenizer = any((folder / file).is_file() for file in TOKENIZER_FILES)
     return Adapter(

@@ -14,8 +14,10 @@ from click.testing import CliRunner
 from gpbench.cli import cli
 from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError
 from gpbench.harness.adapters import apply_adapter, vllm_lora_request, vllm_lora_settings
+from gpbench.harness.backends import Sampling
 from gpbench.harness.checkpoints import checkpoint_metadata, discover_series, fingerprint
-from gpbench.harness.folders import base_model_override, find_adapter
+from gpbench.harness.evaluate import EvalConfig, evaluate
+from gpbench.harness.folders import find_adapter
 from gpbench.harness.store import read_episodes, read_run_spec
 
 pytest.importorskip("transformers")
@@ -93,9 +95,10 @@ def test_fingerprint_covers_the_adapter_and_its_base(
     data = bytearray(weights.read_bytes())
     data[-1] ^= 1  # one bit of the last weight
     weights.write_bytes(bytes(data))
-    with base_model_override(other_base):
-        assert fingerprint(lora["adapter"]) != original
-        assert checkpoint_metadata(lora["adapter"])["adapter"]["base_from"] == "--base-model"
+    assert fingerprint(lora["adapter"], other_base) != original
+    assert checkpoint_metadata(lora["adapter"], None, other_base)["adapter"]["base_from"] == (
+        "--base-model"
+    )
     assert fingerprint(lora["adapter"]) == original
     changed = tmp_path / "changed"
     shutil.copytree(lora["adapter"], changed)
@@ -133,6 +136,19 @@ def test_a_missing_base_is_one_line_naming_base_model(
     [folder] = list((tmp_path / "ok").iterdir())
     assert read_run_spec(folder)["backend"]["adapter"]["base_from"] == "--base-model"
     assert _texts(tmp_path / "ok")  # it evaluated
+    # A Python caller passing the base in EvalConfig gets the CLI's run key: the run is reused.
+    config = EvalConfig(
+        model=str(moved),
+        base_model=str(tiny_llama),
+        tasks=("gp-l",),
+        splits=("id",),
+        n=2,
+        sampling=Sampling(0.0, 1.0, 16),
+        max_attempts=1,
+        runs_dir=tmp_path / "ok",
+    )
+    [run], _ = evaluate(config)
+    assert run.folder == folder and run.reused
     # ... and refuses to be ignored on a full checkpoint.
     result = _eval("--model", str(tiny_llama), "--base-model", str(tiny_llama), *EVAL)
     assert result.exit_code != 0 and "holds none; drop --base-model" in result.output

@@ -208,7 +208,9 @@ _SCRIPTED_SETTINGS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
+def create_backend(
+    name: str, model: str | None, *, base_model: str | None = None, **settings: Any
+) -> Backend:
     """The backend called ``name`` for ``model``, with backend-specific ``settings``.
 
     Args:
@@ -216,6 +218,8 @@ def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
         model: for ``hf`` and ``vllm`` a local checkpoint folder (or a hub id where a hub is
             reachable); for ``openai`` the name the server serves the model under; for
             ``scripted`` a policy (``reference``, ``reference:0.3``, ``constant:<text>``) or None.
+        base_model: for a PEFT adapter folder loaded by ``hf`` or ``vllm``, the base checkpoint
+            to apply it to instead of the one its config names (``--base-model``).
         settings: ``hf``: batch_size, device, dtype, chat_template, trust_remote_code,
             device_map. ``vllm``: dtype, max_model_len, gpu_memory_utilization,
             tensor_parallel_size, pipeline_parallel_size, enforce_eager, enable_prefix_caching,
@@ -233,6 +237,10 @@ def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
     if name not in BACKENDS:
         raise ConfigError(
             f"unknown backend {name!r}{did_you_mean(name, BACKENDS)} (choices: {', '.join(BACKENDS)})"
+        )
+    if base_model is not None and name in ("openai", "scripted"):
+        raise ConfigError(
+            f"--base-model is for adapter folders loaded by gpbench, not --backend {name}"
         )
     if name == "scripted":
         from gpbench.harness.backends.scripted import ScriptedBackend
@@ -262,19 +270,19 @@ def create_backend(name: str, model: str | None, **settings: Any) -> Backend:
             )
         return OpenAIBackend(model, **options)
     if name == "auto":
-        name = resolve_auto(model, settings)
+        name = resolve_auto(model, settings, base_model)
     if name == "vllm":
         from gpbench.harness.backends.vllm import VLLMBackend
 
         options = _settings("vllm", settings, _VLLM_SETTINGS)
         options.pop("batch_size", None)
-        return VLLMBackend(model, **options)
+        return VLLMBackend(model, base_model=base_model, **options)
     from gpbench.harness.backends.hf import HFBackend
 
-    return HFBackend(model, **_settings("hf", settings, _HF_SETTINGS))
+    return HFBackend(model, base_model=base_model, **_settings("hf", settings, _HF_SETTINGS))
 
 
-def resolve_auto(model: str, settings: Mapping[str, Any]) -> str:
+def resolve_auto(model: str, settings: Mapping[str, Any], base_model: str | None = None) -> str:
     """The backend ``auto`` stands for: ``vllm`` or ``hf``.
 
     ``hf`` when an hf-only setting is given (device, device_map); otherwise the choice of
@@ -296,7 +304,7 @@ def resolve_auto(model: str, settings: Mapping[str, Any]) -> str:
         return "hf"  # the user configured hf explicitly (device, device_map)
     from gpbench.harness.backends.vllm import choose_auto
 
-    chosen, why, worth_a_note = choose_auto(model)
+    chosen, why, worth_a_note = choose_auto(model, base_model)
     if chosen == "hf" and vllm_only:
         raise ConfigError(
             f"auto backend picked hf ({why}), but {', '.join(vllm_only)} is a vllm setting; "

@@ -106,11 +106,14 @@ _NEUTRAL_GENERATION = {
 _PACKAGES = ("torch", "transformers", "tokenizers", "accelerate")
 
 
-def paper_sampling(model_dir: str | Path, max_tokens: int = 256) -> Sampling:
+def paper_sampling(
+    model_dir: str | Path, max_tokens: int = 256, base_model: str | None = None
+) -> Sampling:
     """The checkpoint's own decoding settings (``--paper``): its generation_config.json's
     temperature and top_p when it samples (``do_sample``), else greedy; ``max_tokens`` 256.
 
-    A glob of checkpoint folders reads the first checkpoint of the series.
+    A glob of checkpoint folders reads the first checkpoint of the series. An adapter without
+    its own generation config decodes as its base (``base_model``, else the one it names).
     """
     text = str(model_dir)
     if not Path(text).expanduser().exists() and glob.has_magic(text):
@@ -118,7 +121,7 @@ def paper_sampling(model_dir: str | Path, max_tokens: int = 256) -> Sampling:
     else:
         folder = resolve_model(text)
     folder = loadable_folder(folder)
-    adapter = find_adapter(folder)
+    adapter = find_adapter(folder, base_model)
     if adapter is not None and not (folder / "generation_config.json").is_file():
         folder = adapter.base  # an adapter decodes as its base model does
     path = folder / "generation_config.json"
@@ -170,13 +173,14 @@ class HFBackend:
         chat_template: str | None = None,
         trust_remote_code: bool = False,
         device_map: str | None = None,
+        base_model: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         self.model_arg = str(model)
         self.path = loadable_folder(resolve_model(model))  # sharded: its cached conversion
         # A PEFT adapter folder: the base's config and weights, then the adapter (adapters.py).
-        self.adapter = find_adapter(self.path)
+        self.adapter = find_adapter(self.path, base_model)
         self.tokenizer_path = self.path
         if self.adapter is not None:
             self.path, self.tokenizer_path = self.adapter.base, self.adapter.tokenizer_folder
@@ -190,7 +194,9 @@ class HFBackend:
         self.device = _device(torch, device)
         self.dtype_name = _dtype_name(dtype, self.device)
         self.trust_remote_code = trust_remote_code
-        self.fingerprint = fingerprint(self.adapter.folder if self.adapter else self.path)
+        self.fingerprint = (
+            fingerprint(self.adapter.folder, base_model) if self.adapter else fingerprint(self.path)
+        )
 
         try:
             config = transformers.AutoConfig.from_pretrained(

@@ -122,19 +122,19 @@ def dropped_reason(config: Mapping[str, Any], version: str | None) -> str | None
     return f"vLLM {version} dropped {what} ({model_type}) after {last}"
 
 
-def choose_auto(model: str) -> tuple[str, str, bool]:
+def choose_auto(model: str, base_model: str | None = None) -> tuple[str, str, bool]:
     """The backend ``auto`` picks for ``model``: ``(name, why, worth_a_note)``.
 
     vLLM when it is installed, a CUDA GPU is visible and vLLM runs the checkpoint's architecture;
     else ``hf``. ``worth_a_note`` is True when vLLM was there with a GPU but could not take the
     model (a user with vLLM expects it to be used); a CPU machine without vLLM is the ordinary
-    case and goes to ``hf`` silently.
+    case and goes to ``hf`` silently. ``base_model``: an adapter's base (``--base-model``).
     """
     version = installed_version()
     if version is None:
         return "hf", "vLLM is not installed", False
     path = loadable_folder(resolve_model(model))
-    adapter = find_adapter(path)
+    adapter = find_adapter(path, base_model)
     if adapter is not None:
         try:
             vllm_lora_settings(adapter)
@@ -182,6 +182,7 @@ class VLLMBackend:
         chat_template: str | None = None,
         trust_remote_code: bool = False,
         seed: int = 0,
+        base_model: str | None = None,
     ) -> None:
         if gpu_memory_utilization is not None and not 0 < gpu_memory_utilization <= 1:
             raise ConfigError(
@@ -190,7 +191,7 @@ class VLLMBackend:
         self.model_arg = str(model)
         self.path = loadable_folder(resolve_model(model))  # sharded: its cached conversion
         # A LoRA adapter folder: vLLM starts on the base and applies the adapter per request.
-        self.adapter: Adapter | None = find_adapter(self.path)
+        self.adapter: Adapter | None = find_adapter(self.path, base_model)
         lora_settings = vllm_lora_settings(self.adapter) if self.adapter is not None else {}
         self.tokenizer_path = self.path
         if self.adapter is not None:
@@ -202,7 +203,9 @@ class VLLMBackend:
             raise BackendUnavailableError(f"{dropped}; use --backend hf for {self.path}")
         vllm = _import_vllm()
         transformers = _import_transformers()
-        self.fingerprint = fingerprint(self.adapter.folder if self.adapter else self.path)
+        self.fingerprint = (
+            fingerprint(self.adapter.folder, base_model) if self.adapter else fingerprint(self.path)
+        )
         self.trust_remote_code = trust_remote_code
         self.model_type = str(raw_config.get("model_type", ""))
         self.architectures = [str(a) for a in raw_config.get("architectures") or []]
