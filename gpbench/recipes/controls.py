@@ -1,0 +1,340 @@
+"""Positive controls for gp-l: tiny models whose behaviour is known by construction.
+
+- :func:`build_memorizer`: the tiny Llama trained on ``train``'s reference answers (the paper's
+  prompt and response format, J/Q/K = 10) until it recalls them. Expected: high ``id`` success
+  (``id`` overlaps ``train``), near zero on ``id-heldout`` and ``ood-rule``, and its ``ood-rule``
+  answers flagged ``verbatim_training_formula`` and ``train_rule_answer``.
+- :func:`build_rule_follower`: the tiny Llama trained on transcripts whose answers follow a fixed
+  procedure that works on hands it never saw: read the face-card rule from the prompt, write the
+  card values, sort them (an extra ``sorted`` field, ignored by the verifier), then fill the
+  formula template of the attempt (one template per attempt of the verification loop, in a fixed
+  order). The corpus holds both rules and no ``id-heldout`` value multiset, so its success on
+  ``id-heldout`` and ``ood-rule`` measures the procedure, not recall.
+
+Both train with a plain torch loop (loss on the assistant turns only) and write
+``gpbench_checkpoint.json`` (method ``sft``; ``config.control`` names the control and its
+corpus). The prompt is always the paper's; the rule-follower's extra answer field and its
+template order are recorded in ``config``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from gpbench.errors import ConfigError
+from gpbench.tasks.episode import Message
+from gpbench.tasks.general_points import OOD_RULE, hand_values
+from gpbench.tasks.registry import get_task
+
+TASK = "gp-l"
+
+# Formula templates over the sorted values v0 <= v1 <= v2 <= v3, one per attempt. Chosen greedily
+# (each adds the most hands of a 3,000-hand ``train`` sample that the earlier ones miss); on the
+# 234-hand evaluation splits the five reach 27% (id), 24% (id-heldout) and 21% (ood-rule).
+TEMPLATES: tuple[str, ...] = (
+    "{0}+{1}+{2}+{3}",
+    "({0}-{2}+{3})*{1}",
+    "{1}-{0}+{2}+{3}",
+    "{1}/{0}*{2}+{3}",
+    "({0}+{1})*({3}-{2})",
+)
+
+
+@dataclass(frozen=True)
+class ControlSize:
+    """Training size of a control.
+
+    Attributes:
+        steps: optimizer steps.
+        batch_size: sequences per step.
+        learning_rate: AdamW's peak rate (linear warm-up over 5% of the steps, then cosine).
+        train_size: distinct training hands drawn (``train`` split, seed 0).
+        seed: torch seed of the weights' initialisation and the batch order.
+    """
+
+    steps: int = 1500
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    train_size: int = 4000
+    seed: int = 0
+
+
+def _chat_ids(tokenizer: Any, messages: list[Message]) -> tuple[list[int], list[int]]:
+    """Token ids of a conversation in the chat template and its loss mask (1 on the content of
+    assistant turns and their end token).
+
+    The text is cut at every message boundary and each piece tokenized alone: the template puts
+    special tokens or newlines there, where the BPE never merges, so the pieces' ids are the ids
+    of the whole text (checked by the test).
+    """
+    ids: list[int] = []
+    mask: list[int] = []
+    done = ""
+
+    def add(text: str, weight: int) -> None:
+        piece = tokenizer(text, add_special_tokens=False).input_ids
+        ids.extend(piece)
+        mask.extend([weight] * len(piece))
+
+    for end, message in enumerate(messages, start=1):
+        if message["role"] == "assistant":
+            prefix = tokenizer.apply_chat_template(
+                messages[: end - 1], tokenize=False, add_generation_prompt=True
+            )
+            add(prefix[len(done) :], 0)
+            add(message["content"], 1)
+            ids.append(tokenizer.eos_token_id)
+            mask.append(1)
+            done = prefix + message["content"] + tokenizer.eos_token
+        text = tokenizer.apply_chat_template(messages[:end], tokenize=False)
+        add(text[len(done) :], 0)
+        done = text
+    return ids, mask
+
+
+def memorizer_conversations(size: ControlSize) -> list[list[Message]]:
+    """``train`` hands with their reference answers (the paper's format), one turn each."""
+    task = get_task(TASK)
+    return [
+        [*inst.messages, {"role": "assistant", "content": task.reference_answer(inst)}]
+        for inst in task.dataset("train", size.seed, size.train_size)
+    ]
+
+
+def _template_solves(template: str, values: Sequence[int], target: int) -> bool:
+    """Whether a template filled with sorted ``values`` equals ``target`` exactly."""
+    from gpbench.generators.arithmetic import evaluate
+
+    result = evaluate(template.format(*sorted(values)))
+    return result.ok and result.value == Fraction(target)
+
+
+def _procedure_answer(cards: Sequence[str], values: Sequence[int], template: str) -> str:
+    ordered = sorted(values)
+    return (
+        "{\n"
+        f'  "cards": {list(cards)!r},\n'
+        f'  "number": {list(values)!r},\n'
+        f'  "sorted": {ordered!r},\n'
+        f'  "formula": "{template.format(*ordered)}=24",\n'
+        "}"
+    )
+
+
+def procedure_transcript(task: Any, instance: Any) -> list[Message]:
+    """The rule-follower's transcript of a hand: the templates in order until one solves it (or
+    all five fail), with the verifier's real feedback between the attempts."""
+    from gpbench.tasks.episode import SingleDecisionEpisode
+
+    p = instance.problem
+    episode = SingleDecisionEpisode(
+        task, instance, budget=len(TEMPLATES), penalty=0.0, mode="gpbench"
+    )
+    messages = episode.reset()
+    for template in TEMPLATES:
+        answer = _procedure_answer(p["cards"], p["values"], template)
+        step = episode.step(answer)
+        if step.terminated:
+            return [*messages, {"role": "assistant", "content": answer}]
+        messages = episode.messages
+    raise AssertionError("the episode's budget is the number of templates")
+
+
+def rule_follower_conversations(size: ControlSize) -> list[list[Message]]:
+    """Transcripts of the procedure on ``train`` hands (J/Q/K = 10) and, for half of them, the
+    same cards under J/Q/K = 11/12/13 (the prompt states the rule; hands without a face card and
+    hands unsolvable under the new rule keep the training rule). ``train`` holds no
+    ``id-heldout`` multiset; values 11-13 never form one either."""
+    import copy
+
+    from gpbench.generators.cards import solve
+    from gpbench.tasks.general_points import render_text_prompt
+
+    task = get_task(TASK)
+    out = []
+    rng = random.Random(size.seed)
+    for inst in task.dataset("train", size.seed, size.train_size):
+        p = inst.problem
+        if rng.random() < 0.5 and any(c in ("J", "Q", "K") for c in p["cards"]):
+            values = hand_values(p["cards"], OOD_RULE)
+            if solve(values, p["target"]) is not None:
+                inst = copy.deepcopy(inst)
+                inst.problem["values"] = values
+                inst.problem["rule"] = OOD_RULE
+                prompt = render_text_prompt(p["cards"], (11, 12, 13), p["target"])
+                inst.messages[0]["content"] = prompt
+        out.append(procedure_transcript(task, inst))
+    return out
+
+
+def _batches(
+    encoded: list[tuple[list[int], list[int]]], size: ControlSize, pad: int
+) -> Iterator[tuple[Any, Any, Any]]:
+    import torch
+
+    rng = random.Random(size.seed)
+    order: list[int] = []
+    while True:
+        if len(order) < size.batch_size:
+            fresh = list(range(len(encoded)))
+            rng.shuffle(fresh)
+            order += fresh
+        chosen = [encoded[i] for i in order[: size.batch_size]]
+        del order[: size.batch_size]
+        length = max(len(ids) for ids, _ in chosen)
+        ids = torch.full((len(chosen), length), pad, dtype=torch.long)
+        labels = torch.full((len(chosen), length), -100, dtype=torch.long)
+        attention = torch.zeros((len(chosen), length), dtype=torch.long)
+        for row, (seq, mask) in enumerate(chosen):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            attention[row, : len(seq)] = 1
+            labels[row, : len(seq)] = torch.tensor(
+                [t if m else -100 for t, m in zip(seq, mask, strict=True)]
+            )
+        yield ids, attention, labels
+
+
+def train_control(
+    base: Path,
+    conversations: list[list[Message]],
+    out: Path,
+    size: ControlSize,
+    control: dict[str, Any],
+    log_every: int = 50,
+    save_every: int = 0,
+) -> dict[str, Any]:
+    """Train the causal LM in ``base`` on ``conversations`` (loss on assistant turns) into
+    ``out`` with ``gpbench_checkpoint.json``; returns the metadata record.
+
+    ``save_every``: also save ``out/checkpoint-N`` every N steps (0: only the final model).
+    """
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gpbench.recipes.metadata import MetadataRecorder, base_checkpoint, write_metadata
+    from gpbench.recipes.runner import parameter_count
+
+    task = get_task(TASK)
+    torch.manual_seed(size.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    model.train()
+    encoded = [_chat_ids(tokenizer, c) for c in conversations]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=size.learning_rate, weight_decay=0.0)
+    warmup = max(1, size.steps // 20)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, size.steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    recorder = MetadataRecorder(
+        method="sft",
+        parameter_count=parameter_count(model),
+        base=base_checkpoint(str(base)),
+        config={**dataclasses.asdict(size), "control": control, "task": TASK},
+        task=f"{task.id}@{task.version}",
+        rl_lambda=task.rl_lambda,
+    )
+
+    def save(folder: Path, step: int) -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        record = recorder.record(step=step, tokens_seen=tokens)
+        record["train_seconds"] = round(time.perf_counter() - start, 1)
+        write_metadata(folder, record)
+        return record
+
+    tokens = 0
+    start = time.perf_counter()
+    batches = _batches(encoded, size, tokenizer.pad_token_id)
+    for step in range(size.steps):
+        ids, attention, labels = next(batches)
+        loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        tokens += int(attention.sum())
+        if log_every and (step + 1) % log_every == 0:
+            print(
+                f"step {step + 1}/{size.steps} loss {loss.item():.4f} "
+                f"({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
+        if save_every and (step + 1) % save_every == 0 and step + 1 < size.steps:
+            save(out / f"checkpoint-{step + 1}", step + 1)
+    return save(out, size.steps)
+
+
+def build_memorizer(
+    out: Path, size: ControlSize | None = None, save_every: int = 0
+) -> dict[str, Any]:
+    """Build the memorizer control into ``out`` (its base model in ``out/base``)."""
+    from gpbench.tiny_models import build_tiny_llama
+
+    size = size or ControlSize()
+    base = build_tiny_llama(out / "base")
+    control = {"name": "memorizer", "corpus": "train reference answers, J/Q/K=10"}
+    return train_control(
+        base, memorizer_conversations(size), out / "model", size, control, save_every=save_every
+    )
+
+
+def build_rule_follower(
+    out: Path, size: ControlSize | None = None, save_every: int = 0
+) -> dict[str, Any]:
+    """Build the rule-follower control into ``out`` (its base model in ``out/base``)."""
+    from gpbench.tiny_models import build_tiny_llama
+
+    size = size or ControlSize()
+    base = build_tiny_llama(out / "base")
+    control = {
+        "name": "rule-follower",
+        "corpus": "train hands under J/Q/K=10 and 11/12/13 (stated in the prompt); "
+        "answers by the template procedure, one template per attempt",
+        "templates": list(TEMPLATES),
+        "answer_fields": ["cards", "number", "sorted", "formula"],
+    }
+    conversations = rule_follower_conversations(size)
+    return train_control(base, conversations, out / "model", size, control, save_every=save_every)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gpbench.recipes.controls memorizer|rule-follower OUT [--steps N]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("control", choices=("memorizer", "rule-follower"))
+    parser.add_argument("out", type=Path)
+    for field in dataclasses.fields(ControlSize):
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
+    parser.add_argument("--save-every", type=int, default=0, help="also save every N steps")
+    args = parser.parse_args(argv)
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(ControlSize)
+        if getattr(args, f.name) is not None
+    }
+    size = dataclasses.replace(ControlSize(), **overrides)
+    if size.steps < 1:
+        raise ConfigError(f"--steps must be >= 1, got {size.steps}")
+    build = build_memorizer if args.control == "memorizer" else build_rule_follower
+    record = build(args.out, size, args.save_every)
+    print(f"{args.control} built in {record['train_seconds']} s: {args.out / 'model'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The positive controls: their corpora, their token masks and the memorizer's signature."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpbench.generators.cards import is_heldout
+from gpbench.recipes import controls
+from gpbench.tasks.general_points import OOD_RULE, TRAINING_RULE, hand_values, render_text_prompt
+from gpbench.tasks.registry import get_task
+
+SMALL = controls.ControlSize(train_size=60)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_llama: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_llama)
+
+
+def _answers(conversation: list[dict[str, Any]]) -> list[str]:
+    return [m["content"] for m in conversation if m["role"] == "assistant"]
+
+
+def test_chat_ids_are_the_whole_texts_ids_and_mask_the_answers(tokenizer: Any) -> None:
+    conversations = [
+        controls.memorizer_conversations(SMALL)[0],
+        max(controls.rule_follower_conversations(SMALL), key=len),
+    ]
+    assert len(conversations[1]) == 2 * len(controls.TEMPLATES)  # five attempts, four feedbacks
+    for conversation in conversations:
+        ids, mask = controls._chat_ids(tokenizer, conversation)
+        text = tokenizer.apply_chat_template(conversation, tokenize=False)
+        assert ids == tokenizer(text, add_special_tokens=False).input_ids
+        learned = tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m])
+        assert learned == "".join(a + tokenizer.eos_token for a in _answers(conversation))
+
+
+def test_memorizer_corpus_is_train_with_its_reference_answers() -> None:
+    task = get_task("gp-l")
+    instances = task.dataset("train", SMALL.seed, SMALL.train_size)
+    conversations = controls.memorizer_conversations(SMALL)
+    assert len(conversations) == len(instances)
+    for inst, conversation in zip(instances, conversations, strict=True):
+        assert conversation[0] == inst.messages[0]
+        assert _answers(conversation) == [task.reference_answer(inst)]
+
+
+def test_rule_follower_transcripts_follow_the_procedure_under_the_stated_rule() -> None:
+    rules = set()
+    for conversation in controls.rule_follower_conversations(SMALL):
+        prompt = conversation[0]["content"]
+        cards = json.loads(prompt.split("Cards: ")[1].split("\n")[0].replace("'", '"'))
+        rule = OOD_RULE if render_text_prompt(cards, (11, 12, 13), 24) == prompt else TRAINING_RULE
+        assert prompt == render_text_prompt(cards, (11, 12, 13) if rule == OOD_RULE else (10,), 24)
+        rules.add(rule)
+        values = hand_values(cards, rule)
+        # No id-heldout multiset (those hold values 1-10 only: J/Q/K = 10).
+        assert max(values) > 10 or not is_heldout(values, 24)
+        answers = _answers(conversation)
+        for answer, template in zip(answers, controls.TEMPLATES, strict=False):
+            assert f'"number": {values!r}' in answer
+            assert f'"sorted": {sorted(values)!r}' in answer
+            assert f'"formula": "{template.format(*sorted(values))}=24"' in answer
+        # It stops at the first template that solves the hand, else after all of them.
+        solves = [controls._template_solves(t, values, 24) for t in controls.TEMPLATES]
+        first = solves.index(True) + 1 if True in solves else len(controls.TEMPLATES)
+        assert len(answers) == first
+    assert rules == {TRAINING_RULE, OOD_RULE}
+
+
+def test_train_control_writes_a_checkpoint_with_its_metadata(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    size = controls.ControlSize(steps=2, batch_size=2, train_size=4)
+    control = {"name": "memorizer", "corpus": "test"}
+    record = controls.train_control(
+        tiny_llama, controls.memorizer_conversations(size), tmp_path / "m", size, control, 0
+    )
+    saved = json.loads((tmp_path / "m" / "gpbench_checkpoint.json").read_text(encoding="utf-8"))
+    assert saved["method"] == record["method"] == "sft"
+    assert saved["step"] == 2 and saved["tokens_seen"] > 0
+    assert saved["config"]["control"] == control
+    assert (tmp_path / "m" / "config.json").is_file()
+
+
+def _greedy(model: Any, tokenizer: Any, messages: list[dict[str, Any]]) -> str:
+    import torch
+
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    ids = torch.tensor([tokenizer(text, add_special_tokens=False).input_ids])
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=60, do_sample=False)
+    return str(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+
+
+@pytest.mark.slow
+def test_memorizer_recalls_train_and_fails_new_hands_with_the_memorization_flags(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    """Trained on a few hands, the memorizer solves them, fails unseen multisets, and answers
+    the same cards under the shifted rule with its training formula (both flags raised)."""
+    from transformers import AutoModelForCausalLM
+
+    task = get_task("gp-l")
+    size = controls.ControlSize(steps=200, batch_size=8, train_size=8, learning_rate=3e-3)
+    controls.train_control(
+        tiny_llama, controls.memorizer_conversations(size), tmp_path / "m", size, {}, 0
+    )
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    seen = task.dataset("train", size.seed, size.train_size)
+    solved = sum(task.verify(i, _greedy(model, tok, i.messages)).correct for i in seen)
+    heldout = task.dataset("id-heldout", 42, 8)
+    solved_heldout = sum(task.verify(i, _greedy(model, tok, i.messages)).correct for i in heldout)
+    flagged = 0
+    faces = [i for i in seen if any(c in ("J", "Q", "K") for c in i.problem["cards"])]
+    for inst in faces:
+        shifted = copy.deepcopy(inst)
+        shifted.problem["values"] = hand_values(inst.problem["cards"], OOD_RULE)
+        shifted.problem["rule"] = OOD_RULE
+        shifted.messages[0]["content"] = render_text_prompt(inst.problem["cards"], (11, 12, 13), 24)
+        verdict = task.verify(shifted, _greedy(model, tok, shifted.messages))
+        flagged += {"train_rule_answer", "verbatim_training_formula"} <= set(verdict.flags)
+    assert solved >= 6, solved
+    assert solved_heldout == 0
+    assert faces and flagged >= len(faces) - 1, (flagged, len(faces))
