@@ -9,6 +9,7 @@ import click
 
 import gpbench
 from gpbench.cli.compare import compare
+from gpbench.cli.completion import completion
 from gpbench.cli.convert import convert
 from gpbench.cli.eval import eval_command
 from gpbench.cli.generate import generate
@@ -115,6 +116,7 @@ cli.add_command(lm_eval_path)
 cli.add_command(lm_eval_export)
 cli.add_command(overlap)
 cli.add_command(recipes)
+cli.add_command(completion)
 
 
 def main() -> None:

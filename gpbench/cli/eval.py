@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from gpbench.cli.completion import complete_split, complete_task
 from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import ConfigError
 from gpbench.harness.store import read_run_spec
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     "tasks",
     multiple=True,
     metavar="TASK",
+    shell_complete=complete_task,
     help="Task to run (repeatable). Default: every task that has the split(s) and "
     "that the model can take.",
 )
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     "splits",
     multiple=True,
     metavar="SPLIT",
+    shell_complete=complete_split,
     help="Split to run (repeatable). Default: every evaluation split.",
 )
 @click.option(
