@@ -10,7 +10,7 @@ route, the prompt carrying the true observation/action history up to it), built 
   the completion only for this format, with any chat template (a ``messages`` column would need
   ``assistant_only_loss`` and a template with generation markers, which most lack).
 - ``grpo``: ``prompt`` (plus ``images``) and ``gpbench_item``, the JSON of the item's
-  :class:`~gpbench.recipes.points.ItemRef`; TRL passes that column to reward functions, and
+  :class:`~gpbench.recipes.training_items.ItemRef`; TRL passes that column to reward functions, and
   :class:`gpbench.VerifierReward` rebuilds the instance from it.
 
 Image parts of the prompt are ``{"type": "image"}`` placeholders, with the pictures, in order,

@@ -8,7 +8,7 @@ Rows follow verl's RL parquet schema (what its ``RLHFDataset`` reads), one row p
   is an ``<image>`` token in the text, the pictures in ``images`` in the same order;
 - ``ability``: ``arithmetic`` (GeneralPoints) or ``navigation`` (V-IRL);
 - ``reward_model``: ``{"style": "rule", "ground_truth": <item JSON>}``: the item's
-  :class:`~gpbench.recipes.points.ItemRef` (task, split, seed, index, options, decision point),
+  :class:`~gpbench.recipes.training_items.ItemRef` (task, split, seed, index, options, decision point),
   from which :func:`compute_score` rebuilds the instance;
 - ``extra_info``: the split, index, decision point, instance uid and the reference answer (for
   people reading the data; the reward does not use it).
