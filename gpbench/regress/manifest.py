@@ -1,29 +1,19 @@
 """checkpoints.md: the human table and the fenced JSON block that ``gpbench regress`` reads.
 
-Layout of the file:
-    Prose for people, then a markdown table between the markers :data:`TABLE_BEGIN` and
-    :data:`TABLE_END` (one row per checkpoint x task x split), then one fenced block whose info
-    string is ``json gpbench-regress``. The block is the source of truth; the table is its rendering
-    (:func:`render_table`), and loading a manifest fails, naming the line, when the two disagree.
+Prose for people, then a markdown table between the markers :data:`TABLE_BEGIN` and
+:data:`TABLE_END` (one row per checkpoint x task x split), then one fenced block whose info string
+is ``json gpbench-regress``. The block is the source of truth; the table is its rendering
+(:func:`render_table`), and loading a manifest fails, naming the line, when the two disagree.
 
-Block schema (version 1)::
-
-    {"version": 1, "alpha": 0.01, "checkpoints": [ENTRY, ...]}
-
-    ENTRY: name          unique, [a-z0-9][a-z0-9._-]*
-           hub | path    a hub id, or a folder (relative to the manifest's folder); exactly one
-                         (``policy`` instead, for the scripted backend: ``reference:0.3``, ...)
-           licence, architecture
-           backend       hf, vllm or scripted; backend_note: free text for people (optional)
-           backend_settings  passed to the backend (batch_size, dtype, ...; optional)
-           needs_gpu     skip on machines without a CUDA GPU (optional, default false)
-           build         the command that makes a missing ``path`` (optional)
-           checks        [CHECK, ...]
-    CHECK: task, split, n, seed, budget, samples (default 1), sampling_seed (default 0)
-           decoding      {"temperature", "top_p", "max_tokens"}
-           expect        {METRIC: {"rate": r, "tol": t}}   tested (see gpbench.regress.checks)
-           paper         {METRIC: r}                        the paper's figure, shown, not tested
-           recorded      where the expectations come from (free text)
+The block (version 1) is ``{"version": 1, "alpha": 0.01, "checkpoints": [ENTRY, ...]}``; the
+tables :data:`ENTRY`, :data:`CHECK` and :data:`DECODING` give every key with its default and the
+rule its value obeys. An entry names one source: ``hub`` (a hub id), ``path`` (a folder relative
+to the manifest's folder) or ``policy`` (the scripted backend's, ``reference:0.3``). A check's
+``expect`` holds ``{METRIC: {"rate": r, "tol": t}}`` (tested, see :mod:`gpbench.regress.checks`),
+its ``paper`` ``{METRIC: r}`` (shown, never tested). A metric is one of :data:`EPISODE_METRICS`,
+``per_step_accuracy`` on multi-decision tasks, or ``status:<name>`` with a status the check's task
+gives answers (in any verifier mode) or ``none`` (no attempt). Errors name the file line and the
+JSON path: ``checkpoints.md:41: checkpoints[0].checks[0].expect.success.rate: must be ...``.
 
 >>> entries, alpha = parse_block('{"version": 1, "alpha": 0.01, "checkpoints": []}', 1, "m.md")
 >>> alpha, render_table(entries)[0].count("|")
@@ -35,12 +25,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from gpbench.errors import GpbenchError, did_you_mean
 from gpbench.serialization import escape_surrogates, parse_json
+
+if TYPE_CHECKING:
+    from gpbench.tasks.spec import TaskSpec
 
 FENCE_OPEN = "```json gpbench-regress"
 FENCE_CLOSE = "```"
@@ -60,62 +54,21 @@ HEADER = (
     "paper (TASKS.md §4)",
     "expectation from",
 )
-# Metrics a check can expect (statuses are written status:<name>); see gpbench.regress.checks.
 EPISODE_METRICS = ("success", "first_try_success", "parse_rate", "truncation_rate")
 STEP_METRICS = ("per_step_accuracy",)
-KNOWN_STATUSES = (
-    "correct",
-    "misrecognized_cards",
-    "illegal_formula",
-    "wrong_numbers",
-    "wrong_value",
-    "solution_prefix",
-    "correct_action",
-    "wrong_action",
-    "wrong_action_and_observation",
-    "unparseable",
-    "none",
-)
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_SOURCE_KEYS = ("hub", "path", "policy")
-_ENTRY_KEYS = (
-    "name",
-    "hub",
-    "path",
-    "policy",
-    "licence",
-    "architecture",
-    "backend",
-    "backend_note",
-    "backend_settings",
-    "needs_gpu",
-    "build",
-    "checks",
-)
-_CHECK_KEYS = (
-    "task",
-    "split",
-    "n",
-    "seed",
-    "samples",
-    "decoding",
-    "sampling_seed",
-    "budget",
-    "expect",
-    "paper",
-    "recorded",
-)
-_DECODING_KEYS = ("temperature", "top_p", "max_tokens")
+NO_ATTEMPT = "none"
+"""The status of an episode without any attempt (see :mod:`gpbench.regress.checks`)."""
+_SOURCES = ("hub", "path", "policy")
+_FIX_TABLE = "edit the table to match, or rewrite it with `gpbench regress --write-table`"
+
+JsonPath = tuple[str | int, ...]
 
 
 class ManifestError(GpbenchError):
     """A checkpoints.md that cannot be read: bad JSON, a bad field, or table and block differ."""
 
     def __init__(self, path: str, line: int, reason: str) -> None:
-        self.path = path
-        self.line = line
-        self.reason = reason
+        self.path, self.line, self.reason = path, line, reason
         super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
 
 
@@ -130,18 +83,11 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Check:
-    """One task x split a checkpoint is evaluated on, with its decoding and its expectations.
+    """One task x split a checkpoint is evaluated on (the keys of :data:`CHECK`).
 
-    Attributes:
-        task, split, n, seed: the instances (``gpbench eval --task --split -n --seed``).
-        samples: samples per instance (k > 1 switches the test to the clustered bootstrap).
-        temperature, top_p, max_tokens: decoding (temperature 0 = greedy).
-        sampling_seed: seeds decoding.
-        budget: verification budget (attempts; per decision point for V-IRL).
-        expect: tested expectations, in the block's order.
-        paper: the paper's figures for this check (shown, never tested).
-        recorded: where the expectations come from.
-        line: the line of the check's ``"task"`` key in the manifest (for messages).
+    ``temperature``, ``top_p`` and ``max_tokens`` are its decoding; ``expect`` the tested
+    expectations and ``paper`` the paper's figures, in the block's order; ``line`` the line of its
+    ``"task"`` key in the manifest (for messages).
     """
 
     task: str
@@ -167,7 +113,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Entry:
-    """One checkpoint of the manifest (see the module docstring for the fields)."""
+    """One checkpoint (the keys of :data:`ENTRY`); ``kind`` says which source key ``source`` is."""
 
     name: str
     source: str
@@ -200,16 +146,135 @@ class Manifest:
 
     def entry(self, name: str) -> Entry:
         """The entry called ``name`` (a one-line error with a did-you-mean hint otherwise)."""
-        for entry in self.entries:
-            if entry.name == name:
-                return entry
         names = [e.name for e in self.entries]
-        raise ManifestError(
-            str(self.path),
-            0,
-            f"no checkpoint named {name!r}{did_you_mean(name, names)} "
-            f"(checkpoints: {', '.join(names)})",
-        )
+        if name in names:
+            return self.entries[names.index(name)]
+        hint = f"{did_you_mean(name, names)} (checkpoints: {', '.join(names)})"
+        raise ManifestError(str(self.path), 0, f"no checkpoint named {name!r}{hint}")
+
+
+# -- the schema: key -> (default, rule); a rule says what is wrong with a value, or None --------
+
+Rule = Callable[[Any], str | None]
+REQUIRED = object()
+"""The default of a key that must be given."""
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _must(test: Callable[[Any], Any], need: str) -> Rule:
+    return lambda v: None if test(v) else f"must be {need}, got {v!r}"
+
+
+def _text(value: Any) -> str | None:
+    """A table cell: non-empty text without '|', line breaks or lone surrogates."""
+    if not isinstance(value, str) or not value.strip():
+        return "must be a non-empty string"
+    if "|" in value or "\n" in value:
+        return "may not hold '|' or a line break (it is a table cell)"
+    if escape_surrogates(value) != value:
+        return "holds a lone surrogate (a \\ud800-\\udfff escape), which is not text; write the character itself"
+    return None
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if isinstance(value, str) and not value.strip() else _text(value)
+
+
+def _one_of(choices: tuple[str, ...]) -> Rule:
+    def rule(value: Any) -> str | None:
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+        if value in choices:
+            return None
+        return f"must be one of {', '.join(choices)}, got {value!r}{hint}"
+
+    return rule
+
+
+def _task(value: Any) -> str | None:
+    from gpbench.tasks.registry import get_task
+
+    if not isinstance(value, str):
+        return f"must be a task id such as gp-l, got {value!r}"
+    try:
+        get_task(value)
+    except GpbenchError as exc:
+        return str(exc)
+    return None
+
+
+def _integer(minimum: int) -> Rule:
+    return _must(lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}")
+
+
+_OBJECT = _must(lambda v: isinstance(v, dict), "an object")
+_FRACTION = _must(lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1] (0.115 for 11.5%)")
+_VERSION = _must(lambda v: v == SCHEMA_VERSION, f"{SCHEMA_VERSION}, the version this gpbench reads")
+_NAME = _must(
+    lambda v: isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v),
+    "a name matching [a-z0-9][a-z0-9._-]* (e.g. gp-l-init)",
+)
+_HUB = _must(
+    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", v),
+    "a hub id such as owner/model",
+)
+_SETTINGS = _must(
+    lambda v: (
+        isinstance(v, dict) and all(isinstance(x, (str, int, float, bool)) for x in v.values())
+    ),
+    "an object of strings, numbers or booleans",
+)
+BLOCK: dict[str, tuple[Any, Rule]] = {
+    "version": (REQUIRED, _VERSION),
+    "alpha": (REQUIRED, _must(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")),
+    "checkpoints": (REQUIRED, _must(lambda v: isinstance(v, list), "a list of objects")),
+}
+ENTRY: dict[str, tuple[Any, Rule]] = {
+    "name": (REQUIRED, _NAME),
+    "hub": ("", _HUB),
+    "path": ("", _text),  # a folder, relative to the manifest's folder
+    "policy": ("", _text),  # the scripted backend's policy
+    "licence": (REQUIRED, _text),
+    "architecture": (REQUIRED, _text),
+    "backend": (REQUIRED, _one_of(BACKENDS)),
+    "backend_note": ("", _optional_text),  # free text for people
+    "backend_settings": ({}, _SETTINGS),  # passed to the backend (batch_size, dtype, ...)
+    "needs_gpu": (False, _must(lambda v: isinstance(v, bool), "true or false")),
+    "build": ("", _optional_text),  # the command that makes a missing path
+    "checks": (REQUIRED, _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects")),
+}
+CHECK: dict[str, tuple[Any, Rule]] = {
+    "task": (REQUIRED, _task),
+    "split": (REQUIRED, _must(lambda v: isinstance(v, str), "a split name such as ood-rule")),
+    "n": (REQUIRED, _integer(1)),
+    "seed": (REQUIRED, _integer(0)),
+    "samples": (1, _integer(1)),  # k > 1: the clustered bootstrap
+    "decoding": (REQUIRED, _OBJECT),
+    "sampling_seed": (0, _integer(0)),
+    "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
+    "expect": ({}, _OBJECT),
+    "paper": ({}, _OBJECT),
+    "recorded": ("", _optional_text),  # where the expectations come from
+}
+DECODING: dict[str, tuple[Any, Rule]] = {
+    "temperature": (REQUIRED, _must(_is_number, "a number")),
+    "top_p": (REQUIRED, _must(_is_number, "a number")),
+    "max_tokens": (REQUIRED, _must(_is_int, "an integer")),
+}
+_TEXT_RULES = (_text, _optional_text)
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:\n]')
+"""The block's strings and structural characters (numbers and literals are not needed)."""
 
 
 def load_manifest(path: Path, *, check_table: bool = True) -> Manifest:
@@ -229,132 +294,280 @@ def load_manifest(path: Path, *, check_table: bool = True) -> Manifest:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(where, 0, f"cannot read it ({exc})") from None
     lines = tuple(text.splitlines())
-    block = _find_block(lines, where)
-    table = _find_table(lines, where)
-    data_text = "\n".join(lines[block[0] : block[1]])
-    entries, alpha = parse_block(data_text, block[0] + 1, where)
-    manifest = Manifest(path, alpha, entries, lines, block, table)
+    opens = [i for i, line in enumerate(lines) if line.strip() == FENCE_OPEN]
+    if len(opens) != 1:
+        found = f"{len(opens)} (lines {', '.join(str(i + 1) for i in opens)})" if opens else "no"
+        raise ManifestError(
+            where,
+            opens[1] + 1 if opens else 0,
+            f"expected exactly one fenced block opened by '{FENCE_OPEN}', found {found}",
+        )
+    closes = [i for i in range(opens[0] + 1, len(lines)) if lines[i].strip() == FENCE_CLOSE]
+    if not closes:
+        raise ManifestError(where, opens[0] + 1, "the JSON block is never closed by a ``` line")
+    begins = [i for i, line in enumerate(lines) if line.strip() == TABLE_BEGIN]
+    ends = [i for i, line in enumerate(lines) if line.strip() == TABLE_END]
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        line = (begins or ends or [-1])[0] + 1
+        raise ManifestError(
+            where,
+            line,
+            f"expected the table between one '{TABLE_BEGIN}' line and one '{TABLE_END}' line",
+        )
+    block = (opens[0] + 1, closes[0])
+    entries, alpha = parse_block("\n".join(lines[block[0] : block[1]]), block[0] + 1, where)
+    manifest = Manifest(path, alpha, entries, lines, block, (begins[0] + 1, ends[0]))
     if check_table:
         check_table_matches(manifest)
     return manifest
 
 
 def parse_block(text: str, first_line: int, where: str) -> tuple[tuple[Entry, ...], float]:
-    """Parse and validate the JSON block; returns ``(entries, alpha)``.
-
-    ``first_line`` is the 1-based file line of the block's first line, so that messages name the
-    file's line.
-    """
-    data = _decode_block(text, first_line, where)
-    locator = _Locator(text.splitlines(), first_line)
-    if not isinstance(data, dict):
-        raise ManifestError(where, first_line, "the JSON block must hold an object")
-    _no_unknown(data, ("version", "alpha", "checkpoints"), "the JSON block", where, locator, 0)
-    if data.get("version") != SCHEMA_VERSION:
-        raise ManifestError(
-            where,
-            locator.find('"version"', 0),
-            f"unsupported manifest version {data.get('version')!r}; this gpbench reads version "
-            f"{SCHEMA_VERSION}",
-        )
-    alpha = data.get("alpha")
-    if not _is_number(alpha) or not 0 < float(alpha) < 1:
-        raise ManifestError(
-            where,
-            locator.find('"alpha"', 0),
-            f"alpha must be a number in (0, 1), got {alpha!r}",
-        )
-    raw_entries = data.get("checkpoints")
-    if not isinstance(raw_entries, list):
-        raise ManifestError(
-            where, locator.find('"checkpoints"', 0), "checkpoints must be a list of objects"
-        )
+    """Parse and validate the JSON block (its first line is file line ``first_line``)."""
+    try:
+        data = parse_json(text)
+    except json.JSONDecodeError as exc:
+        line = first_line + exc.lineno - 1
+        raise ManifestError(where, line, f"the JSON block is not valid JSON: {exc.msg}") from None
+    at = _Lines(text, first_line, where)
+    block = at.fields(data, BLOCK, ())
     entries: list[Entry] = []
-    seen: set[str] = set()
-    cursor = 0
-    for position, raw in enumerate(raw_entries, start=1):
-        entry = _entry(raw, position, where, locator, cursor)
-        cursor = locator.index(entry.line) + 1 if entry.line else cursor
-        if entry.name in seen:
-            raise ManifestError(where, entry.line, f"checkpoint name {entry.name!r} is used twice")
-        seen.add(entry.name)
-        entries.append(entry)
-    return tuple(entries), float(alpha)
-
-
-def check_table_matches(manifest: Manifest) -> None:
-    """Raise :class:`ManifestError` at the first table line that differs from the block."""
-    where = str(manifest.path)
-    first, end = manifest.table
-    table_lines = [(i, manifest.lines[i]) for i in range(first, end) if manifest.lines[i].strip()]
-    fix = "edit the table to match, or rewrite it with `gpbench regress --write-table`"
-    if len(table_lines) < 2:
-        raise ManifestError(where, first + 1, f"the table has no header; {fix}")
-    header_index, header = table_lines[0]
-    if _cells(header) != list(HEADER):
-        raise ManifestError(
-            where, header_index + 1, f"the table header must be | {' | '.join(HEADER)} |; {fix}"
-        )
-    rows = table_lines[2:]
-    expected = render_rows(manifest.entries)
-    for (index, text), want in zip(rows, expected, strict=False):
-        got = _cells(text)
-        if got == want:
-            continue
-        if len(got) != len(want):
-            raise ManifestError(
-                where, index + 1, f"table row has {len(got)} cells, expected {len(want)}; {fix}"
+    for position, raw in enumerate(block["checkpoints"]):
+        entry = _entry(raw, ("checkpoints", position), at)
+        if entry.name in (e.name for e in entries):
+            at.fail(
+                ("checkpoints", position, "name"), f"checkpoint name {entry.name!r} is used twice"
             )
-        column = next(c for c, (a, b) in enumerate(zip(got, want, strict=True)) if a != b)
-        raise ManifestError(
-            where,
-            index + 1,
-            f"table row {want[0]} {want[5]}: column '{HEADER[column]}' reads {got[column]!r} but "
-            f"the JSON block gives {want[column]!r}; {fix}",
+        entries.append(entry)
+    return tuple(entries), float(block["alpha"])
+
+
+def _entry(raw: Any, path: JsonPath, at: _Lines) -> Entry:
+    values = at.fields(raw, ENTRY, path)
+    sources = [key for key in _SOURCES if key in raw]
+    if len(sources) != 1:
+        at.fail(
+            path,
+            f"give exactly one of hub (a hub id), path (a folder) or policy (scripted backend), found {', '.join(sources) or 'none'}",
         )
-    if len(rows) != len(expected):
-        raise ManifestError(
-            where,
-            rows[len(expected)][0] + 1 if len(rows) > len(expected) else end,
-            f"the table has {len(rows)} rows but the JSON block has {len(expected)} checks; {fix}",
+    if (sources[0] == "policy") != (values["backend"] == "scripted"):
+        at.fail(
+            (*path, "backend"),
+            "a policy goes with backend scripted, and backend scripted with a policy",
         )
+    checks: list[Check] = []
+    for position, raw_check in enumerate(values["checks"]):
+        check = _check(raw_check, (*path, "checks", position), at)
+        if check.label in (c.label for c in checks):
+            at.fail(
+                (*path, "checks", position), f"{check.label} is checked twice; merge the two checks"
+            )
+        checks.append(check)
+    same = {key: values[key] for key in ENTRY if key not in (*_SOURCES, "checks")}
+    source = values[sources[0]]
+    return Entry(**same, source=source, kind=sources[0], checks=tuple(checks), line=at.line(path))
+
+
+def _check(raw: Any, path: JsonPath, at: _Lines) -> Check:
+    from gpbench.harness.backends import Sampling
+    from gpbench.tasks.registry import get_task
+
+    values = at.fields(raw, CHECK, path)
+    task = get_task(values["task"])
+    try:
+        task.split(values["split"])
+    except GpbenchError as exc:
+        at.fail((*path, "split"), str(exc))
+    decoding = at.fields(values["decoding"], DECODING, (*path, "decoding"))
+    try:
+        sampling = Sampling(
+            float(decoding["temperature"]), float(decoding["top_p"]), decoding["max_tokens"]
+        )
+    except GpbenchError as exc:
+        at.fail((*path, "decoding"), str(exc))
+    expect = []
+    for metric, value in values["expect"].items():
+        at.check((*path, "expect", metric), metric_problem(metric, task))
+        if not isinstance(value, dict) or set(value) != {"rate", "tol"}:
+            at.fail((*path, "expect", metric), 'must be {"rate": r, "tol": t}')
+        for key in ("rate", "tol"):
+            at.check((*path, "expect", metric, key), _FRACTION(value[key]))
+        expect.append(Expectation(metric, float(value["rate"]), float(value["tol"])))
+    for metric, value in values["paper"].items():
+        at.check((*path, "paper", metric), metric_problem(metric, task) or _FRACTION(value))
+    if not expect and not values["paper"]:
+        at.fail(path, "nothing to compare; give expect (tested) or paper (shown for information)")
+    same = {
+        key: values[key]
+        for key in ("split", "n", "seed", "samples", "sampling_seed", "budget", "recorded")
+    }
+    return Check(
+        **same,
+        task=task.id,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        expect=tuple(expect),
+        paper=tuple((metric, float(value)) for metric, value in values["paper"].items()),
+        line=at.line(path),
+    )
+
+
+def task_statuses(task: TaskSpec) -> tuple[str, ...]:
+    """The statuses a check on ``task`` can expect: its answers' in every verifier mode, and none.
+
+    >>> from gpbench.tasks.registry import get_task
+    >>> task_statuses(get_task("virl-l"))
+    ('correct_action', 'wrong_action', 'wrong_action_and_observation', 'unparseable', 'none')
+    """
+    statuses = [s for mode in task.verifier_modes for s in task.answer_statuses(mode)]
+    return tuple(dict.fromkeys([*statuses, NO_ATTEMPT]))
+
+
+def metric_problem(metric: str, task: TaskSpec) -> str | None:
+    """Why ``metric`` is not a metric a check on ``task`` can expect, or None when it is.
+
+    >>> from gpbench.tasks.registry import get_task
+    >>> metric_problem("status:wrong_value", get_task("gp-l")) is None
+    True
+    >>> metric_problem("sucess", get_task("gp-l"))
+    "unknown metric 'sucess'; did you mean 'success'? (metrics: success, first_try_success, parse_rate, truncation_rate, status:<status>)"
+    """
+    if metric.startswith("status:"):
+        status, known = metric.removeprefix("status:"), task_statuses(task)
+        if status in known:
+            return None
+        return f"unknown status {status!r} for {task.id}{did_you_mean(status, known)} (statuses: {', '.join(known)})"
+    allowed = EPISODE_METRICS + (STEP_METRICS if task.multi_decision else ())
+    if metric in allowed:
+        return None
+    if metric in STEP_METRICS:
+        return f"{metric} is for multi-decision tasks; {task.id} has one decision per episode"
+    return f"unknown metric {metric!r}{did_you_mean(metric, allowed)} (metrics: {', '.join(allowed)}, status:<status>)"
+
+
+class _Lines:
+    """The file line of every key and array item of the block, by JSON path, to name in errors.
+
+    Reading the (valid) JSON's tokens also refuses a key given twice in one object: ``json.loads``
+    keeps the last, so a hand edit that adds an expectation beside an old one would test one.
+    """
+
+    def __init__(self, text: str, first_line: int, where: str) -> None:
+        self.where = where
+        self.lines: dict[JsonPath, int] = {}
+        # A frame per open container: its path, whether it is an object, its keys so far and
+        # its current key (objects) or item index (arrays, counted by commas).
+        stack: list[tuple[JsonPath, bool, set[str], list[Any]]] = []
+        line, expect_key = first_line, False
+        for token in _TOKENS.findall(text):
+            if token == "\n":
+                line += 1
+            elif token in ("{", "["):
+                path: JsonPath = (*stack[-1][0], stack[-1][3][0]) if stack else ()
+                self.lines.setdefault(path, line)
+                stack.append((path, token == "{", set(), [0 if token == "[" else None]))
+                expect_key = token == "{"
+            elif token in ("}", "]"):
+                stack.pop()
+            elif token in (",", ":"):
+                path, is_object, _, state = stack[-1]
+                expect_key = is_object and token == ","
+                if not is_object:
+                    state[0] += 1
+            elif expect_key:  # in a valid text, the string after "{" or "," of an object
+                path, _, keys, state = stack[-1]
+                key = state[0] = json.loads(token)
+                if key in keys:
+                    raise ManifestError(
+                        where,
+                        self.lines[path],
+                        f"key {key!r} appears twice in the object that starts on this line; JSON would keep only the last one, so remove or merge the other",
+                    )
+                keys.add(key)
+                self.lines[(*path, key)] = line
+
+    def line(self, path: JsonPath) -> int:
+        """The line of ``path`` or its nearest part; an object's is its name or task key's."""
+        for end in range(len(path), -1, -1):
+            for anchor in ((*path[:end], "name"), (*path[:end], "task"), path[:end]):
+                if anchor in self.lines:
+                    return self.lines[anchor]
+        return 0
+
+    def fail(self, path: JsonPath, reason: str) -> NoReturn:
+        """Raise the one-line error ``file:line: json.path: reason``."""
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        raise ManifestError(self.where, self.line(path), f"{dotted or 'the JSON block'}: {reason}")
+
+    def check(self, path: JsonPath, problem: str | None) -> None:
+        """Fail at ``path`` when a rule found a ``problem``."""
+        if problem is not None:
+            self.fail(path, problem)
+
+    def fields(
+        self, raw: Any, table: Mapping[str, tuple[Any, Rule]], path: JsonPath
+    ) -> dict[str, Any]:
+        """``raw`` checked against ``table``: the values (text stripped), defaults filled in."""
+        if not isinstance(raw, dict):
+            self.fail(path, "must be an object")
+        for key in raw:
+            if key not in table:
+                self.fail(
+                    (*path, key),
+                    f"unknown key {key!r}{did_you_mean(key, table)} (keys: {', '.join(table)})",
+                )
+        values = {}
+        for key, (default, rule) in table.items():
+            if key not in raw and default is REQUIRED:
+                self.fail((*path, key), "is required")
+            value = raw.get(key, default)
+            if key in raw:
+                self.check((*path, key), rule(value))
+            values[key] = value.strip() if rule in _TEXT_RULES else value
+        return values
+
+
+# -- the table: one renderer, and the check that the file's table is its output ----------------
 
 
 def render_rows(entries: tuple[Entry, ...]) -> list[list[str]]:
     """The table's rows (cells as text), one per checkpoint x check, in block order."""
-    rows = []
-    for entry in entries:
-        for check in entry.checks:
-            rows.append(
-                [
-                    entry.name,
-                    _source_cell(entry),
-                    entry.licence,
-                    entry.architecture,
-                    _backend_cell(entry),
-                    f"{check.task} {check.split} (n={check.n}, seed {check.seed})",
-                    decoding_text(check),
-                    expectations_text(check.expect),
-                    "; ".join(f"{m} {_pct(r)}" for m, r in check.paper) or "—",
-                    check.recorded or "—",
-                ]
-            )
-    return rows
+    sources = {
+        "hub": "[{0}](https://huggingface.co/{0})",
+        "path": "`{0}`",
+        "policy": "policy `{0}`",
+    }
+    return [
+        [
+            entry.name,
+            sources[entry.kind].format(entry.source),
+            entry.licence,
+            entry.architecture,
+            entry.backend
+            + (f" ({entry.backend_note})" if entry.backend_note else "")
+            + ("; needs a GPU" if entry.needs_gpu else ""),
+            f"{check.task} {check.split} (n={check.n}, seed {check.seed})",
+            decoding_text(check),
+            expectations_text(check.expect),
+            "; ".join(f"{m} {_pct(r)}" for m, r in check.paper) or "—",
+            check.recorded or "—",
+        ]
+        for entry in entries
+        for check in entry.checks
+    ]
 
 
 def render_table(entries: tuple[Entry, ...]) -> list[str]:
     """The markdown table's lines: header, separator, rows."""
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines.extend("| " + " | ".join(row) + " |" for row in render_rows(entries))
-    return lines
+    lines = ["| " + " | ".join(row) + " |" for row in [list(HEADER), *render_rows(entries)]]
+    return [lines[0], "|" + "---|" * len(HEADER), *lines[1:]]
 
 
 def decoding_text(check: Check) -> str:
     """``greedy, 64 tokens; budget 2`` or ``T=0.6 top-p 0.9, 256 tokens; budget 5; 4 samples``."""
-    if check.temperature == 0:
-        decoding = "greedy"
-    else:
-        decoding = f"T={_num(check.temperature)} top-p {_num(check.top_p)}"
+    greedy = check.temperature == 0
+    decoding = "greedy" if greedy else f"T={check.temperature:g} top-p {check.top_p:g}"
     parts = [f"{decoding}, {check.max_tokens} tokens", f"budget {check.budget}"]
     if check.samples != 1:
         parts.append(f"{check.samples} samples")
@@ -365,35 +578,93 @@ def decoding_text(check: Check) -> str:
 
 def expectations_text(expect: tuple[Expectation, ...]) -> str:
     """``success 11.5% ± 5.0; parse_rate 98.0% ± 5.0`` (tolerances in percentage points)."""
-    if not expect:
-        return "information only"
-    return "; ".join(f"{e.metric} {_pct(e.rate)} ± {100 * e.tol:.1f}" for e in expect)
+    texts = [f"{e.metric} {_pct(e.rate)} ± {100 * e.tol:.1f}" for e in expect]
+    return "; ".join(texts) or "information only"
+
+
+def check_table_matches(manifest: Manifest) -> None:
+    """Raise :class:`ManifestError` at the first table line that differs from the block."""
+    where, (first, end), lines = str(manifest.path), manifest.table, manifest.lines
+    found = [(i + 1, _cells(lines[i])) for i in range(first, end) if lines[i].strip()]
+    if len(found) < 2:
+        raise ManifestError(where, first + 1, f"the table has no header; {_FIX_TABLE}")
+    if found[0][1] != list(HEADER):
+        raise ManifestError(
+            where, found[0][0], f"the table header must be | {' | '.join(HEADER)} |; {_FIX_TABLE}"
+        )
+    rows, expected = found[2:], render_rows(manifest.entries)
+    for (line, got), want in zip(rows, expected, strict=False):
+        if len(got) != len(want):
+            raise ManifestError(
+                where, line, f"table row has {len(got)} cells, expected {len(want)}; {_FIX_TABLE}"
+            )
+        for column, (cell, wanted) in enumerate(zip(got, want, strict=True)):
+            if cell != wanted:
+                raise ManifestError(
+                    where,
+                    line,
+                    f"table row {want[0]} {want[5]}: column '{HEADER[column]}' reads {cell!r} but the JSON block gives {wanted!r}; {_FIX_TABLE}",
+                )
+    if len(rows) != len(expected):
+        line = rows[len(expected)][0] if len(rows) > len(expected) else end
+        raise ManifestError(
+            where,
+            line,
+            f"the table has {len(rows)} rows but the JSON block has {len(expected)} checks; {_FIX_TABLE}",
+        )
+
+
+def _cells(line: str) -> list[str]:
+    text = line.strip()
+    text = text[1:] if text.startswith("|") else text
+    return [cell.strip() for cell in (text[:-1] if text.endswith("|") else text).split("|")]
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
+
+
+# -- writing: the block's data (defaults left out), its text, the file with both rewritten -----
 
 
 def to_data(alpha: float, entries: tuple[Entry, ...]) -> dict[str, Any]:
-    """The JSON block's object for ``entries`` (inverse of :func:`parse_block`)."""
-    out: list[dict[str, Any]] = []
+    """The JSON block's object for ``entries`` (the inverse of :func:`parse_block`)."""
+    out = []
     for entry in entries:
-        item: dict[str, Any] = {"name": entry.name, entry.kind: entry.source}
-        item["licence"] = entry.licence
-        item["architecture"] = entry.architecture
-        item["backend"] = entry.backend
-        if entry.backend_note:
-            item["backend_note"] = entry.backend_note
-        if entry.backend_settings:
-            item["backend_settings"] = dict(entry.backend_settings)
-        if entry.needs_gpu:
-            item["needs_gpu"] = True
-        if entry.build:
-            item["build"] = entry.build
-        item["checks"] = [_check_data(check) for check in entry.checks]
-        out.append(item)
+        checks = []
+        for check in entry.checks:
+            data: dict[str, Any] = {key: getattr(check, key, None) for key in CHECK}
+            data["decoding"] = {key: getattr(check, key) for key in DECODING}
+            data["expect"] = {e.metric: {"rate": e.rate, "tol": e.tol} for e in check.expect}
+            data["paper"] = dict(check.paper)
+            checks.append(_without_defaults(data, CHECK))
+        item: dict[str, Any] = {key: getattr(entry, key, "") for key in ENTRY}
+        item.update({entry.kind: entry.source, "checks": checks})
+        out.append(_without_defaults(item, ENTRY))
     return {"version": SCHEMA_VERSION, "alpha": alpha, "checkpoints": out}
 
 
-def dump_block(data: Any) -> str:
+def _without_defaults(
+    item: dict[str, Any], table: Mapping[str, tuple[Any, Rule]]
+) -> dict[str, Any]:
+    return {key: value for key, value in item.items() if value != table[key][0]}
+
+
+def dump_block(data: Any, indent: int = 0) -> str:
     """JSON with objects of scalars on one line (diff-friendly: one expectation per line)."""
-    return _dump(data, 0)
+    items = (
+        list(data.values() if isinstance(data, dict) else data)
+        if isinstance(data, (dict, list))
+        else []
+    )
+    pad, close = " " * (indent + 2), "\n" + " " * indent
+    if isinstance(data, dict) and any(isinstance(v, (dict, list)) for v in items):
+        lines = [f"{pad}{json.dumps(k)}: {dump_block(v, indent + 2)}" for k, v in data.items()]
+        return "{\n" + ",\n".join(lines) + close + "}"
+    if isinstance(data, list) and any(isinstance(v, (dict, list)) for v in items):
+        return "[\n" + ",\n".join(pad + dump_block(v, indent + 2) for v in items) + close + "]"
+    # One line, non-ASCII kept readable, a lone surrogate (backend settings) escaped.
+    return escape_surrogates(json.dumps(data, ensure_ascii=False))
 
 
 def with_entries(manifest: Manifest, entries: tuple[Entry, ...], *, block: bool = True) -> str:
@@ -406,516 +677,3 @@ def with_entries(manifest: Manifest, entries: tuple[Entry, ...], *, block: bool 
     for (start, end), new in sorted(sections, key=lambda section: -section[0][0]):
         lines[start:end] = new
     return "\n".join(lines) + "\n"
-
-
-# -- parsing helpers ---------------------------------------------------------------------------
-
-
-class _DuplicateKeyError(Exception):
-    """A key given twice in one object (``json.loads`` would silently keep the last)."""
-
-    def __init__(self, key: str, completed: int) -> None:
-        super().__init__(key)
-        self.key = key
-        self.completed = completed  # objects decoded before this one (decoding order)
-
-
-def _decode_block(text: str, first_line: int, where: str) -> Any:
-    """The block's JSON; a key twice in one object, or JSON Python cannot decode, is an error.
-
-    ``json.loads`` keeps the last of two equal keys, so a hand edit that adds an expectation
-    beside an old one would silently test only one of them.
-    """
-    completed = 0
-
-    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal completed
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateKeyError(key, completed)
-            seen.add(key)
-        completed += 1
-        return dict(pairs)
-
-    try:
-        return parse_json(text, object_pairs_hook=unique_keys)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(
-            where, first_line + exc.lineno - 1, f"the JSON block is not valid JSON: {exc.msg}"
-        ) from None
-    except _DuplicateKeyError as exc:
-        start = _object_starts(text)[exc.completed]
-        raise ManifestError(
-            where,
-            first_line + text.count("\n", 0, start),
-            f"key {exc.key!r} appears twice in the object that starts on this line; JSON would "
-            "keep only the last one, so remove or merge the other",
-        ) from None
-
-
-def _object_starts(text: str) -> list[int]:
-    """Where each object of a valid JSON text starts, in the order a decoder finishes them."""
-    starts: list[int] = []
-    open_objects: list[int] = []
-    in_string = escaped = False
-    for position, char in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "{":
-            open_objects.append(position)
-        elif char == "}":
-            starts.append(open_objects.pop())
-    return starts
-
-
-class _Locator:
-    """Finds the file line of a needle in the block, searching from a given block line."""
-
-    def __init__(self, lines: list[str], first_line: int) -> None:
-        self.lines = lines
-        self.first_line = first_line
-
-    def find(self, needle: str, start: int) -> int:
-        """1-based file line of the first block line at or after ``start`` holding ``needle``."""
-        for index in range(max(0, start), len(self.lines)):
-            if needle in self.lines[index]:
-                return self.first_line + index
-        return self.first_line + max(0, start)
-
-    def find_pair(self, key: str, value: Any, start: int) -> int:
-        """Like :meth:`find` for a ``"key": value`` pair, whatever the spacing around the colon."""
-        pattern = re.compile(re.escape(json.dumps(key)) + r"\s*:\s*" + re.escape(json.dumps(value)))
-        for index in range(max(0, start), len(self.lines)):
-            if pattern.search(self.lines[index]):
-                return self.first_line + index
-        return 0
-
-    def index(self, line: int) -> int:
-        """The block-relative index of a file line."""
-        return line - self.first_line
-
-
-def _find_block(lines: tuple[str, ...], where: str) -> tuple[int, int]:
-    opens = [i for i, line in enumerate(lines) if line.strip() == FENCE_OPEN]
-    if len(opens) != 1:
-        found = "no" if not opens else f"{len(opens)}"
-        lines_at = ", ".join(str(i + 1) for i in opens)
-        raise ManifestError(
-            where,
-            opens[1] + 1 if len(opens) > 1 else 0,
-            f"expected exactly one fenced block opened by '{FENCE_OPEN}', found {found}"
-            + (f" (lines {lines_at})" if opens else ""),
-        )
-    start = opens[0] + 1
-    for index in range(start, len(lines)):
-        if lines[index].strip() == FENCE_CLOSE:
-            return start, index
-    raise ManifestError(where, opens[0] + 1, "the JSON block is never closed by a ``` line")
-
-
-def _find_table(lines: tuple[str, ...], where: str) -> tuple[int, int]:
-    begins = [i for i, line in enumerate(lines) if line.strip() == TABLE_BEGIN]
-    ends = [i for i, line in enumerate(lines) if line.strip() == TABLE_END]
-    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
-        raise ManifestError(
-            where,
-            (begins or ends or [-1])[0] + 1,
-            f"expected the table between one '{TABLE_BEGIN}' line and one '{TABLE_END}' line",
-        )
-    return begins[0] + 1, ends[0]
-
-
-def _cells(line: str) -> list[str]:
-    text = line.strip()
-    if text.startswith("|"):
-        text = text[1:]
-    if text.endswith("|"):
-        text = text[:-1]
-    return [cell.strip() for cell in text.split("|")]
-
-
-def _no_unknown(
-    data: dict[str, Any],
-    allowed: tuple[str, ...],
-    what: str,
-    where: str,
-    locator: _Locator,
-    start: int,
-) -> None:
-    for key in data:
-        if key not in allowed:
-            raise ManifestError(
-                where,
-                locator.find(f'"{key}"', start),
-                f"{what}: unknown key {key!r}{did_you_mean(key, allowed)} "
-                f"(keys: {', '.join(allowed)})",
-            )
-
-
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
-
-
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _text(
-    raw: dict[str, Any], key: str, what: str, where: str, line: int, *, required: bool = True
-) -> str:
-    value = raw.get(key, None if required else "")
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ManifestError(where, line, f"{what}: {key} must be a non-empty string")
-    if "|" in value or "\n" in value:
-        raise ManifestError(where, line, f"{what}: {key} may not hold '|' or a line break")
-    if escape_surrogates(value) != value:
-        raise ManifestError(
-            where,
-            line,
-            f"{what}: {key} holds a lone surrogate (a \\ud800-\\udfff escape), "
-            "which is not text; write the character itself",
-        )
-    return value.strip()
-
-
-def _entry(raw: Any, position: int, where: str, locator: _Locator, cursor: int) -> Entry:
-    if not isinstance(raw, dict):
-        raise ManifestError(where, locator.first_line, f"checkpoint #{position} must be an object")
-    name = raw.get("name")
-    line = locator.find_pair("name", name, cursor) if isinstance(name, str) else 0
-    start = locator.index(line) if line else 0
-    what = f"checkpoint {name!r}" if isinstance(name, str) else f"checkpoint #{position}"
-    _no_unknown(raw, _ENTRY_KEYS, what, where, locator, start)
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ManifestError(
-            where,
-            line or locator.first_line,
-            f"{what}: name must match [a-z0-9][a-z0-9._-]* (e.g. gp-l-init), got {name!r}",
-        )
-    sources = [key for key in _SOURCE_KEYS if key in raw]
-    if len(sources) != 1:
-        raise ManifestError(
-            where,
-            line,
-            f"{what}: give exactly one of hub (a hub id), path (a folder) or policy (scripted "
-            f"backend), found {', '.join(sources) or 'none'}",
-        )
-    kind = sources[0]
-    source = _text(raw, kind, what, where, locator.find(f'"{kind}"', start))
-    if kind == "hub" and not _HUB_ID.match(source):
-        raise ManifestError(
-            where,
-            locator.find('"hub"', start),
-            f"{what}: hub must be a hub id such as owner/model, got {source!r}",
-        )
-    backend = raw.get("backend")
-    if (kind == "policy") != (backend == "scripted"):
-        raise ManifestError(
-            where,
-            locator.find('"backend"', start),
-            f"{what}: a policy goes with backend scripted, and backend scripted with a policy",
-        )
-    if backend not in BACKENDS:
-        raise ManifestError(
-            where,
-            locator.find('"backend"', start),
-            f"{what}: backend must be one of {', '.join(BACKENDS)}, got {backend!r}"
-            + (did_you_mean(backend, BACKENDS) if isinstance(backend, str) else ""),
-        )
-    settings = raw.get("backend_settings", {})
-    if not isinstance(settings, dict) or not all(
-        isinstance(v, (str, int, float, bool)) for v in settings.values()
-    ):
-        raise ManifestError(
-            where,
-            locator.find('"backend_settings"', start),
-            f"{what}: backend_settings must be an object of strings, numbers or booleans",
-        )
-    needs_gpu = raw.get("needs_gpu", False)
-    if not isinstance(needs_gpu, bool):
-        raise ManifestError(
-            where, locator.find('"needs_gpu"', start), f"{what}: needs_gpu must be true or false"
-        )
-    raw_checks = raw.get("checks")
-    if not isinstance(raw_checks, list) or not raw_checks:
-        raise ManifestError(
-            where,
-            locator.find('"checks"', start),
-            f"{what}: checks must be a non-empty list of objects",
-        )
-    checks: list[Check] = []
-    cursor = start
-    for number, raw_check in enumerate(raw_checks, start=1):
-        check = _check(raw_check, f"{what}, check #{number}", where, locator, cursor)
-        cursor = locator.index(check.line) + 1
-        if any((c.task, c.split) == (check.task, check.split) for c in checks):
-            raise ManifestError(
-                where, check.line, f"{what}: {check.label} is checked twice; merge the two checks"
-            )
-        checks.append(check)
-    return Entry(
-        name=name,
-        source=source,
-        kind=kind,
-        licence=_text(raw, "licence", what, where, locator.find('"licence"', start)),
-        architecture=_text(raw, "architecture", what, where, locator.find('"architecture"', start)),
-        backend=str(backend),
-        backend_note=_text(
-            raw, "backend_note", what, where, locator.find('"backend_note"', start), required=False
-        ),
-        backend_settings=dict(settings),
-        needs_gpu=needs_gpu,
-        build=_text(raw, "build", what, where, locator.find('"build"', start), required=False),
-        checks=tuple(checks),
-        line=line,
-    )
-
-
-def _check(raw: Any, what: str, where: str, locator: _Locator, start: int) -> Check:
-    from gpbench.harness.backends import Sampling
-    from gpbench.tasks.registry import get_task
-
-    line = locator.find('"task"', start)
-    if not isinstance(raw, dict):
-        raise ManifestError(where, line, f"{what} must be an object")
-    begin = locator.index(line)
-    _no_unknown(raw, _CHECK_KEYS, what, where, locator, begin)
-    task_id = raw.get("task")
-    try:
-        if not isinstance(task_id, str):
-            raise GpbenchError(f"task must be a task id such as gp-l, got {task_id!r}")
-        task = get_task(task_id)
-        split = raw.get("split")
-        if not isinstance(split, str):
-            raise GpbenchError(f"split must be a split name such as ood-rule, got {split!r}")
-        task.split(split)
-    except GpbenchError as exc:
-        raise ManifestError(where, line, f"{what}: {exc}") from None
-    what = f"{what} ({task_id}/{split})"
-
-    def integer(key: str, minimum: int, default: int | None = None) -> int:
-        value = raw.get(key, default)
-        if not _is_int(value) or value < minimum:
-            raise ManifestError(
-                where,
-                locator.find(f'"{key}"', begin),
-                f"{what}: {key} must be an integer >= {minimum}, got {value!r}",
-            )
-        return int(value)
-
-    n = integer("n", 1)
-    seed = integer("seed", 0)
-    samples = integer("samples", 1, 1)
-    budget = integer("budget", 1)
-    sampling_seed = integer("sampling_seed", 0, 0)
-    decoding = raw.get("decoding")
-    decoding_line = locator.find('"decoding"', begin)
-    if not isinstance(decoding, dict):
-        raise ManifestError(
-            where,
-            decoding_line,
-            f"{what}: decoding must be an object with {', '.join(_DECODING_KEYS)}",
-        )
-    _no_unknown(decoding, _DECODING_KEYS, f"{what} decoding", where, locator, begin)
-    missing = [key for key in _DECODING_KEYS if key not in decoding]
-    if missing:
-        raise ManifestError(where, decoding_line, f"{what}: decoding lacks {', '.join(missing)}")
-    try:
-        if not all(_is_number(decoding[key]) for key in _DECODING_KEYS) or not _is_int(
-            decoding["max_tokens"]
-        ):
-            raise GpbenchError("temperature and top_p must be numbers, max_tokens an integer")
-        sampling = Sampling(
-            float(decoding["temperature"]), float(decoding["top_p"]), int(decoding["max_tokens"])
-        )
-    except GpbenchError as exc:
-        raise ManifestError(where, decoding_line, f"{what}: decoding: {exc}") from None
-    multi = bool(getattr(task, "multi_decision", False))
-    expect = _expectations(raw.get("expect", {}), multi, what, where, locator, begin)
-    paper = _paper(raw.get("paper", {}), multi, what, where, locator, begin)
-    if not expect and not paper:
-        raise ManifestError(
-            where,
-            line,
-            f"{what}: nothing to compare; give expect (tested) or paper (shown for information)",
-        )
-    recorded = _text(
-        raw, "recorded", what, where, locator.find('"recorded"', begin), required=False
-    )
-    return Check(
-        task=task.id,
-        split=str(split),
-        n=n,
-        seed=seed,
-        samples=samples,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        sampling_seed=sampling_seed,
-        budget=budget,
-        expect=expect,
-        paper=paper,
-        recorded=recorded,
-        line=line,
-    )
-
-
-def check_metric(metric: str, multi_decision: bool) -> str | None:
-    """Why ``metric`` is not a metric a check can expect, or None when it is.
-
-    >>> check_metric("status:wrong_value", False) is None, check_metric("sucess", False)
-    (True, "unknown metric 'sucess'; did you mean 'success'? (metrics: success, first_try_success, parse_rate, truncation_rate, status:<status>)")
-    """
-    if metric.startswith("status:"):
-        status = metric.removeprefix("status:")
-        if status in KNOWN_STATUSES:
-            return None
-        return (
-            f"unknown status {status!r}{did_you_mean(status, KNOWN_STATUSES)} "
-            f"(statuses: {', '.join(KNOWN_STATUSES)})"
-        )
-    allowed = EPISODE_METRICS + (STEP_METRICS if multi_decision else ())
-    if metric in allowed:
-        return None
-    if metric in STEP_METRICS:
-        return f"{metric} is for multi-decision tasks (virl-l, virl-vl)"
-    return (
-        f"unknown metric {metric!r}{did_you_mean(metric, allowed)} "
-        f"(metrics: {', '.join(allowed)}, status:<status>)"
-    )
-
-
-def _expectations(
-    raw: Any, multi: bool, what: str, where: str, locator: _Locator, begin: int
-) -> tuple[Expectation, ...]:
-    line = locator.find('"expect"', begin)
-    if not isinstance(raw, dict):
-        raise ManifestError(where, line, f"{what}: expect must be an object of metrics")
-    out = []
-    for metric, value in raw.items():
-        metric_line = locator.find(f'"{metric}"', locator.index(line))
-        problem = check_metric(metric, multi)
-        if problem is not None:
-            raise ManifestError(where, metric_line, f"{what}: {problem}")
-        if not isinstance(value, dict) or set(value) != {"rate", "tol"}:
-            raise ManifestError(
-                where, metric_line, f'{what}: expect.{metric} must be {{"rate": r, "tol": t}}'
-            )
-        for key in ("rate", "tol"):
-            number = value[key]
-            if not _is_number(number) or not 0 <= float(number) <= 1:
-                raise ManifestError(
-                    where,
-                    metric_line,
-                    f"{what}: expect.{metric}.{key} must be a fraction in [0, 1] "
-                    f"(0.115 for 11.5%), got {number!r}",
-                )
-        out.append(Expectation(metric, float(value["rate"]), float(value["tol"])))
-    return tuple(out)
-
-
-def _paper(
-    raw: Any, multi: bool, what: str, where: str, locator: _Locator, begin: int
-) -> tuple[tuple[str, float], ...]:
-    line = locator.find('"paper"', begin)
-    if not isinstance(raw, dict):
-        raise ManifestError(where, line, f"{what}: paper must be an object of metric: rate")
-    out = []
-    for metric, value in raw.items():
-        problem = check_metric(metric, multi)
-        if problem is not None:
-            raise ManifestError(where, line, f"{what}: paper: {problem}")
-        if not _is_number(value) or not 0 <= float(value) <= 1:
-            raise ManifestError(
-                where, line, f"{what}: paper.{metric} must be a fraction in [0, 1], got {value!r}"
-            )
-        out.append((metric, float(value)))
-    return tuple(out)
-
-
-def _check_data(check: Check) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "task": check.task,
-        "split": check.split,
-        "n": check.n,
-        "seed": check.seed,
-    }
-    if check.samples != 1:
-        item["samples"] = check.samples
-    item["decoding"] = {
-        "temperature": check.temperature,
-        "top_p": check.top_p,
-        "max_tokens": check.max_tokens,
-    }
-    if check.sampling_seed != 0:
-        item["sampling_seed"] = check.sampling_seed
-    item["budget"] = check.budget
-    if check.expect:
-        item["expect"] = {e.metric: {"rate": e.rate, "tol": e.tol} for e in check.expect}
-    if check.paper:
-        item["paper"] = dict(check.paper)
-    if check.recorded:
-        item["recorded"] = check.recorded
-    return item
-
-
-# -- rendering helpers -------------------------------------------------------------------------
-
-
-def _source_cell(entry: Entry) -> str:
-    if entry.kind == "hub":
-        return f"[{entry.source}](https://huggingface.co/{entry.source})"
-    if entry.kind == "policy":
-        return f"policy `{entry.source}`"
-    return f"`{entry.source}`"
-
-
-def _backend_cell(entry: Entry) -> str:
-    text = entry.backend
-    if entry.backend_note:
-        text += f" ({entry.backend_note})"
-    if entry.needs_gpu:
-        text += "; needs a GPU"
-    return text
-
-
-def _pct(rate: float) -> str:
-    return f"{100 * rate:.1f}%"
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"
-
-
-def _dump(value: Any, indent: int) -> str:
-    pad = " " * (indent + 2)
-    if isinstance(value, dict):
-        if all(not isinstance(v, (dict, list)) for v in value.values()):
-            return _json(value)
-        items = [f"{pad}{json.dumps(k)}: {_dump(v, indent + 2)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    if isinstance(value, list):
-        if not value:
-            return "[]"
-        if all(not isinstance(v, (dict, list)) for v in value):
-            return _json(value)
-        items = [pad + _dump(v, indent + 2) for v in value]
-        return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
-    return _json(value)
-
-
-def _json(value: Any) -> str:
-    """One-line JSON, non-ASCII kept readable, a lone surrogate (backend settings) escaped."""
-    return escape_surrogates(json.dumps(value, ensure_ascii=False))

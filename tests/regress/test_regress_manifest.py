@@ -18,11 +18,14 @@ from gpbench.regress.manifest import (
     ManifestError,
     dump_block,
     load_manifest,
+    metric_problem,
     parse_block,
     render_table,
+    task_statuses,
     to_data,
     with_entries,
 )
+from gpbench.tasks.registry import get_task
 
 PAPER_CHECKPOINTS = ("gp-l-init", "gp-vl-init", "virl-l-init", "virl-vl-init")
 
@@ -177,84 +180,129 @@ BAD_ENTRIES = [
     (
         "unknown entry key",
         _set("licnce", "x"),
-        "unknown key 'licnce'; did you mean 'licence'?",
+        "checkpoints[0].licnce: unknown key 'licnce'; did you mean 'licence'?",
         '"licnce"',
     ),
-    ("bad name", _set("name", "GP L"), "name must match", '"name"'),
-    ("two sources", _set("path", "x"), "give exactly one of hub", '"name"'),
+    ("bad name", _set("name", "GP L"), "checkpoints[0].name: must be a name matching", '"name"'),
+    ("two sources", _set("path", "x"), "checkpoints[0]: give exactly one of hub", '"name"'),
     (
         "bad hub id",
         lambda e: (e.pop("policy"), e.update(hub="not a hub id", backend="hf")),
-        "hub must be a hub id",
+        "checkpoints[0].hub: must be a hub id",
         '"hub"',
     ),
-    ("policy on hf", _set("backend", "hf"), "a policy goes with backend scripted", '"backend"'),
+    (
+        "policy on hf",
+        _set("backend", "hf"),
+        "checkpoints[0].backend: a policy goes with backend scripted",
+        '"backend"',
+    ),
     (
         "unknown backend",
         lambda e: (e.pop("policy"), e.update(path="p", backend="vlm")),
-        "did you mean 'vllm'?",
+        "checkpoints[0].backend: must be one of hf, vllm, scripted, got 'vlm'; did you mean 'vllm'?",
         '"backend"',
     ),
     (
         "needs_gpu not bool",
         _set("needs_gpu", "yes"),
-        "needs_gpu must be true or false",
+        "checkpoints[0].needs_gpu: must be true or false",
         '"needs_gpu"',
     ),
-    ("no checks", _set("checks", []), "checks must be a non-empty list", '"checks"'),
-    ("pipe in a cell", _set("licence", "a | b"), "may not hold '|'", '"licence"'),
-    ("unknown task", _set("checks.0.task", "gp-x"), "unknown task", '"task"'),
-    ("unknown split", _set("checks.0.split", "ood_rule"), "did you mean 'ood-rule'?", '"task"'),
-    ("unknown check key", _set("checks.0.sample", 2), "did you mean 'samples'?", '"sample"'),
-    ("n not an int", _set("checks.0.n", 1.5), "n must be an integer >= 1", '"n"'),
-    ("budget zero", _set("checks.0.budget", 0), "budget must be an integer >= 1", '"budget"'),
+    (
+        "no checks",
+        _set("checks", []),
+        "checkpoints[0].checks: must be a non-empty list",
+        '"checks"',
+    ),
+    (
+        "pipe in a cell",
+        _set("licence", "a | b"),
+        "checkpoints[0].licence: may not hold '|'",
+        '"licence"',
+    ),
+    (
+        "unknown task",
+        _set("checks.0.task", "gp-x"),
+        "checkpoints[0].checks[0].task: unknown task",
+        '"task"',
+    ),
+    (
+        "unknown split",
+        _set("checks.0.split", "ood_rule"),
+        "checkpoints[0].checks[0].split: unknown split 'ood_rule' for gp-l; did you mean 'ood-rule'?",
+        '"split"',
+    ),
+    (
+        "unknown check key",
+        _set("checks.0.sample", 2),
+        "checkpoints[0].checks[0].sample: unknown key 'sample'; did you mean 'samples'?",
+        '"sample"',
+    ),
+    (
+        "n not an int",
+        _set("checks.0.n", 1.5),
+        "checkpoints[0].checks[0].n: must be an integer >= 1, got 1.5",
+        '"n"',
+    ),
+    (
+        "budget zero",
+        _set("checks.0.budget", 0),
+        "checkpoints[0].checks[0].budget: must be an integer >= 1, got 0",
+        '"budget"',
+    ),
     (
         "decoding lacks a key",
         _drop("checks.0.decoding.top_p"),
-        "decoding lacks top_p",
+        "checkpoints[0].checks[0].decoding.top_p: is required",
         '"decoding"',
     ),
     (
         "bad temperature",
         _set("checks.0.decoding.temperature", -1),
-        "temperature must be >= 0",
+        "checkpoints[0].checks[0].decoding: temperature must be >= 0",
         '"decoding"',
     ),
     (
         "unknown metric",
         _set("checks.0.expect", {"sucess": {"rate": 0.1, "tol": 0.1}}),
-        "did you mean 'success'?",
+        "checkpoints[0].checks[0].expect.sucess: unknown metric 'sucess'; did you mean 'success'?",
         '"sucess"',
     ),
     (
         "unknown status",
         _set("checks.0.expect", {"status:wrong_vale": {"rate": 0.1, "tol": 0.1}}),
-        "did you mean 'wrong_value'?",
+        "checkpoints[0].checks[0].expect.status:wrong_vale: unknown status 'wrong_vale' for gp-l; did you mean 'wrong_value'?",
         '"status:wrong_vale"',
     ),
     (
         "per-step on gp-l",
         _set("checks.0.expect", {"per_step_accuracy": {"rate": 0.1, "tol": 0.1}}),
-        "multi-decision tasks",
+        "checkpoints[0].checks[0].expect.per_step_accuracy: per_step_accuracy is for multi-decision tasks",
         '"per_step_accuracy"',
     ),
     (
         "rate in percent",
         _set("checks.0.expect", {"success": {"rate": 11.5, "tol": 0.05}}),
-        "fraction in [0, 1] (0.115 for 11.5%)",
+        "checkpoints[0].checks[0].expect.success.rate: must be a fraction in [0, 1] (0.115 for 11.5%), got 11.5",
         '"success"',
     ),
     (
         "expectation shape",
         _set("checks.0.expect", {"success": 0.5}),
-        'must be {"rate": r, "tol": t}',
+        'checkpoints[0].checks[0].expect.success: must be {"rate": r, "tol": t}',
         '"success"',
     ),
-    ("nothing to compare", _drop("checks.0.expect"), "nothing to compare", '"task"'),
+    (
+        "nothing to compare",
+        _drop("checks.0.expect"),
+        "checkpoints[0].checks[0]: nothing to compare",
+        '"task"',
+    ),
     (
         "paper out of range",
         _set("checks.0.paper", {"success": 2}),
-        "paper.success must be a fraction",
+        "checkpoints[0].checks[0].paper.success: must be a fraction in [0, 1]",
         '"paper"',
     ),
 ]
@@ -295,8 +343,14 @@ def test_duplicate_names_point_at_the_second(write_manifest: ManifestWriter) -> 
             lambda t: t.replace('"alpha": 0.01,', '"alpha": 0.01'),
             "not valid JSON: Expecting ',' delimiter",
         ),
-        (lambda t: t.replace('"alpha": 0.01', '"alpha": 5'), "alpha must be a number in (0, 1)"),
-        (lambda t: t.replace('"version": 1', '"version": 2'), "unsupported manifest version 2"),
+        (
+            lambda t: t.replace('"alpha": 0.01', '"alpha": 5'),
+            "alpha: must be a number in (0, 1), got 5",
+        ),
+        (
+            lambda t: t.replace('"version": 1', '"version": 2'),
+            "version: must be 1, the version this gpbench reads, got 2",
+        ),
         (
             lambda t: t.replace("```json gpbench-regress", "```json"),
             "expected exactly one fenced block",
@@ -349,7 +403,7 @@ def test_a_key_given_twice_in_one_object_is_an_error_naming_its_object(
         (lambda t: t.replace('"n": 60', '"n": ' + "6" * 5000), "an integer with too many digits"),
         (
             lambda t: t.replace('"licence": "n/a"', '"licence": "n/a \\ud800"'),
-            "licence holds a lone surrogate",
+            "checkpoints[0].licence: holds a lone surrogate",
         ),
     ],
 )
@@ -398,3 +452,54 @@ def test_cli_reports_a_manifest_error_in_one_line_and_exits_1(
 def test_header_constant_matches_the_rendered_table() -> None:
     assert render_table(())[0] == "| " + " | ".join(HEADER) + " |"
     assert render_table(())[1].count("---") == len(HEADER)
+
+
+def test_an_error_names_the_json_path_and_line_of_the_entry_and_check_it_is_in(
+    write_manifest: ManifestWriter,
+) -> None:
+    second = scripted_entry("b")
+    second["checks"].append({**second["checks"][0], "split": "ood-rule", "n": 0})
+    path = write_manifest([scripted_entry("a"), second], table=render_table(()))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    message = str(info.value)
+    assert "checkpoints[1].checks[1].n: must be an integer >= 1, got 0" in message
+    line = int(message.split(":")[1])
+    lines = path.read_text().splitlines()
+    assert lines[line - 1].strip() == '"n": 0,'
+    assert any('"split": "ood-rule"' in text for text in lines[line - 4 : line])
+
+
+def test_a_missing_key_is_named_at_its_object(write_manifest: ManifestWriter) -> None:
+    path = write_manifest(_entry_with(_drop("licence")), table=render_table(()))
+    with pytest.raises(ManifestError, match=r"checkpoints\[0\]\.licence: is required") as info:
+        load_manifest(path)
+    line = int(str(info.value).split(":")[1])
+    assert '"name": "scripted"' in path.read_text().splitlines()[line - 1]
+
+
+def test_lines_are_found_in_a_block_written_on_one_line(tmp_path: Path) -> None:
+    entry = _entry_with(_set("checks.0.expect", {"success": {"rate": 0.5, "tol": 2}}))
+    block = json.dumps({"version": 1, "alpha": 0.01, "checkpoints": entry})
+    with pytest.raises(ManifestError) as info:
+        parse_block(block, 7, "m.md")
+    assert str(info.value) == (
+        "m.md:7: checkpoints[0].checks[0].expect.success.tol: must be a fraction in [0, 1] "
+        "(0.115 for 11.5%), got 2"
+    )
+    twice = block.replace('"tol": 2}', '"tol": 0.1, "tol": 0.2}')
+    with pytest.raises(ManifestError, match="key 'tol' appears twice"):
+        parse_block(twice, 7, "m.md")
+
+
+def test_statuses_are_the_checked_task_s_own() -> None:
+    gp_l, virl_l = get_task("gp-l"), get_task("virl-l")
+    for task in (gp_l, virl_l):
+        statuses = task_statuses(task)
+        every_mode = {s for mode in task.verifier_modes for s in task.answer_statuses(mode)}
+        assert set(statuses) == every_mode | {"none"}
+        assert all(metric_problem(f"status:{s}", task) is None for s in statuses)
+    refused = metric_problem("status:correct_action", gp_l)  # a V-IRL status
+    assert refused is not None and refused.startswith("unknown status 'correct_action' for gp-l")
+    assert refused.endswith(f"(statuses: {', '.join(task_statuses(gp_l))})")
+    assert metric_problem("per_step_accuracy", virl_l) is None
