@@ -252,6 +252,10 @@ def revision_loop(budget: int | None = None) -> Solver:
         env = task.episode(instance, budget=budget, mode=str(state.metadata["mode"]))
         images = InstanceImages(task, instance)
         turns: list[Turn] = []
+        # The record is kept current after every step: when inspect stops the sample at a
+        # limit, generate raises and the scorer still finds the attempts made so far (closed
+        # as ``responses_ended``).
+        state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns)))
         while not env.terminated and not state.completed:
             state.messages = chat_messages(env.messages, images)
             state = await generate(state)
@@ -269,7 +273,7 @@ def revision_loop(budget: int | None = None) -> Solver:
                     latency_s=state.output.time,
                 )
             )
-        state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns)))
+            state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns)))
         return state
 
     return solve

@@ -45,6 +45,8 @@ def gpbench_task(
 ) -> Task:
     """The inspect ``Task`` for one split of gpbench task ``task_id`` (parameters as above)."""
     spec = get_task(task_id)
+    if not isinstance(split, str):  # inspect reads -T split=a,b as a list
+        raise ConfigError(f"one split per task, got {split!r}; run one eval per split")
     split_spec = spec.split(split)
     check_mode(spec, mode)
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):

@@ -166,3 +166,18 @@ def test_reference_mode_scores_with_the_paper_codes_statuses(mocks: Any) -> None
     assert counted <= {f"status_{s}" for s in task.answer_statuses("reference")}
     assert set(task.answer_statuses("reference")) <= set(statuses(task))
     assert log.samples[0].metadata["mode"] == "reference"
+
+
+def test_a_limit_that_stops_the_sample_keeps_the_attempts_made(mocks: Any) -> None:
+    # Three messages: the prompt, a wrong answer, the feedback; the second answer is never asked.
+    [log] = inspect_eval(
+        gp_l(n=1), model=mocks.wrong_model(), display="none", message_limit=3, fail_on_error=False
+    )
+    assert log.samples is not None
+    [sample] = log.samples
+    assert sample.scores is not None
+    assert sample.scores["gpbench"].metadata is not None
+    episode = sample.scores["gpbench"].metadata["episode"]
+    assert episode["stop_reason"] == "responses_ended"
+    assert [t["response"] for t in episode["turns"]] == [mocks.wrong]
+    assert values(sample)["attempts"] == 1.0

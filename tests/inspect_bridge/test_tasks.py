@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +67,11 @@ def test_bad_parameters_are_one_line_errors(
     assert "\n" not in str(raised.value)
 
 
-def test_the_entry_point_names_the_tasks_module() -> None:
-    [point] = [p for p in entry_points(group="inspect_ai") if p.name == "gpbench"]
-    assert point.value == "gpbench.inspect_bridge.tasks"
-
-
 # Run in a fresh interpreter that has not imported the bridge: inspect must find
 # "gpbench/gp_l" through the entry point, as `inspect eval gpbench/gp_l` does.
 _BY_NAME = """
 import json, sys
+from importlib.metadata import entry_points
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from gpbench.tasks.registry import get_task
@@ -93,6 +88,7 @@ def answer(messages, *_):
     out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)
     return out
 
+points = [p.value for p in entry_points(group="inspect_ai") if p.name == "gpbench"]
 loaded_before = "gpbench.inspect_bridge.tasks" in sys.modules
 [log] = inspect_eval(
     "gpbench/gp_l",
@@ -101,7 +97,7 @@ loaded_before = "gpbench.inspect_bridge.tasks" in sys.modules
     display="none",
 )
 success = [s for s in log.results.scores if s.name == "success"][0].metrics["mean"].value
-print(json.dumps({"before": loaded_before, "task": log.eval.task, "n": len(log.samples),
+print(json.dumps({"points": points, "before": loaded_before, "task": log.eval.task, "n": len(log.samples),
                   "success": success}))
 """
 
@@ -113,10 +109,28 @@ def test_inspect_resolves_gpbench_tasks_by_name(inspect_log_dir: Path) -> None:
         text=True,
         timeout=300,
         # Outside the checkout, as a user runs it: with the checkout first on sys.path (what
-        # `python -c` does there), inspect takes "gpbench/gp_l" for a path into the source tree.
+        # `python -c` does there), inspect takes "gpbench/gp_l" for a path into the source tree,
+        # and a stale gpbench.egg-info there would hide the installed entry points.
         cwd=inspect_log_dir.parent,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"before": False, "task": "gpbench/gp_l", "n": 2, "success": 1.0}
+    assert result == {
+        "points": ["gpbench.inspect_bridge.tasks"],
+        "before": False,
+        "task": "gpbench/gp_l",
+        "n": 2,
+        "success": 1.0,
+    }
     assert list(inspect_log_dir.glob("*.eval"))  # the subprocess inherited INSPECT_LOG_DIR
+
+
+def test_the_readmes_command_line_parameters_reach_the_task() -> None:
+    from inspect_ai._util.config import parse_cli_args
+
+    args = parse_cli_args(["split=ood-rule", "n=2", "seed=9", "options={rotation: 30}"])
+    samples = list(gp_vl(**args).dataset)
+    assert [s.metadata["index"] for s in samples if s.metadata] == [0, 1]
+    assert all(s.metadata and s.metadata["seed"] == 9 for s in samples)
+    with pytest.raises(ConfigError, match="one split per task"):
+        gp_vl(**parse_cli_args(["split=id,ood-rule"]))
