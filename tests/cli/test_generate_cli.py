@@ -305,3 +305,25 @@ def test_new_data_never_sits_beside_the_old_manifest(
     # The data is the new split; the old manifest (count 3, another hash) is gone, not left.
     assert sum(1 for _ in (tmp_path / "gp-l" / "id.jsonl").open()) == 5
     assert not manifest.exists()
+
+
+def test_help_says_how_split_names_change_for_datasets() -> None:
+    code, out = _run(["generate", "--help"])
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "'-' -> '_'" in flat and "-> ood_rule)" in flat  # click may wrap inside ood-rule
+    assert "sft / grpo" in flat and "verl" in flat
+
+
+def test_hf_splits_of_one_task_load_as_one_dataset_dict_and_q_is_silent(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    args = ["generate", "gp-l", "--split", "id", "--split", "ood-rule", "-n", "3"]
+    result = CliRunner().invoke(cli, [*args, "--format", "hf", "-q", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # no progress bars from datasets either
+    loaded = datasets.load_from_disk(str(tmp_path / "gp-l"))
+    assert sorted(loaded) == ["id", "ood_rule"]
+    code, out = _run([*args, "--format", "sft", "-o", str(tmp_path)])
+    assert code == 0, out
+    assert f"wrote {tmp_path / 'gp-l' / 'sft' / 'ood_rule'} (3 instances" in out
+    assert sorted(datasets.load_from_disk(str(tmp_path / "gp-l" / "sft"))) == ["id", "ood_rule"]
