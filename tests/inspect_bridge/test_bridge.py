@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -181,3 +182,27 @@ def test_a_limit_that_stops_the_sample_keeps_the_attempts_made(mocks: Any) -> No
     assert episode["stop_reason"] == "responses_ended"
     assert [t["response"] for t in episode["turns"]] == [mocks.wrong]
     assert values(sample)["attempts"] == 1.0
+
+
+@pytest.mark.slow
+def test_a_local_transformers_checkpoint_runs_the_revision_loop(tmp_path: Path) -> None:
+    # inspect's own hf provider on a random 2-layer Llama built offline (~25 s on a CPU).
+    pytest.importorskip(
+        "transformers", reason="the tiny checkpoint needs: pip install 'gpbench[hf]'"
+    )
+    from gpbench.tiny_models import build_tiny_llama
+
+    checkpoint = build_tiny_llama(tmp_path / "tiny-llama")
+    task = get_task("gp-l")
+    [log] = inspect_eval(gp_l(n=1), model=f"hf/{checkpoint}", display="none", max_tokens=8)
+    assert log.status == "success", log.error
+    assert log.samples is not None
+    [sample] = log.samples
+    instance = task.instance("id", int(sample.metadata["seed"]), int(sample.metadata["index"]))
+    answers = [m.text for m in sample.messages if isinstance(m, ChatMessageAssistant)]
+    feedback = [m.text for m in sample.messages[2::2]]
+    if task.verify(instance, answers[0]).correct:  # a random model solving it: nothing to check
+        pytest.skip("the random checkpoint answered correctly")
+    assert len(answers) == values(sample)["attempts"]
+    # After every failed answer the next user turn is the verifier's feedback on it.
+    assert feedback == [task.verify(instance, a).feedback for a in answers[: len(feedback)]]
