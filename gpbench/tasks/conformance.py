@@ -11,7 +11,7 @@ import json
 from gpbench.generators.rng import content_hash
 from gpbench.records import Instance
 from gpbench.serialization import from_dict, to_json
-from gpbench.tasks.spec import TaskSpec
+from gpbench.tasks.spec import DebugView, TaskSpec
 
 
 def check_task(task: TaskSpec, n: int = 12, seeds: tuple[int, int] = (42, 43)) -> list[str]:
@@ -69,9 +69,11 @@ def check_duties(task: TaskSpec) -> list[str]:
 
     Nothing outside ``gpbench.tasks`` knows a task's insides, so a task declares: its paper's RL
     compute lambda; for every verifier mode, the statuses one answer can get (the success status
-    first); its memorization flags and the splits they count on; its decision points, each with a
-    prompt (single-turn items start there) and a reference answer; for vision tasks, one image per
-    image path of an instance.
+    first); its memorization flags and the splits they count on; whether it reports recognition;
+    the headline metric of every split; its overlap family and keys, a chat example of its own
+    prompt and reference answer giving one of them; its decision points, each with a prompt
+    (single-turn items start there) and a reference answer; for vision tasks, one image per image
+    path of an instance and debug views as PNG bytes.
     """
     problems: list[str] = []
     rl_lambda = getattr(task, "rl_lambda", None)
@@ -81,6 +83,18 @@ def check_duties(task: TaskSpec) -> list[str]:
         unknown = [s for s in splits if s not in task.splits]
         if not isinstance(flag, str) or not splits or unknown:
             problems.append(f"{task.id}: memorization flag {flag!r} names splits {splits!r}")
+    if not isinstance(task.reports_recognition, bool):
+        problems.append(f"{task.id}: reports_recognition must be true or false")
+    family = getattr(task, "overlap_family", None)
+    if not isinstance(family, str) or not family:
+        problems.append(f"{task.id}: overlap_family must name the task's family, got {family!r}")
+    metrics = ("success", "per_step_accuracy") if task.multi_decision else ("success",)
+    for split_name in task.splits:
+        if task.headline_metric(split_name) not in metrics:
+            problems.append(
+                f"{task.id}: headline_metric({split_name!r}) is "
+                f"{task.headline_metric(split_name)!r}, not one of {', '.join(metrics)}"
+            )
     try:
         split = next(iter(task.splits))
         instance = task.instance(split, 42, 0)
@@ -109,6 +123,36 @@ def check_duties(task: TaskSpec) -> list[str]:
                 problems.append(f"{task.id}: the reference answer at point {point} is not correct")
         if task.modality == "vision" and len(task.images(instance)) != len(instance.images):
             problems.append(f"{task.id}: images() does not give one image per path in images")
+        problems.extend(_overlap_problems(task, instance))
+        views = task.debug_views(instance, point=points - 1, max_px=64)
+        if task.modality == "vision" and not views:
+            problems.append(f"{task.id}: debug_views() gives no image of a vision instance")
+        if any(not isinstance(v, DebugView) or not v.png.startswith(_PNG) for v in views):
+            problems.append(f"{task.id}: debug_views() must give DebugView(caption, PNG bytes)")
     except Exception as exc:  # a conformance checker reports, it does not stop
         problems.append(f"{task.id}: checking its duties raised {exc!r}")
     return problems
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _overlap_problems(task: TaskSpec, instance: Instance) -> list[str]:
+    """The instance's overlap keys, and the task reading its own prompt as a chat example."""
+    keys = task.overlap_keys(instance)
+    if not keys or not all(isinstance(k, str) and k for k in keys):
+        return [f"{task.id}: overlap_keys() must give the instance's keys, got {keys!r}"]
+    prompt = "\n".join(
+        part if isinstance(part, str) else str(part.get("text") or "")
+        for message in instance.messages
+        for part in (
+            message["content"] if isinstance(message["content"], list) else [message["content"]]
+        )
+    )
+    found = task.chat_overlap_keys(prompt, task.reference_answer(instance))
+    if not set(found) & set(keys):
+        return [
+            f"{task.id}: chat_overlap_keys() of its own prompt and reference answer gives "
+            f"{found!r}, none of the instance's overlap keys {keys!r}"
+        ]
+    return []

@@ -39,6 +39,24 @@ def test_checker_catches_a_broken_task(monkeypatch: pytest.MonkeyPatch) -> None:
             "not the first of answer_statuses",
         ),
         ("decision_points", lambda instance: 2, "2 decision points but 1 reference answers"),
+        ("reports_recognition", "yes", "reports_recognition must be true or false"),
+        ("overlap_family", "", "overlap_family must name the task's family"),
+        ("overlap_keys", lambda instance: (), "overlap_keys() must give the instance's keys"),
+        (
+            "chat_overlap_keys",
+            lambda prompt, answer: (),
+            "chat_overlap_keys() of its own prompt and reference answer gives ()",
+        ),
+        (
+            "headline_metric",
+            lambda split: "per_step_accuracy",
+            "headline_metric('train') is 'per_step_accuracy', not one of success",
+        ),
+        (
+            "debug_views",
+            lambda instance, point=0, max_px=420: [("scene", b"")],
+            "debug_views() must give DebugView(caption, PNG bytes)",
+        ),
     ],
 )
 def test_checker_names_a_missing_duty(
@@ -47,3 +65,9 @@ def test_checker_names_a_missing_duty(
     task = get_task("gp-l")
     monkeypatch.setattr(task, attribute, value)
     assert any(problem in p for p in check_duties(task)), check_duties(task)
+
+
+def test_a_vision_task_without_debug_views_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    task = get_task("gp-vl")
+    monkeypatch.setattr(task, "debug_views", lambda instance, point=0, max_px=420: [])
+    assert f"{task.id}: debug_views() gives no image of a vision instance" in check_duties(task)
