@@ -4,9 +4,9 @@ Models answer in the paper's format, e.g.
 ``{"cards": ['A', '3', 'K', '6'], "number": [1, 3, 10, 6], "formula": "(3*10-6)*1=24",}``, but the
 text around it varies: code fences, prose before and after, single quotes, trailing commas,
 ``//`` or ``#`` comments, Python literals (``True``, ``None``), unquoted card names (``[J, 10]``)
-and unquoted keys (``formula: "..."``). The answer is hostile data, so it is read by a small
-tolerant parser written here: no ``eval``, no ``ast.literal_eval`` (which can die with
-``MemoryError`` or ``RecursionError`` on hostile nesting). Every bound is fixed:
+and unquoted keys inside the braces (``{formula: "..."}``). The answer is hostile data, so it is
+read by a small tolerant parser written here: no ``eval``, no ``ast.literal_eval`` (which can
+die with ``MemoryError`` or ``RecursionError`` on hostile nesting). Every bound is fixed:
 
 * only the last ``max_chars`` characters of an answer are examined (an answer's object sits at
   its end; a longer answer is rambling, and the cut keeps the work linear and small);
@@ -33,8 +33,19 @@ Lenient grammar (a superset of JSON and of Python literals of str/int/float/bool
 {'cards': ['J', 10], 'formula': '10+J'}
 >>> extract_field("{'formula': '(3*10-6)*1=24'}", "formula")
 '(3*10-6)*1=24'
->>> extract_field('formula: 4*6=24', "formula")
+>>> extract_field("'formula': 4*6=24", "formula")
 '4*6=24'
+
+Outside a parsed object a key counts where it is a field, never where it is a word of prose: a
+quoted key (``"formula":``, ``'formula':``) anywhere; a bare one only right after ``{`` or ``,``
+(a broken object) or at the start of a line (``formula: ...``, ``- **formula**: ...``) with its
+value on that line. "Here's how to derive the formula:" is prose and never shadows the answer
+written after it.
+
+>>> extract_field("Here's how to derive the formula:\\n\\n1. Multiply 5 by 5.", "formula") is None
+True
+>>> extract_field("- **action**: forward()", "action")
+'forward()'
 """
 
 from __future__ import annotations
@@ -395,15 +406,36 @@ def extract_object_fields(
 
 @lru_cache(maxsize=64)
 def _field_pattern(key: str) -> re.Pattern[str]:
-    # The key, optionally quoted with the same quote on both sides, not glued to a longer word.
-    return re.compile(rf"""(?<![\w"'])(?P<q>["']?){re.escape(key)}(?P=q)[ \t]*:[ \t]*""")
+    # Either the key quoted with the same quote on both sides, not glued to a longer word, or the
+    # bare key where a field stands: after "{" or "," or first on its line (a list marker and
+    # markdown emphasis allowed). A bare key inside a sentence ("derive the formula:") is prose.
+    name = re.escape(key)
+    return re.compile(
+        rf"""(?:(?<![\w"'])(?P<q>["']){name}(?P=q)"""
+        rf"""|(?:^|(?<=[{{,]))[ \t]*(?:[-*+>•][ \t]+)?(?:\*\*|__)?{name}(?:\*\*|__)?)"""
+        r"[ \t]*:[ \t]*",
+        re.MULTILINE,
+    )
+
+
+def _is_field(window: str, match: re.Match[str]) -> bool:
+    """A bare key first on its line counts only after ``{`` or ``,`` (a broken object) or with
+    its value on the same line (else it is a heading such as ``formula:`` above prose, which
+    must not shadow the answer below it)."""
+    start = match.start()
+    before = window[max(0, start - 64) : start].rstrip()  # what ends the text before the key
+    if match.group("q") or before.endswith(("{", ",")):
+        return True
+    end = match.end()
+    return end < len(window) and window[end] not in "\r\n"
 
 
 def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
     """Value of ``key`` from :func:`extract_object`, else from a one-line regex fallback.
 
-    The fallback finds ``"key": ...``, ``'key': ...`` or ``key: ...``; the result is None when
-    the key is absent.
+    The fallback finds ``"key": ...`` or ``'key': ...``, or a bare ``key: ...`` where a field
+    stands (see the module docstring; never inside a sentence); the result is None when the key
+    is absent.
 
     The fallback serves answers whose object does not parse (cut off by the token limit, broken
     quoting, or no braces at all). It takes the LAST ``key:`` in the examined window, reads one
@@ -435,8 +467,9 @@ def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -
         return None
     window = text[-max_chars:]
     last = None
-    for last in _field_pattern(key).finditer(window):  # noqa: B007 (the last match is wanted)
-        pass
+    for match in _field_pattern(key).finditer(window):
+        if _is_field(window, match):
+            last = match  # the last field counts
     if last is None:
         return None
     parser = _Parser(window, last.end(), len(window))

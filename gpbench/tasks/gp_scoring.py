@@ -14,8 +14,16 @@ Check order (TASKS.md §1; the first failure is ``status``, every failure found 
 
 Extraction: the last complete ``{...}`` object in the answer is read leniently (JSON, Python
 literals, single quotes, trailing commas, code fences, prose around it); without one, a
-``"formula": ...`` line, and then the last line made only of formula characters. Text before the
-first ``=`` is the expression. Several answers in one response: the last one counts.
+``"formula": ...`` field (a bare ``formula:`` counts only where a field stands, never inside a
+sentence such as "derive the formula:", so prose never shadows the answer after it); and then,
+from the end, the first line that states a formula: the whole line after a label (``Final
+answer:``) and without markdown or TeX around it (``**...**``, ``$...$``, ``\\[ ... \\]``), or
+the last equation in a sentence (``So (3*10-6)*1 = 24.``). Text before the first ``=`` is the
+expression. Several answers in one response: the last one counts.
+
+Feedback names what was wrong as the paper's does: the numbers not on the cards, the cards used
+more than once, the cards left unused, the value the formula gives and its longest start that
+fits one of the paper solver's solutions.
 
 Flags (TASKS.md §5): ``train_rule_answer`` (wrong under the split's rule, right if J/Q/K were 10),
 ``verbatim_training_formula`` (the expression, whitespace aside, equals the reference formula
@@ -92,14 +100,24 @@ _REASONS = {
     "misrecognized_cards": "the cards you recognized are not the cards in the image",
     "illegal_formula": "your formula is not a legal expression of numbers and + - * / ( )",
     "no_formula": "no formula was found in your answer",
-    "numbers_not_on_cards": "your formula uses numbers that are not on the cards or uses a card more than once",
-    "cards_unused": "your formula does not use every card",
-    "wrong_value": "your formula does not evaluate to {target}",
 }
+# Reasons that name what was wrong, as the paper's feedback does (its models learned from it).
+_NOT_ON_CARDS = "your formula uses numbers that are not on the cards: {numbers}"
+_OVERUSED = "your formula uses a card more than once: {numbers}"
+_UNUSED = "your formula does not use every card (unused: {numbers})"
+_WRONG_VALUE = "your formula does not evaluate to {target} (it gives {value})"
+_PREFIX = "; only its start '{prefix}' fits a solution"
+
 # A formula line: only these characters, at least one digit. Two linear checks, where the single
 # pattern ^[C]*\d[C]*$ backtracked quadratically on a long line ending in a foreign character.
 _FORMULA_CHARS = re.compile(r"[\s\d+\-*/()=.xX×÷]*")
 _DIGIT = re.compile(r"\d")
+# LaTeX spellings on a formula line (\times stays a unicode operator: legal only where allowed).
+_LATEX = (("\\times", "×"), ("\\cdot", "×"), ("\\div", "÷"), ("\\left", ""), ("\\right", ""))
+_MARKUP = " \t*_`$"  # markdown emphasis, inline code and TeX math around a formula
+# A run of formula characters inside a sentence ("So (3*10-6)*1 = 24.").
+_FORMULA_RUN = re.compile(r"[\d+\-*/()=.xX×÷ \t]+")
+_OPERATOR = re.compile(r"[+\-*/xX×÷]")
 # The members verify reads (the others are checked, not converted).
 _CARDS_AND_FORMULA = frozenset({"cards", "formula"})
 _FORMULA = frozenset({"formula"})
@@ -125,15 +143,42 @@ def _formula_from(answer: str, obj: dict[str, Json] | None) -> str | None:
         value = extract_field_fallback(answer, "formula")
     if value is None:
         for line in reversed(answer[-4096:].splitlines()):  # the last formula line counts
-            line = line.strip()
-            if line and _FORMULA_CHARS.fullmatch(line) and _DIGIT.search(line):
-                value = line
+            value = _formula_line(line)
+            if value is not None:
                 break
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
         return str(value)
-    return value if isinstance(value, str) else None
+    # Markdown or TeX around a field's formula (`...`, **...**, $...$) is not part of it.
+    return value.strip(_MARKUP) if isinstance(value, str) else None
+
+
+def _formula_line(line: str) -> str | None:
+    """The formula a line of prose states, or None. Either the whole line after a label
+    (``Final answer:``) and without markdown or TeX around it (``**...**``, `` `...` ``,
+    ``$...$``, ``\\[ ... \\]``) holds only formula characters and a digit, or the line's last
+    run of formula characters is an equation with an operator before its ``=``.
+
+    >>> _formula_line("**Final answer:** \\( (3*10 - 6)*1 = 24 \\)")
+    '(3*10 - 6)*1 = 24'
+    >>> _formula_line("So $(3*10-6)*1 = 24$, which uses every card.")
+    '(3*10-6)*1 = 24'
+    """
+    text = line.rsplit(":", 1)[-1].strip(_MARKUP)
+    for opening, closing in (("\\[", "\\]"), ("\\(", "\\)")):
+        text = text.removeprefix(opening).removesuffix(closing).strip(_MARKUP)
+    if "\\" in text:
+        for latex, plain in _LATEX:
+            text = text.replace(latex, plain)
+    if text and _FORMULA_CHARS.fullmatch(text) and _DIGIT.search(text):
+        return text.strip()
+    runs = [m.group() for m in _FORMULA_RUN.finditer(text)]
+    for run in reversed(runs):
+        before, equals, _ = run.partition("=")
+        if equals and _DIGIT.search(before) and _OPERATOR.search(before):
+            return run.strip().rstrip(".").strip()
+    return None
 
 
 def parse_cards(value: Any) -> list[str] | None:
@@ -217,19 +262,35 @@ def verify(
     reward = 0.0
     if overused:
         statuses.append("wrong_numbers")
-        reasons.append(_REASONS["numbers_not_on_cards"])
+        extra = spent - available
+        foreign = [n for n in extra if n not in available]
+        if foreign:
+            reasons.append(_NOT_ON_CARDS.format(numbers=foreign))
+        if len(foreign) < len(extra):
+            reasons.append(_OVERUSED.format(numbers=[n for n in extra if n in available]))
         reward += REWARD_WRONG_NUMBERS
     if unused:
         if not statuses:
             statuses.append("wrong_numbers")
-        reasons.append(_REASONS["cards_unused"])
+        reasons.append(_UNUSED.format(numbers=list(available - spent)))
         reward += REWARD_WRONG_NUMBERS
     if not value_ok:
         statuses.append("wrong_value")
-        reasons.append(_REASONS["wrong_value"].format(target=target))
+        reasons.append(_wrong_value_reason(expression, value, values, target))
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
     return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
+
+
+def _wrong_value_reason(
+    expression: str, value: int | Fraction | None, values: Sequence[int], target: int
+) -> str:
+    """What the formula gives instead of the target, and its longest start that fits one of the
+    paper solver's solutions (the paper's ``... is partially correct``)."""
+    shown = "a division by zero" if value is None else format_fraction(value)
+    reason = _WRONG_VALUE.format(target=target, value=shown)
+    prefix = paper_rules.longest_solution_prefix(expression, values, target)
+    return reason + _PREFIX.format(prefix=prefix) if prefix else reason
 
 
 def _failure(

@@ -688,6 +688,32 @@ def _first_mismatch(tokens: Sequence[str], solutions: _Solutions) -> str | None:
     return None
 
 
+def longest_solution_prefix(formula: str, values: Sequence[int], target: int = 24) -> str:
+    """The longest run of whole tokens at the start of ``formula`` (whitespace ignored) that
+    begins one of the paper solver's solution strings: what the paper's ``{prefix} is partially
+    correct`` reports. Empty when the formula holds other characters or its first token already
+    fits no solution.
+
+    >>> longest_solution_prefix("4 + 8 + 9 + 1", [4, 8, 9, 1])
+    '4'
+
+    Raises:
+        ValueError: ``values`` does not hold four cards.
+    """
+    _check_hand(values)
+    compact = "".join(formula.split())
+    tokens = _TOKEN.findall(compact)
+    if "".join(tokens) != compact:
+        return ""
+    solutions = _solutions(tuple(sorted(values)), target)
+    prefix = ""
+    for token in tokens:
+        if len(prefix) + len(token) > solutions.longest or prefix + token not in solutions.prefixes:
+            break
+        prefix += token
+    return prefix
+
+
 # --- V-IRL ------------------------------------------------------------------------------------
 
 

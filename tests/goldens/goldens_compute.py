@@ -157,8 +157,8 @@ def judge(
     if point == 0:
         return task.verify(instance, answer, mode=mode, output_truncated=cut)
     if task_id == "virl-vl":
-        return verify_with_detection(instance.problem, point, answer, cut)
-    return verify_action(instance.problem, point, answer, output_truncated=cut)
+        return verify_with_detection(instance.problem, point, answer, cut, mode)
+    return verify_action(instance.problem, point, answer, output_truncated=cut, mode=mode)
 
 
 def truncated_flag(index: int) -> bool:

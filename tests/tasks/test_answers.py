@@ -128,6 +128,15 @@ FIELD_CASES: list[tuple[str, str, Json | None]] = [
     ("formula: 4*6=24", "formula", "4*6=24"),
     ("formula: 4*6=24,\ncards: [4, 6]", "formula", "4*6=24"),
     ("formula: 4*6=24,\ncards: [4, 6]", "cards", [4, 6]),
+    ("- **formula**: 4*6=24", "formula", "4*6=24"),  # a markdown field list
+    ("{cards: [4, A, 6], formula: 4*6*1=24 oops", "formula", "4*6*1=24 oops"),  # broken object
+    ("{cards: [4, 6],\nformula:\n4*6=24", "formula", "4*6=24"),
+    # A bare key inside a sentence, or heading prose below it, is prose: it never counts, so it
+    # cannot shadow the answer written after it.
+    ("Here's how to derive the formula:\n\n1. Multiply.\n5*5-1=24", "formula", None),
+    ("formula:\n\n1. Multiply 4 by 6.", "formula", None),
+    ("The action: forward()", "action", None),
+    ("Then I use this formula: 4*6=24", "formula", None),
     ('"formula": "4*6=24', "formula", "4*6=24"),  # cut off by the token limit
     ('"formula": "1"\n"formula": "2"', "formula", "2"),  # last wins in the fallback too
     ("Formula: 4*6", "formula", None),  # keys are case-sensitive

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpbench.generators.cards import solve
-from gpbench.records import Instance
+from gpbench.records import Instance, Verdict
+from gpbench.serialization import to_json
 from gpbench.tasks import gp_scoring
 from gpbench.tasks.gp_scoring import feedback_text, verify
 from gpbench.tasks.registry import get_task
@@ -209,6 +211,112 @@ def test_every_shared_case_scores_as_the_paper_through_the_task(task_id: str) ->
     assert task_id == "gp-l" or vision_scored > 100  # most cases reach the formula in gp-vl too
 
 
+PROSE = (
+    "Here's a step-by-step approach to derive the formula:\n\n"
+    "1. We have the numbers 1, 3, 10 and 6.\n"
+    "2. Multiply 3 by 10 to get 30, subtract 6 to get 24, then multiply by 1.\n\n"
+)
+
+# Real-looking chain-of-thought answers to A 3 K 6 (1, 3, 10, 6), with a careful reader's
+# verdict: the equation the answer ends on, whatever prose, markup or labels surround it.
+CHAIN_OF_THOUGHT = [
+    ("prose then equation", PROSE + "(3*10 - 6)*1 = 24", "correct"),
+    (
+        "prose, reworded",
+        PROSE.replace("derive the formula:", "derive it:") + "(3*10-6)*1 = 24",
+        "correct",
+    ),
+    ("prose then a card left over", PROSE + "3*10 - 6 = 24", "wrong_numbers"),
+    ("prose then a wrong value", PROSE + "1*3*(10-6) = 24", "wrong_value"),
+    ("prose and no equation", PROSE + "I could not find one.", "illegal_formula"),
+    (
+        "issue counterfactual",
+        "Here's how to derive the formula:\n\n5*5 - 10/10 = 24",
+        "wrong_numbers",
+    ),
+    ("markdown label", "**Step 1:** think.\n\n**Final answer:** (3*10 - 6)*1 = 24", "correct"),
+    ("markdown bold", "The answer:\n\n**(3*10 - 6) * 1 = 24**", "correct"),
+    ("markdown list item", "- Formula: (3*10-6)*1 = 24", "correct"),
+    ("latex display", "We need 24.\n\\[\n(3*10 - 6)*1 = 24\n\\]\nDone.", "correct"),
+    ("latex one line", "\\[ (3*10-6)*1 = 24 \\]", "correct"),
+    ("latex times", "\\[ (3 \\times 10 - 6) \\times 1 = 24 \\]", "illegal_formula"),
+    ("inline math", "So $(3*10-6)*1 = 24$, which uses every card.", "correct"),
+    ("code fence", "```\n(3*10-6)*1=24\n```", "correct"),
+    ("code fence json", "```json\n{'formula': '(3*10-6)*1=24'}\n```", "correct"),
+    (
+        "prose key then json",
+        'To derive the formula: think.\n{"formula": "(3*10-6)*1=24"}',
+        "correct",
+    ),
+    (
+        "prose key then wrong json",
+        'The formula: (3*10-6)*1\n{"formula": "1+3+10+6"}',
+        "wrong_value",
+    ),
+    (
+        "several candidates",
+        "Let's try 10+6+3+1 = 20. That is not 24.\nTry instead: (3*10-6)*1 = 24",
+        "correct",
+    ),
+    (
+        "several candidates, last wrong",
+        "(3*10-6)*1 = 24? Let me change it.\nFinal: 10+6+3+1 = 20",
+        "wrong_value",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [pytest.param(answer, status, id=name) for name, answer, status in CHAIN_OF_THOUGHT],
+)
+def test_chain_of_thought_answers_get_a_careful_readers_verdict(answer: str, status: str) -> None:
+    assert judge(answer)[0] == status
+
+
+def test_a_prose_key_never_shadows_the_final_equation() -> None:
+    """The issue's counterfactual: only the equation changed, the verdict follows it."""
+    answer = PROSE + "5*5 - 10/10 = 24"
+    fixed = answer.replace("5*5 - 10/10", "(3*10 - 6)*1")
+    assert judge(answer)[0] == "wrong_numbers" and judge(fixed)[0] == "correct"
+    assert "no formula" in verify(PROSE, rule_is_training=True, **HAND).feedback  # type: ignore[arg-type]
+
+
+def test_latex_times_is_a_unicode_operator_legal_only_where_allowed() -> None:
+    answer = "\\[ (3 \\times 10 - 6) \\times 1 = 24 \\]"
+    assert judge(answer, allow_unicode_operators=True)[0] == "correct"
+
+
+@pytest.mark.parametrize(
+    ("formula", "feedback"),
+    [
+        (
+            "4*6*1*1",
+            "your formula uses numbers that are not on the cards: [4], your formula uses a card "
+            "more than once: [1], your formula does not use every card (unused: [3, 10])",
+        ),
+        ("(3*10-6)*1*1", "your formula uses a card more than once: [1]"),
+        ("3*10-6", "your formula does not use every card (unused: [1])"),
+        (
+            "1*3*(10-6)",
+            "your formula does not evaluate to 24 (it gives 12); only its start '1*3*' fits a "
+            "solution",
+        ),
+        ("6+10+3+1", "your formula does not evaluate to 24 (it gives 20)"),  # no start fits
+        (
+            "3*10-6-1",
+            "your formula does not evaluate to 24 (it gives 23); only its start '3*10-6' fits a "
+            "solution",
+        ),
+    ],
+)
+def test_default_feedback_names_the_numbers_and_the_correct_start(
+    formula: str, feedback: str
+) -> None:
+    v = verify(json.dumps({"formula": formula}), rule_is_training=True, **HAND)  # type: ignore[arg-type]
+    assert v.feedback == f"You failed this trial because {feedback}."
+
+
 def test_feedback_text_names_every_reason() -> None:
     v = verify('{"formula": "4*6*1*1"}', rule_is_training=True, **HAND)  # type: ignore[arg-type]
     assert v.feedback.startswith("You failed this trial because ")
@@ -309,3 +417,82 @@ def test_long_formula_line_is_linear() -> None:
         assert gp_scoring.extract_formula(line) is None
     # A hang guard (the quadratic pattern took ~0.3 s a call here), not a speed target.
     assert (time.perf_counter() - start) / 20 < 0.1
+
+
+# --- reference mode on hostile strings --------------------------------------------------------
+
+HOSTILE_REFERENCE = [
+    "",
+    "\x00" * 1000,
+    "\ud800\udfff lone surrogates \udc00",
+    '{"formula": "\\ud800=24"}',
+    '{"formula": "' + "9" * 1_000_000 + '=24"}',  # a 1 MB number
+    '{"formula": ' + "9" * 1_000_000 + "}",
+    '{"formula": "' + "(" * 100_000 + "1" + ")" * 100_000 + '"}',
+    "[" * 200_000 + "]" * 200_000,
+    '{"a": ' * 50_000 + "1" + "}" * 50_000,  # deeper than any recursion limit
+    '{"cards": ' + "[" * 100_000 + "]" * 100_000 + ', "formula": "1"}',
+    '"formula": "' * 100_000,
+    '"cards": [' * 100_000,
+    '{"formula": "' + "1+" * 300_000 + '1"}',
+    '{"formula": "' + "+" * 300_000 + '"}',
+    "{'formula': '(3*10-6)*1=24'}" * 10_000,
+]
+
+
+def _within_bounds(verdict: object, answer: str, statuses: tuple[str, ...]) -> None:
+    assert isinstance(verdict, Verdict) and verdict.status in statuses
+    assert isinstance(verdict.reward, float) and math.isfinite(verdict.reward)
+    assert verdict.feedback == "" or verdict.feedback.startswith("You failed this trial because ")
+    # A record writer can store it, and it grows at most linearly with the answer: the paper's
+    # code writes one reason (at most 35 bytes) per misplaced token of one character.
+    line = to_json(verdict).encode("utf-8")
+    assert len(line) <= 40 * len(answer.encode("utf-8", "surrogatepass")) + 8192
+
+
+@pytest.mark.parametrize("task_id", ["gp-l", "gp-vl"])
+@pytest.mark.parametrize("answer", HOSTILE_REFERENCE, ids=range(len(HOSTILE_REFERENCE)))
+def test_reference_mode_is_total_and_bounded_on_hostile_strings(task_id: str, answer: str) -> None:
+    task = get_task(task_id)
+    inst = task.instance("ood-rule", 42, 0)
+    _within_bounds(
+        task.verify(inst, answer, mode="reference"), answer, task.answer_statuses("reference")
+    )
+
+
+_PIECES = st.sampled_from(
+    [
+        '{"formula": "',
+        '"cards": [',
+        "9" * 5000,
+        "(",
+        ")",
+        "=",
+        "+",
+        "\x00",
+        "\ud800",
+        "]",
+        "}",
+        "{",
+        '"',
+        " ",
+        "\n",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_PIECES, st.text(alphabet=st.characters(blacklist_categories=()), max_size=40)),
+        max_size=60,
+    ),
+    st.sampled_from(["gp-l", "gp-vl"]),
+)
+def test_reference_mode_never_raises_on_composed_strings(parts: list[str], task_id: str) -> None:
+    answer = "".join(parts)
+    task = get_task(task_id)
+    inst = task.instance("id", 42, 1)
+    _within_bounds(
+        task.verify(inst, answer, mode="reference"), answer, task.answer_statuses("reference")
+    )

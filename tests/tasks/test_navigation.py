@@ -7,9 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpbench.generators.cities import landmark_names
 from gpbench.records import Instance
+from gpbench.serialization import to_json
 from gpbench.tasks.navigation import (
     COMPASS_WORDS,
     normalize_action,
@@ -299,3 +302,57 @@ def test_reference_mode_flags_a_compass_word_on_the_relative_rule() -> None:
 def test_an_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="mode must be one of"):
         TASK.verify(TASK.instance("id", 12, 0), "{}", mode="paper")
+
+
+HOSTILE_REFERENCE = [
+    "",
+    "\x00" * 1000,
+    '{"action": "\\ud800", "current observation": "\\udfff intersection"}',
+    "\ud800\udfff lone surrogates \udc00",
+    '{"action": ' + "9" * 1_000_000 + "}",  # a 1 MB number
+    '{"action": "' + "x" * 1_000_000 + '"}',
+    "[" * 200_000 + "]" * 200_000,
+    '{"a": ' * 50_000 + "1" + "}" * 50_000,  # deeper than any recursion limit
+    '{"current observation": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '"action": "' * 100_000,
+    '{"current observation": ["intersection"], "action": ["forward()"]}',
+    '{"current observation": 7, "action": null}',
+]
+
+
+def _reference_verdict_is_sound(task_id: str, answer: str) -> None:
+    task = get_task(task_id)
+    inst = task.instance("id", 12, 0)
+    for point in range(2):
+        env = task.episode(inst, start=point, mode="reference")
+        verdict = env.step(answer).verdict
+        assert verdict.status in task.answer_statuses("reference")
+        assert verdict.reward in (1.0, -1.0, -1.5)
+        line = to_json(verdict).encode("utf-8")  # storable, and linear in the answer
+        assert len(line) <= 8 * len(answer.encode("utf-8", "surrogatepass")) + 8192
+
+
+@pytest.mark.parametrize("task_id", ["virl-l", "virl-vl"])
+@pytest.mark.parametrize("answer", HOSTILE_REFERENCE, ids=range(len(HOSTILE_REFERENCE)))
+def test_reference_mode_is_total_and_bounded_on_hostile_strings(task_id: str, answer: str) -> None:
+    _reference_verdict_is_sound(task_id, answer)
+
+
+_PIECES = st.sampled_from(
+    [
+        *('{"action": "', '"current observation": "', "intersection", "forward()"),
+        *("\x00", "\ud800", "9" * 5000, "]", "}", "{", "[", '"', " ", "\n"),
+    ]
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_PIECES, st.text(alphabet=st.characters(blacklist_categories=()), max_size=40)),
+        max_size=60,
+    ),
+    st.sampled_from(["virl-l", "virl-vl"]),
+)
+def test_reference_mode_never_raises_on_composed_strings(parts: list[str], task_id: str) -> None:
+    _reference_verdict_is_sound(task_id, "".join(parts))
