@@ -9,8 +9,10 @@ Description:
     scorer. See :mod:`gpbench.inspect_bridge.bridge` for what each part does and
     :mod:`gpbench.inspect_bridge.tasks` for the task parameters (``-T``).
 
-    Nothing in this package file imports inspect_ai; :mod:`~gpbench.inspect_bridge.tasks` and
-    :mod:`~gpbench.inspect_bridge.bridge` do.
+    :func:`gpbench.inspect_bridge.logs.episodes_from_log` reads such a log back as gpbench's
+    Episode records (inspect's epochs are the samples per instance).
+
+    Nothing in this package file imports inspect_ai; the modules do.
 """
 
 from __future__ import annotations

@@ -125,17 +125,25 @@ def png_data_uri(image: Any) -> str:
 
 
 class InstanceImages:
-    """An instance's images as data URIs, rendered once, looked up by their relative path."""
+    """An instance's images as data URIs, looked up by their relative path.
+
+    The task renders all of an instance's images at once; each is encoded only when a prompt
+    shows it (a V-IRL route has a view per decision point, and its first prompt shows one).
+    """
 
     def __init__(self, task: TaskSpec, instance: Instance) -> None:
         self._task = task
         self._instance = instance
-        self._uris: list[str] | None = None
+        self._images: list[Any] | None = None
+        self._uris: dict[str, str] = {}
 
     def uri(self, path: str) -> str:
-        if self._uris is None:  # text tasks never get here, so they render nothing
-            self._uris = [png_data_uri(image) for image in self._task.images(self._instance)]
-        return self._uris[self._instance.images.index(path)]
+        """The data URI of the image at ``path`` (one of ``instance.images``)."""
+        if path not in self._uris:
+            if self._images is None:  # text tasks never get here, so they render nothing
+                self._images = self._task.images(self._instance)
+            self._uris[path] = png_data_uri(self._images[self._instance.images.index(path)])
+        return self._uris[path]
 
 
 def chat_messages(
@@ -251,11 +259,12 @@ def revision_loop(budget: int | None = None) -> Solver:
         instance = instance_of(state.metadata)
         env = task.episode(instance, budget=budget, mode=str(state.metadata["mode"]))
         images = InstanceImages(task, instance)
+        sample = state.epoch - 1  # inspect's epochs are gpbench's samples per instance
         turns: list[Turn] = []
         # The record is kept current after every step: when inspect stops the sample at a
         # limit, generate raises and the scorer still finds the attempts made so far (closed
         # as ``responses_ended``).
-        state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns)))
+        state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns, sample=sample)))
         while not env.terminated and not state.completed:
             state.messages = chat_messages(env.messages, images)
             state = await generate(state)
@@ -273,7 +282,7 @@ def revision_loop(budget: int | None = None) -> Solver:
                     latency_s=state.output.time,
                 )
             )
-            state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns)))
+            state.store.set(EPISODE_KEY, to_dict(close_episode(env, turns, sample=sample)))
         return state
 
     return solve
@@ -290,6 +299,7 @@ def _episode(state: TaskState) -> dict[str, Any]:
         instance_of(state.metadata),
         [state.output.completion],
         budget=1,
+        sample=state.epoch - 1,
         mode=str(state.metadata["mode"]),
     )
     return to_dict(episode)
