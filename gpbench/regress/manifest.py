@@ -103,6 +103,7 @@ class Check:
     expect: tuple[Expectation, ...]
     paper: tuple[tuple[str, float], ...]
     recorded: str
+    mode: str = "gpbench"
     line: int = 0
 
     @property
@@ -263,6 +264,7 @@ CHECK: dict[str, tuple[Any, Rule]] = {
     "decoding": (REQUIRED, _OBJECT),
     "sampling_seed": (0, _integer(0)),
     "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
+    "mode": ("gpbench", _one_of(("gpbench", "reference"))),  # the verifier mode
     "expect": ({}, _OBJECT),
     "paper": ({}, _OBJECT),
     "recorded": ("", _optional_text),  # where the expectations come from
@@ -399,7 +401,7 @@ def _check(raw: Any, path: JsonPath, at: _Lines) -> Check:
         at.fail(path, "nothing to compare; give expect (tested) or paper (shown for information)")
     same = {
         key: values[key]
-        for key in ("split", "n", "seed", "samples", "sampling_seed", "budget", "recorded")
+        for key in ("split", "n", "seed", "samples", "sampling_seed", "budget", "recorded", "mode")
     }
     return Check(
         **same,
@@ -573,6 +575,8 @@ def decoding_text(check: Check) -> str:
         parts.append(f"{check.samples} samples")
     if check.sampling_seed != 0:
         parts.append(f"sampling seed {check.sampling_seed}")
+    if check.mode != "gpbench":
+        parts.append(f"{check.mode} mode")
     return "; ".join(parts)
 
 

@@ -367,6 +367,7 @@ def _evaluate(
             check.max_tokens,
             check.sampling_seed,
             check.budget,
+            check.mode,
         )
         groups.setdefault(group, []).append(check)
     folders: dict[str, Path] = {}
@@ -383,6 +384,7 @@ def _evaluate(
             sampling=Sampling(first.temperature, first.top_p, first.max_tokens),
             sampling_seed=first.sampling_seed,
             max_attempts=first.budget,
+            mode=first.mode,
             runs_dir=runs_dir,
             backend_settings=dict(entry.backend_settings),
             resume=False,  # a regression run exercises today's stack: never reuse a stored run

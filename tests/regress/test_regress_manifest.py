@@ -503,3 +503,11 @@ def test_statuses_are_the_checked_task_s_own() -> None:
     assert refused is not None and refused.startswith("unknown status 'correct_action' for gp-l")
     assert refused.endswith(f"(statuses: {', '.join(task_statuses(gp_l))})")
     assert metric_problem("per_step_accuracy", virl_l) is None
+
+
+def test_an_unknown_verifier_mode_is_named_with_the_choices() -> None:
+    block = dump_block({"version": 1, "alpha": 0.01, "checkpoints": [scripted_entry(mode="paper")]})
+    with pytest.raises(
+        ManifestError, match=r"mode: must be one of gpbench, reference, got 'paper'"
+    ):
+        parse_block(block, 1, "m.md")

@@ -281,3 +281,20 @@ def test_threads_are_applied_once_before_a_model_runs_in_this_process(
     report = run_regress(load_manifest(path), runs_dir=tmp_path / "runs", threads=2)
     assert evaluated == ["one", "two", "scripted"] and applied == [2]
     assert report.threads == ThreadCount(2, "--threads")
+
+
+def test_a_check_in_reference_mode_is_scored_by_the_paper_code(
+    write_manifest: ManifestWriter,
+) -> None:
+    """``"mode": "reference"``: the run is evaluated (and recorded) in reference mode, and the
+    table says so; a check without the key keeps the default mode."""
+    path = write_manifest(
+        [scripted_entry(mode="reference"), scripted_entry(name="default-mode", n=20)]
+    )
+    manifest = load_manifest(path)
+    assert [e.checks[0].mode for e in manifest.entries] == ["reference", "gpbench"]
+    assert "; reference mode" in render_table(manifest.entries)[2]
+    report = run_regress(manifest, runs_dir=path.parent / "runs")
+    folders = [result.checks[0].folder for result in report.results]
+    modes = [json.loads((f / "run.json").read_text())["run_key"]["mode"] for f in folders]
+    assert modes == ["reference", "gpbench"]
