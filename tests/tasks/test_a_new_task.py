@@ -50,9 +50,10 @@ def test_a_new_task_missing_a_duty_fails_conformance(toy: ToySum) -> None:
     class Forgetful(ToySum):
         chat_overlap_keys = TaskSpec.chat_overlap_keys  # reads no chat example
 
+    key = toy.content_key(toy.instance("train", 42, 0))  # the first split's first instance
     assert [p for p in check_task(Forgetful()) if "chat_overlap_keys" in p] == [
         "toy-sum: chat_overlap_keys() of its own prompt and reference answer gives (), none of "
-        "the instance's overlap keys ('toy-sum/6+7',)"
+        f"the instance's overlap keys ({key!r},)"
     ]
 
 
