@@ -99,13 +99,13 @@ def card_text(task: TaskSpec, manifests: list[dict[str, Any]], folder_name: str)
         "",
         "## Splits",
         "",
-        "| split | gpbench split | format | rows from | seed | content_sha256 |",
-        "|---|---|---|---|---|---|",
+        "| split | gpbench split | format | rows | instances | seed | content_sha256 |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in manifests:
         lines.append(
-            f"| {m['dataset_split']} | {m['split']} | {m['format']} | {m['count']} instances "
-            f"| {m['seed']} | `{m['content_sha256'][:16]}…` |"
+            f"| {m['dataset_split']} | {m['split']} | {m['format']} | {m.get('rows', m['count'])} "
+            f"| {m['count']} | {m['seed']} | `{m['content_sha256'][:16]}…` |"
         )
     lines += ["", "Regenerate:", "", "```bash"]
     lines += [m["regenerate"] + f" -o <DIR>  # -> <DIR>/{task.id}" for m in manifests]

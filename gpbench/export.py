@@ -111,6 +111,16 @@ def check_seed(seed: int, fmt: str) -> None:
         )
 
 
+def check_count(n: int, fmt: str) -> None:
+    """Refuse an empty split for formats that cannot hold one: a dataset of no rows has no
+    columns, and neither ``datasets.load_from_disk`` nor ``load_dataset`` reads it back."""
+    if n == 0 and fmt != "jsonl":
+        raise ConfigError(
+            f"-n 0 writes no rows, which --format {fmt} cannot store readably; "
+            "use -n 1 or more, or --format jsonl"
+        )
+
+
 def write_split(
     task: TaskSpec,
     split: str,
@@ -131,6 +141,7 @@ def write_split(
     :class:`GpbenchError` naming the file and leaves nothing.
     """
     check_seed(seed, fmt)
+    check_count(n, fmt)
     dataset = task.dataset(split, seed, n, options)
     target = split_path(out_dir, task.id, split, fmt)
     try:
@@ -179,28 +190,29 @@ def _write_split(
                 progress(done)
 
     image_column = "images" if vision else None
-    features: dict[str, str] | None = None
+    features: dict[str, str] = {}
+    row_count = n
     if fmt == "jsonl":
         images_dir = folder / split / "images" if vision else None
         _write_jsonl(target, rows(), images_dir=images_dir, before_commit=drop_old_manifest)
     elif fmt == "parquet":
-        features = _write_parquet(
+        features, row_count = _write_parquet(
             target, _parquet_records(rows()), image_column, before_commit=drop_old_manifest
         )
     elif fmt == "hf":
-        features = _write_dataset(
+        features, row_count = _write_dataset(
             target, _hf_records(rows()), image_column, fmt, before_commit=drop_old_manifest
         )
     elif fmt == "verl":
         from gpbench.integrations.verl import verl_records
 
-        features = _write_parquet(
+        features, row_count = _write_parquet(
             target, verl_records(task, rows()), image_column, before_commit=drop_old_manifest
         )
     else:
         from gpbench.integrations.trl_data import trl_records
 
-        features = _write_dataset(
+        features, row_count = _write_dataset(
             target,
             trl_records(task, fmt, rows()),
             image_column,
@@ -225,6 +237,8 @@ def _write_split(
     }
     if fmt != "jsonl":
         manifest["dataset_split"] = dataset_split_name(split)
+        # Training formats have a row per decision point (V-IRL: several per instance).
+        manifest["rows"] = row_count
         manifest["features"] = features
     if vision:
         manifest["images"] = {
@@ -356,12 +370,13 @@ def _write_parquet(
     image_column: str | None,
     *,
     before_commit: Callable[[], None],
-) -> dict[str, str]:
+) -> tuple[dict[str, str], int]:
     """Write rows to a Parquet file; ``image_column`` is typed as ``datasets``' list of images.
 
     ``datasets`` reads a column's feature from the ``huggingface`` entry of the Parquet schema's
     metadata (as its own writer stores it), so ``load_dataset("parquet", ...)`` decodes the
-    images to PIL instead of returning raw structs. Returns each column's Arrow type as text.
+    images to PIL instead of returning raw structs. Returns each column's Arrow type as text,
+    and the number of rows.
     """
     try:
         import pyarrow as pa
@@ -392,8 +407,10 @@ def _write_parquet(
             writer.write_table(table)
             batch.clear()
 
+        count = 0
         try:
             for row in records:
+                count += 1
                 batch.append(row)
                 if len(batch) == _PARQUET_BATCH:
                     flush()
@@ -405,7 +422,7 @@ def _write_parquet(
         before_commit()
         tmp.replace(target)
     assert schema is not None
-    return {field.name: str(field.type) for field in schema}
+    return {field.name: str(field.type) for field in schema}, count
 
 
 def _hf_records(rows: Iterator[Row]) -> Iterator[dict[str, Any]]:
@@ -428,10 +445,10 @@ def _write_dataset(
     fmt: str,
     *,
     before_commit: Callable[[], None],
-) -> dict[str, str]:
+) -> tuple[dict[str, str], int]:
     """``save_to_disk`` one split into ``target`` and list it in the folder's ``dataset_dict.json``.
 
-    Returns each column's ``datasets`` feature as text.
+    Returns each column's ``datasets`` feature as text, and the number of rows.
     """
     try:
         import datasets
@@ -457,7 +474,7 @@ def _write_dataset(
         if bars_were_on:
             datasets.enable_progress_bars()
     _write_dataset_dict(target.parent)
-    return {name: str(feature) for name, feature in dataset.features.items()}
+    return {name: str(feature) for name, feature in dataset.features.items()}, len(dataset)
 
 
 def _write_dataset_dict(folder: Path) -> None:

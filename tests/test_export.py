@@ -44,7 +44,7 @@ def test_hf_writes_one_dataset_dict_per_task_with_a_card(tmp_path: Path) -> None
     assert "SFT Memorizes, RL Generalizes" in card and "Chu" in card
     assert "gpbench generate gp-l@1 --split ood-rule -n 3 --seed 42 --format hf" in card
     assert "`ood-rule` -> `ood_rule`" in card
-    assert "| ood_rule | ood-rule | hf | 3 instances | 42 |" in card
+    assert "| ood_rule | ood-rule | hf | 3 | 3 | 42 |" in card
     assert "- `messages`:" in card  # features listed
 
 
@@ -124,3 +124,13 @@ def test_public_names_import_from_gpbench() -> None:
     assert gpbench.VerifierReward is VerifierReward
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = gpbench.nope
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "hf", "sft", "grpo", "verl"])
+def test_an_empty_split_is_refused_where_it_could_not_be_read_back(
+    tmp_path: Path, fmt: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"-n 0 writes no rows, which --format {fmt} cannot"):
+        write_split(GP_L, "id", 42, 0, tmp_path, fmt=fmt)
+    assert not tmp_path.joinpath("gp-l").exists()
+    assert write_split(GP_L, "id", 42, 0, tmp_path).count == 0  # jsonl: an empty file is fine

@@ -10,7 +10,7 @@ import click
 from click._termui_impl import ProgressBar
 
 from gpbench.errors import ConfigError
-from gpbench.export import FORMATS, check_seed, write_split
+from gpbench.export import FORMATS, check_count, check_seed, write_split
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -123,7 +123,9 @@ def generate(
             task.instance(spec.name, 0, 0, options)  # a bad option combination fails before writing
             split_seed = spec.paper_seed if seed is None else seed
             check_seed(split_seed, fmt)  # before any split is written, not after the first
-            plan.append((task, spec.name, split_seed, spec.paper_size if count is None else count))
+            size = spec.paper_size if count is None else count
+            check_count(size, fmt)
+            plan.append((task, spec.name, split_seed, size))
     for task, split, split_seed, n in plan:
         show_bar = not quiet and n >= _PROGRESS_FROM[task.modality] and sys.stderr.isatty()
         with contextlib.ExitStack() as stack:

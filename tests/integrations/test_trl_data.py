@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -49,6 +50,8 @@ def test_virl_gets_one_row_per_decision_point_with_the_true_history(tmp_path: Pa
     rows = datasets.load_from_disk(str(tmp_path / "virl-l" / "sft"))["train"]
     instances = list(task.dataset("train", 5, 2))
     assert len(rows) == sum(task.decision_points(inst) for inst in instances)
+    manifest = json.loads((tmp_path / "virl-l" / "sft" / "train.manifest.json").read_text())
+    assert manifest["rows"] == len(rows) and manifest["count"] == 2
     first = instances[0]
     answers = task.reference_answers(first)
     for point in range(task.decision_points(first)):
