@@ -15,7 +15,7 @@ from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ContentImage
 from PIL import Image, ImageChops
 
 from gpbench.harness.episodes import score_responses
-from gpbench.inspect_bridge.bridge import score_keys, statuses
+from gpbench.inspect_bridge.bridge import InstanceImages, score_keys, statuses
 from gpbench.inspect_bridge.tasks import gp_l, gp_vl, virl_l, virl_vl
 from gpbench.tasks.registry import get_task
 
@@ -153,9 +153,27 @@ def test_gp_vl_prompts_carry_the_rendered_image_as_a_png_data_uri(mocks: Any) ->
 
 @pytest.mark.slow
 def test_virl_vl_shows_each_decision_points_view(mocks: Any) -> None:
+    task = get_task("virl-vl")
+    instance = task.instance("id", 1, 0)
+    last = task.decision_points(instance) - 1
     answers = mocks.reference_answers("virl-vl", "id", 1, 1)
-    log = run(virl_vl(seed=1, n=1), mocks.right_model(answers))
+    seen: list[list[str]] = []
+
+    def answer(messages: list[Any]) -> str:
+        seen.append([p.image for p in messages[0].content if isinstance(p, ContentImage)])
+        return str(answers[mocks.prompt_key(messages[0])])
+
+    log = run(virl_vl(seed=1, n=1), mocks.mock_model(answer))
     assert metric(log, "success") == 1.0
+    # One request per decision point, each showing the views that point's own prompt names.
+    images = InstanceImages(task, instance)
+    expected = [
+        [images.uri(part["path"]) for part in content if part["type"] == "image"]
+        for point in range(last + 1)
+        for content in [task.episode(instance, start=point).messages[0]["content"]]
+    ]
+    assert seen == expected
+    assert len({uri for uris in seen for uri in uris}) > 1
 
 
 def test_reference_mode_scores_with_the_paper_codes_statuses(mocks: Any) -> None:
