@@ -138,3 +138,42 @@ def test_shaping_is_separate_named_and_off_by_default() -> None:
     assert values == [0.5, 0.0, 0.5]
     with pytest.raises(ConfigError, match="unknown shaping 'formt'; did you mean 'format'"):
         reward_functions({"formt": 1.0})
+
+
+def test_verifier_mode_reference_reaches_the_reward_with_the_paper_codes_values() -> None:
+    """``--set verifier_mode=reference``: the recipe's config carries it to the reward functions,
+    which then score completions as the paper's code did."""
+    from gpbench.recipes.rl import resolve
+
+    config = resolve("tiny-cpu", {"verifier_mode": "reference"})
+    [paper_reward] = reward_functions({}, mode=config.verifier_mode)
+    [default_reward] = reward_functions({})
+    ref, instance, reference = _gp_items("gp-l", 1)[0]
+    formula = instance.reference["formula"]  # type: ignore[attr-defined]
+    completions = [
+        reference,  # the paper's own format: +5 in both modes
+        json.dumps({"formula": formula.replace("=", " = ")}),  # a space: illegal for the paper
+        f"Here is the formula: {formula}",  # no JSON key: the paper extracts nothing
+        "nothing",
+    ]
+    refs = {REF_COLUMN: [ref] * len(completions)}
+    assert paper_reward([None] * 4, completions, **refs) == [5.0, -3.0, -3.0, -3.0]
+    assert default_reward([None] * 4, completions, **refs) == [5.0, 5.0, 5.0, -3.0]
+
+
+def test_verifier_mode_reference_scores_virl_actions_exactly() -> None:
+    task = get_task("virl-l")
+    [example, *_] = examples(task, [task.instance("train", 0, 5)])
+    action = example.instance.reference["actions"][0]  # the first example is point 0
+    upper = json.dumps({"action": action.upper()})  # the paper compares the string exactly
+    refs = {REF_COLUMN: [example.ref.to_json()] * 2}
+    paper = VerifierReward(mode="reference")([None] * 2, [example.answer, upper], **refs)
+    default = VerifierReward()([None] * 2, [example.answer, upper], **refs)
+    assert paper[0] == default[0] == default[1] == 1.0 and paper[1] in (-1.0, -1.5)
+
+
+def test_an_unknown_verifier_mode_is_a_one_line_config_error() -> None:
+    from gpbench.recipes.rl import resolve
+
+    with pytest.raises(ConfigError, match="verifier_mode must be gpbench or reference"):
+        resolve("tiny-cpu", {"verifier_mode": "paper"})

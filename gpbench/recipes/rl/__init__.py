@@ -140,6 +140,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 def resolve(preset: str, overrides: dict[str, Any] | None = None) -> RLRecipeConfig:
     """The config of a preset with overrides."""
     config = from_preset(RLRecipeConfig, PRESETS, preset, overrides)
+    if config.verifier_mode not in ("gpbench", "reference"):
+        raise ConfigError(
+            f"verifier_mode must be gpbench or reference, got {config.verifier_mode!r}; "
+            "--set verifier_mode=reference trains on the paper code's rewards"
+        )
     if config.batch_size % config.num_generations:
         raise ConfigError(
             f"batch_size {config.batch_size} is not a multiple of num_generations "
