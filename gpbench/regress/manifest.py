@@ -264,7 +264,7 @@ CHECK: dict[str, tuple[Any, Rule]] = {
     "decoding": (REQUIRED, _OBJECT),
     "sampling_seed": (0, _integer(0)),
     "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
-    "mode": ("gpbench", _one_of(("gpbench", "reference"))),  # the verifier mode
+    "mode": ("gpbench", _must(lambda v: isinstance(v, str), "a verifier mode such as gpbench")),
     "expect": ({}, _OBJECT),
     "paper": ({}, _OBJECT),
     "recorded": ("", _optional_text),  # where the expectations come from
@@ -380,6 +380,7 @@ def _check(raw: Any, path: JsonPath, at: _Lines) -> Check:
         task.split(values["split"])
     except GpbenchError as exc:
         at.fail((*path, "split"), str(exc))
+    at.check((*path, "mode"), _one_of(task.verifier_modes)(values["mode"]))  # the task's modes
     decoding = at.fields(values["decoding"], DECODING, (*path, "decoding"))
     try:
         sampling = Sampling(

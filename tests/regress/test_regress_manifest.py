@@ -505,6 +505,17 @@ def test_statuses_are_the_checked_task_s_own() -> None:
     assert metric_problem("per_step_accuracy", virl_l) is None
 
 
+def test_a_verifier_mode_is_one_of_the_task_s_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(get_task("gp-l"), "verifier_modes", ("gpbench",))
+    block = dump_block(
+        {"version": 1, "alpha": 0.01, "checkpoints": [scripted_entry(mode="reference")]}
+    )
+    with pytest.raises(
+        ManifestError, match=r"checks\[0\]\.mode: must be one of gpbench, got 'reference'"
+    ):
+        parse_block(block, 1, "m.md")
+
+
 def test_an_unknown_verifier_mode_is_named_with_the_choices() -> None:
     block = dump_block({"version": 1, "alpha": 0.01, "checkpoints": [scripted_entry(mode="paper")]})
     with pytest.raises(
