@@ -185,7 +185,10 @@ def _text(value: Any) -> str | None:
     if "|" in value or "\n" in value:
         return "may not hold '|' or a line break (it is a table cell)"
     if escape_surrogates(value) != value:
-        return "holds a lone surrogate (a \\ud800-\\udfff escape), which is not text; write the character itself"
+        return (
+            "holds a lone surrogate (a \\ud800-\\udfff escape), which is not text; "
+            "write the character itself"
+        )
     return None
 
 
@@ -350,7 +353,8 @@ def _entry(raw: Any, path: JsonPath, at: _Lines) -> Entry:
     if len(sources) != 1:
         at.fail(
             path,
-            f"give exactly one of hub (a hub id), path (a folder) or policy (scripted backend), found {', '.join(sources) or 'none'}",
+            "give exactly one of hub (a hub id), path (a folder) or policy (scripted backend), "
+            f"found {', '.join(sources) or 'none'}",
         )
     if (sources[0] == "policy") != (values["backend"] == "scripted"):
         at.fail(
@@ -440,13 +444,15 @@ def metric_problem(metric: str, task: TaskSpec) -> str | None:
         status, known = metric.removeprefix("status:"), task_statuses(task)
         if status in known:
             return None
-        return f"unknown status {status!r} for {task.id}{did_you_mean(status, known)} (statuses: {', '.join(known)})"
+        hint = did_you_mean(status, known)
+        return f"unknown status {status!r} for {task.id}{hint} (statuses: {', '.join(known)})"
     allowed = EPISODE_METRICS + (STEP_METRICS if task.multi_decision else ())
     if metric in allowed:
         return None
     if metric in STEP_METRICS:
         return f"{metric} is for multi-decision tasks; {task.id} has one decision per episode"
-    return f"unknown metric {metric!r}{did_you_mean(metric, allowed)} (metrics: {', '.join(allowed)}, status:<status>)"
+    hint = did_you_mean(metric, allowed)
+    return f"unknown metric {metric!r}{hint} (metrics: {', '.join(allowed)}, status:<status>)"
 
 
 class _Lines:
@@ -485,7 +491,8 @@ class _Lines:
                     raise ManifestError(
                         where,
                         self.lines[path],
-                        f"key {key!r} appears twice in the object that starts on this line; JSON would keep only the last one, so remove or merge the other",
+                        f"key {key!r} appears twice in the object that starts on this line; "
+                        "JSON would keep only the last one, so remove or merge the other",
                     )
                 keys.add(key)
                 self.lines[(*path, key)] = line
@@ -608,14 +615,16 @@ def check_table_matches(manifest: Manifest) -> None:
                 raise ManifestError(
                     where,
                     line,
-                    f"table row {want[0]} {want[5]}: column '{HEADER[column]}' reads {cell!r} but the JSON block gives {wanted!r}; {_FIX_TABLE}",
+                    f"table row {want[0]} {want[5]}: column '{HEADER[column]}' reads {cell!r} "
+                    f"but the JSON block gives {wanted!r}; {_FIX_TABLE}",
                 )
     if len(rows) != len(expected):
         line = rows[len(expected)][0] if len(rows) > len(expected) else end
         raise ManifestError(
             where,
             line,
-            f"the table has {len(rows)} rows but the JSON block has {len(expected)} checks; {_FIX_TABLE}",
+            f"the table has {len(rows)} rows but the JSON block has {len(expected)} checks; "
+            + _FIX_TABLE,
         )
 
 
