@@ -522,3 +522,17 @@ def test_an_unknown_verifier_mode_is_named_with_the_choices() -> None:
         ManifestError, match=r"mode: must be one of gpbench, reference, got 'paper'"
     ):
         parse_block(block, 1, "m.md")
+
+
+def test_brackets_and_quotes_inside_strings_do_not_move_the_named_line(
+    write_manifest: ManifestWriter,
+) -> None:
+    tricky = 'see {"x": [1, 2]} and \\"quoted\\" text, like a key: "budget": 9'
+    entry = scripted_entry(recorded=tricky, budget=0)
+    entry["backend_note"] = '{"n": 5}'
+    path = write_manifest([entry], table=render_table(()))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    line = int(str(info.value).split(":")[1])
+    assert path.read_text().splitlines()[line - 1].strip() == '"budget": 0,'
+    assert "checkpoints[0].checks[0].budget: must be an integer >= 1, got 0" in str(info.value)
