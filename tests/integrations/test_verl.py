@@ -100,3 +100,36 @@ def test_compute_score_errors_are_one_line(tmp_path: Path) -> None:
         verl.compute_score("openai/gsm8k", "x", truth)
     with pytest.raises(ConfigError, match="verifier_mode 'paper' is not one of gpbench, reference"):
         verl.compute_score(row["data_source"], "x", truth, {"verifier_mode": "paper"})
+
+
+def test_verls_dataset_class_reads_the_exports(
+    tmp_path: Path, tiny_llama: Path, tiny_vlm: Path
+) -> None:
+    # Runs where verl imports (its own environment: verl pins an older transformers).
+    rl_dataset = pytest.importorskip("verl.utils.dataset.rl_dataset")
+    from omegaconf import OmegaConf
+    from transformers import AutoProcessor, AutoTokenizer
+
+    # No length filter: verl's filter for processors needs Qwen's vision utilities.
+    config = OmegaConf.create(
+        {"max_prompt_length": 4096, "filter_overlong_prompts": False, "cache_dir": str(tmp_path)}
+    )
+    for task_id, model in (("gp-l", tiny_llama), ("gp-vl", tiny_vlm)):
+        write_split(get_task(task_id), "id", 12, 2, tmp_path, fmt="verl")
+        files = [str(tmp_path / task_id / "verl" / "id.parquet")]
+        processor = AutoProcessor.from_pretrained(model) if task_id == "gp-vl" else None
+        tokenizer = processor.tokenizer if processor else AutoTokenizer.from_pretrained(model)
+        dataset = rl_dataset.RLHFDataset(files, tokenizer, config, processor)
+        item = dataset[1]
+        info = item["extra_info"]
+        score = verl.compute_score(
+            item["data_source"],
+            info["reference_answer"],
+            item["reward_model"]["ground_truth"],
+            info,
+        )
+        assert score["correct"] == 1.0
+        if processor is not None:
+            parts = item["raw_prompt"][0]["content"]
+            assert [p["type"] for p in parts] == ["image", "text"]
+            assert parts[0]["image"].size == (1200, 1200)
