@@ -47,6 +47,9 @@ class _Shared:
     def describe(self) -> dict[str, Any]:
         return self.backend.describe()
 
+    def identity(self) -> dict[str, Any]:
+        return self.backend.identity()
+
     def close(self) -> None:
         pass
 
@@ -78,7 +81,7 @@ def main() -> None:
 
     import gpbench.harness.evaluate as evaluate_module
     from gpbench.harness.evaluate import EvalConfig, evaluate
-    from gpbench.harness.store import read_episodes, read_run_spec
+    from gpbench.runs.read import read_episodes, read_run_spec
     from gpbench.tasks.registry import get_task
     from gpbench.tiny_models import build_tiny_llama
 
