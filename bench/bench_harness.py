@@ -22,7 +22,7 @@ from pathlib import Path
 import calibrate
 
 from gpbench.harness.evaluate import EvalConfig, evaluate
-from gpbench.harness.store import read_run_spec
+from gpbench.runs.read import read_run_spec
 
 RUNS = 5  # per configuration; the best counts
 FLOOR = 2_000  # single-turn episodes/s

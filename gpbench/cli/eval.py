@@ -12,8 +12,8 @@ import click
 from gpbench.cli.completion import complete_split, complete_task
 from gpbench.cli.generate import parse_options, parse_pairs
 from gpbench.errors import ConfigError
-from gpbench.harness.store import read_run_spec
 from gpbench.harness.threads import apply_threads, resolve_threads, threads_option
+from gpbench.runs.read import read_run_spec
 from gpbench.serialization import json_text
 
 if TYPE_CHECKING:

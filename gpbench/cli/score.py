@@ -11,9 +11,10 @@ import click
 
 from gpbench.errors import ConfigError, GpbenchError, RecordSchemaError
 from gpbench.harness.episodes import score_responses
-from gpbench.harness.store import provenance, write_run
+from gpbench.harness.writer import write_run
 from gpbench.records import Episode, Instance
-from gpbench.reports.summary import format_summary, summarize
+from gpbench.runs.folder import provenance
+from gpbench.runs.summary import format_summary, summarize
 from gpbench.serialization import (
     check_writable,
     from_dict,

@@ -1,1 +1,2 @@
-"""The harness: backends, the batched multi-turn loop, the run store and resumption."""
+"""The harness: backends, the batched multi-turn loop, checkpoint folders, writing runs and
+resuming them (the run-folder format it writes is :mod:`gpbench.runs`)."""

@@ -40,7 +40,6 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ from gpbench.harness.folders import (
     unconverted_message,
 )
 from gpbench.harness.hashing import FINGERPRINT_VERSION, hash_folder
+from gpbench.runs.folder import parse_meta_value
 from gpbench.serialization import parse_json
 
 TRAINER_STATE_FILE = "trainer_state.json"
@@ -155,25 +155,6 @@ def checkpoint_metadata(
         put(recorded, METADATA_FILE)
     put({key: parse_meta_value(value) for key, value in (overrides or {}).items()}, "--meta")
     return {"path": str(folder.resolve()), **values, "source": source}
-
-
-def parse_meta_value(text: str) -> Any:
-    """A ``--meta`` value: an int or a finite float when it reads as one, else the text.
-
-    >>> parse_meta_value("500"), parse_meta_value("1.5e9"), parse_meta_value("sft")
-    (500, 1500000000.0, 'sft')
-    """
-    if not isinstance(text, str):
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
 
 
 def discover_series(pattern: str) -> list[Path]:

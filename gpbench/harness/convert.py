@@ -87,7 +87,7 @@ from typing import Any
 import gpbench
 from gpbench.errors import CheckpointError, ConfigError, ModelLoadError
 from gpbench.harness.adapters import apply_adapter
-from gpbench.harness.checkpoints import TRAINER_STATE_FILE, fingerprint, parse_meta_value
+from gpbench.harness.checkpoints import TRAINER_STATE_FILE, fingerprint
 from gpbench.harness.folders import (
     CONFIG_FILE,
     FSDP_CONFIG_FILE,
@@ -103,6 +103,7 @@ from gpbench.harness.folders import (
 )
 from gpbench.harness.hashing import TEXT_FILES
 from gpbench.harness.weights import load_pretrained, pickle_offence
+from gpbench.runs.folder import parse_meta_value
 
 __all__ = ["Conversion", "convert", "merge_fsdp_shards"]
 

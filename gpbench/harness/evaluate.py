@@ -20,16 +20,11 @@ from typing import Any
 from gpbench.errors import ConfigError
 from gpbench.harness.backends import Backend, Sampling, create_backend
 from gpbench.harness.loop import LoopProgress, rollout
-from gpbench.harness.store import (
-    RunIntegrityError,
-    RunWriter,
-    provenance,
-    read_episodes,
-    read_run_spec,
-    run_status,
-)
+from gpbench.harness.writer import RunWriter
 from gpbench.records import Episode
-from gpbench.reports.summary import SummaryBuilder, summarize
+from gpbench.runs.folder import provenance
+from gpbench.runs.read import RunIntegrityError, read_episodes, read_run_spec, run_status
+from gpbench.runs.summary import SummaryBuilder, summarize
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
 

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import GpbenchError
-from gpbench.harness.store import read_episodes, read_run_spec, write_run
+from gpbench.harness.writer import write_run
 from gpbench.records import Episode
+from gpbench.runs.read import read_episodes, read_run_spec
 
 
 def merge_runs(folders: list[Path], out: Path, *, overwrite: bool = False) -> int:

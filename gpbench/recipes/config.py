@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gpbench.errors import ConfigError, did_you_mean
-from gpbench.harness.checkpoints import parse_meta_value
 from gpbench.harness.threads import ThreadCount, apply_threads
+from gpbench.runs.folder import parse_meta_value
 
 C = TypeVar("C", bound="TrainSettings")
 

@@ -46,8 +46,8 @@ from typing import Any
 from gpbench.errors import ConfigError
 from gpbench.harness.checkpoints import checkpoint_metadata, fingerprint
 from gpbench.harness.folders import METADATA_FILE
-from gpbench.harness.store import provenance
 from gpbench.reports.compute import number
+from gpbench.runs.folder import provenance
 
 METHODS = ("init", "sft", "rl")
 FORMULAS = {

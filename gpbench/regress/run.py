@@ -352,7 +352,7 @@ def _evaluate(
 ) -> tuple[CheckResult, ...]:
     from gpbench.harness.backends import Sampling
     from gpbench.harness.evaluate import EvalConfig, evaluate
-    from gpbench.harness.store import read_episodes, read_run_spec
+    from gpbench.runs.read import read_episodes, read_run_spec
 
     # Checks that differ only in their split share one backend (one model load).
     groups: dict[tuple[Any, ...], list[Check]] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gpbench.harness.checkpoints import parse_meta_value
+from gpbench.runs.folder import parse_meta_value
 
 SFT_METHODS = frozenset({"sft"})
 RL_METHODS = frozenset({"rl", "grpo", "ppo"})

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpbench.reports.groups import SUCCESS, Group, Rate
-from gpbench.reports.summary import rate_with_interval
+from gpbench.runs.summary import rate_with_interval
 from gpbench.stats import mcnemar_exact_p, wilson_interval
 
 METRIC_LABELS = {

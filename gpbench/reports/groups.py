@@ -28,7 +28,7 @@ from gpbench.reports.series import (
     series_of,
     x_value,
 )
-from gpbench.reports.summary import summarize
+from gpbench.runs.summary import summarize
 from gpbench.serialization import escape_surrogates
 from gpbench.tasks.registry import get_task, task_ids
 
@@ -47,7 +47,7 @@ class Rate:
 
     @classmethod
     def from_summary(cls, entry: dict[str, Any]) -> Rate:
-        """From a :func:`~gpbench.reports.summary.summarize` rate entry."""
+        """From a :func:`~gpbench.runs.summary.summarize` rate entry."""
         low, high = entry["ci95"]
         return cls(int(entry["k"]), int(entry["n"]), float(entry["rate"]), low, high)
 
@@ -70,7 +70,7 @@ class Group:
         folders: the run folders the episodes came from.
         options: the task options the runs recorded (None when a run did not record them).
         episodes: the episodes.
-        summary: :func:`~gpbench.reports.summary.summarize` of the episodes.
+        summary: :func:`~gpbench.runs.summary.summarize` of the episodes.
     """
 
     series: str

@@ -1,6 +1,6 @@
 """Finding and reading run folders: the only input of every report (never a model).
 
-A run folder holds ``run.json`` and ``episodes.jsonl`` (see :mod:`gpbench.harness.store`).
+A run folder holds ``run.json`` and ``episodes.jsonl`` (see :mod:`gpbench.runs`).
 Arguments may name run folders or folders that hold them at any depth (``runs/``).
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from gpbench.errors import GpbenchError
-from gpbench.harness.store import RUN_FILE, read_episodes, read_run_spec, run_spec_status
 from gpbench.records import Episode
+from gpbench.runs.folder import RUN_FILE
+from gpbench.runs.read import read_episodes, read_run_spec, run_spec_status
 
 
 @dataclass(frozen=True)
@@ -71,9 +72,9 @@ def find_run_folders(paths: Sequence[Path]) -> list[Path]:
 def load_run(folder: Path) -> Run:
     """Read one run folder: its ``run.json`` and, when complete, every episode.
 
-    The episodes are checked against the run.json (:func:`gpbench.harness.store.read_episodes`):
+    The episodes are checked against the run.json (:func:`gpbench.runs.read.read_episodes`):
     a malformed, foreign or repeated episode, or a complete run that holds other than the
-    episodes it promises, is a one-line :class:`~gpbench.harness.store.RunIntegrityError`.
+    episodes it promises, is a one-line :class:`~gpbench.runs.read.RunIntegrityError`.
     """
     spec = read_run_spec(folder)
     if run_spec_status(spec) != "complete":

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gpbench.cli import cli
-from gpbench.harness.store import read_episodes
+from gpbench.runs.read import read_episodes
 
 
 def _eval(tmp_path: Path, *args: str) -> Result:

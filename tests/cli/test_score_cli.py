@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from gpbench.cli import cli
 from gpbench.errors import RecordSchemaError
-from gpbench.harness.store import read_episodes, read_run_spec
+from gpbench.runs.read import read_episodes, read_run_spec
 from gpbench.tasks.registry import get_task
 
 TASK = get_task("gp-l")

@@ -18,7 +18,7 @@ from gpbench.harness.backends import Sampling
 from gpbench.harness.checkpoints import checkpoint_metadata, discover_series, fingerprint
 from gpbench.harness.evaluate import EvalConfig, evaluate
 from gpbench.harness.folders import find_adapter
-from gpbench.harness.store import read_episodes, read_run_spec
+from gpbench.runs.read import read_episodes, read_run_spec
 
 pytest.importorskip("transformers")
 pytest.importorskip("peft")

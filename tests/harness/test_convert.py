@@ -16,7 +16,7 @@ from gpbench.cli import cli
 from gpbench.errors import CheckpointError
 from gpbench.harness.checkpoints import checkpoint_metadata
 from gpbench.harness.folders import find_sharded, loadable_folder
-from gpbench.harness.store import read_episodes, read_run_spec
+from gpbench.runs.read import read_episodes, read_run_spec
 
 pytest.importorskip("transformers")
 

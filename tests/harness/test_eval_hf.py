@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from gpbench.cli import cli
-from gpbench.harness.store import read_episodes, read_run_spec
+from gpbench.runs.read import read_episodes, read_run_spec
 
 pytest.importorskip("transformers")
 

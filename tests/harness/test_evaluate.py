@@ -11,9 +11,10 @@ from click.testing import CliRunner
 
 from gpbench.cli import cli
 from gpbench.errors import ConfigError, GpbenchError, UnknownSplitError
-from gpbench.harness import store
+from gpbench.harness import writer
 from gpbench.harness.evaluate import EvalConfig, RunProgress, evaluate
-from gpbench.harness.store import read_episodes, read_run_spec
+from gpbench.runs import lock, read
+from gpbench.runs.read import read_episodes, read_run_spec
 
 
 def _config(tmp_path: Path, **kw: object) -> EvalConfig:
@@ -62,10 +63,10 @@ def test_resume_after_a_kill_loses_nothing_and_doubles_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [reference], _ = evaluate(_config(tmp_path / "a"))
-    original = store.RunWriter.append
+    original = writer.RunWriter.append
     calls = {"n": 0}
 
-    def dying(self: store.RunWriter, episode: object) -> None:
+    def dying(self: writer.RunWriter, episode: object) -> None:
         calls["n"] += 1
         if calls["n"] == 12:
             # A kill in the middle of writing a line: half a line reaches the file.
@@ -74,10 +75,10 @@ def test_resume_after_a_kill_loses_nothing_and_doubles_nothing(
             raise KeyboardInterrupt
         original(self, episode)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store.RunWriter, "append", dying)
+    monkeypatch.setattr(writer.RunWriter, "append", dying)
     with pytest.raises(KeyboardInterrupt):
         evaluate(_config(tmp_path / "b"))
-    monkeypatch.setattr(store.RunWriter, "append", original)
+    monkeypatch.setattr(writer.RunWriter, "append", original)
     [folder] = list((tmp_path / "b" / "runs").iterdir())
     assert read_run_spec(folder)["status"] == "running"
     assert len(list(read_episodes(folder))) == 11
@@ -301,7 +302,7 @@ def test_eval_drops_the_doubled_episodes_of_two_writers(
     [doubled], _ = evaluate(_config(tmp_path / "b"))
     path = doubled.folder / "episodes.jsonl"
     path.write_text(path.read_text() * 2)  # what two writers on one folder produced
-    with pytest.raises(store.RunIntegrityError, match="repeats the episode"):
+    with pytest.raises(read.RunIntegrityError, match="repeats the episode"):
         list(read_episodes(doubled.folder))
     [again], _ = evaluate(_config(tmp_path / "b"))
     assert not again.reused and again.summary == reference.summary
@@ -313,7 +314,7 @@ def test_eval_drops_the_doubled_episodes_of_two_writers(
 
 def test_restart_waits_for_no_one_but_never_clears_a_folder_in_use(tmp_path: Path) -> None:
     [first], _ = evaluate(_config(tmp_path))
-    with store.RunLock(first.folder), pytest.raises(store.RunLockedError):
+    with lock.RunLock(first.folder), pytest.raises(lock.RunLockedError):
         evaluate(_config(tmp_path, resume=False))
     assert len(list(read_episodes(first.folder))) == 30
     [again], _ = evaluate(_config(tmp_path, resume=False))

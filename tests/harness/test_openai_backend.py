@@ -31,8 +31,8 @@ from click.testing import CliRunner
 from gpbench.cli import cli
 from gpbench.errors import BackendError, ConfigError
 from gpbench.harness.backends import Backend, Request, Sampling, create_backend
-from gpbench.harness.store import read_episodes, read_run_spec
 from gpbench.records import Instance
+from gpbench.runs.read import read_episodes, read_run_spec
 from gpbench.tasks.registry import get_task
 
 # -- a canned OpenAI-compatible server ----------------------------------------------------------

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from gpbench.harness.store import INFLIGHT_FILE, read_episodes, read_run_spec
+from gpbench.runs.folder import INFLIGHT_FILE
+from gpbench.runs.read import read_episodes, read_run_spec
 
 # `gpbench eval` whose model hangs at its HANG_AT-th call: the test kills it there, in the middle
 # of a turn, with the turns before it on disk. Only the hang is patched; answers are untouched.

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from gpbench.cli import cli
-from gpbench.harness.store import read_episodes, read_run_spec
 from gpbench.records import Episode
+from gpbench.runs.read import read_episodes, read_run_spec
 
 
 def _launch(*args: str) -> subprocess.Popen[str]:

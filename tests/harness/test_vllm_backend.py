@@ -24,8 +24,8 @@ import gpbench.harness.backends.vllm as vllm_backend
 from gpbench.cli import cli
 from gpbench.errors import BackendError, BackendUnavailableError, ConfigError
 from gpbench.harness.backends import Backend, Request, Sampling, create_backend, resolve_auto
-from gpbench.harness.store import read_episodes, read_run_spec
 from gpbench.records import Instance
+from gpbench.runs.read import read_episodes, read_run_spec
 from gpbench.tasks.registry import get_task
 
 

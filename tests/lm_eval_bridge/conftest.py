@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gpbench.cli import cli
-from gpbench.harness.store import read_episodes
+from gpbench.runs.read import read_episodes
 from gpbench.tasks.registry import get_task
 
 # (instance uid, decision point) -> the verdict `gpbench score` gave the answer there.

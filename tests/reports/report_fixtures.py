@@ -2,7 +2,7 @@
 
 Runs are real: the scripted backend (``reference:<error rate>``) drives ``gpbench.harness``'s
 evaluation, or recorded answers are scored by the tasks' verifiers; the run folders are then
-rewritten with :func:`gpbench.harness.store.write_run` to carry a checkpoint's identity and
+rewritten with :func:`gpbench.harness.writer.write_run` to carry a checkpoint's identity and
 training metadata, as ``gpbench eval`` records it for a real checkpoint folder.
 
 The gp-l study: an initial checkpoint and two SFT and two RL checkpoints, on ``id`` and
@@ -13,6 +13,7 @@ failures applying the training rule (J/Q/K = 10); RL improves on both.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,8 +24,10 @@ from gpbench.generators.cards import card_value, rank_from_name, solve
 from gpbench.generators.rng import KeyedRng
 from gpbench.harness.episodes import score_responses
 from gpbench.harness.evaluate import EvalConfig, evaluate
-from gpbench.harness.store import provenance, read_episodes, read_run_spec, write_run
+from gpbench.harness.writer import write_run
 from gpbench.records import Episode, Instance
+from gpbench.runs.folder import provenance
+from gpbench.runs.read import read_episodes, read_run_spec
 from gpbench.tasks.registry import get_task
 from gpbench.tasks.spec import TaskSpec
 
@@ -207,7 +210,7 @@ def misread_cards(task: TaskSpec, instance: Instance) -> list[str]:
     if instance.index % 2:
         return [reference]
     cards = instance.problem["cards"]
-    misread = reference.replace(repr(cards), repr(["2", "2", "2", "2"]), 1)
+    misread = reference.replace(json.dumps(cards), json.dumps(["2", "2", "2", "2"]), 1)
     assert misread != reference
     return [misread, reference]
 

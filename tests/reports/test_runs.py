@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 
 from gpbench.cli import cli
 from gpbench.harness.evaluate import EvalConfig, evaluate
-from gpbench.harness.store import RunIntegrityError
 from gpbench.reports.runs import load_run, load_runs
+from gpbench.runs.read import RunIntegrityError
 
 
 def _run(root: Path, **kw: object) -> Path:

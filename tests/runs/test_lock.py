@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from gpbench.errors import GpbenchError
-from gpbench.harness import store
 from gpbench.harness.evaluate import EvalConfig, evaluate
-from gpbench.harness.store import LOCK_FILE, RunLock, RunLockedError, read_episodes, read_run_spec
+from gpbench.runs import lock as run_lock
+from gpbench.runs.folder import LOCK_FILE
+from gpbench.runs.lock import RunLock, RunLockedError
+from gpbench.runs.read import read_episodes, read_run_spec
 
 
 def _record(folder: Path, **fields: Any) -> None:
@@ -59,7 +61,7 @@ def test_a_live_process_named_by_the_record_is_refused_where_flock_does_not_enfo
     """A file system that accepts flock without enforcing it: the record still protects."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        ticks = store._start_ticks(sleeper.pid)
+        ticks = run_lock._start_ticks(sleeper.pid)
         _record(tmp_path / "run", pid=sleeper.pid, start_ticks=ticks)
         with pytest.raises(RunLockedError, match=rf"pid {sleeper.pid} on "):
             RunLock(tmp_path / "run").acquire()
@@ -78,7 +80,7 @@ def test_without_file_locks_a_holder_on_another_host_is_refused_with_the_way_out
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(store.fcntl, "flock", no_locks)
+    monkeypatch.setattr(run_lock.fcntl, "flock", no_locks)
     folder = tmp_path / "run"
     _record(folder, pid=4242, host="elsewhere")
     with pytest.raises(RunLockedError, match=r"pid 4242 on elsewhere.*cannot lock files") as info:

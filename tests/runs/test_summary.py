@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpbench.records import Episode
-from gpbench.reports.summary import SummaryBuilder, rate_with_interval, summarize
+from gpbench.runs.summary import SummaryBuilder, rate_with_interval, summarize
 from gpbench.stats import clustered_bootstrap_interval, wilson_interval
 
 
