@@ -13,8 +13,11 @@ Rows follow verl's RL parquet schema (what its ``RLHFDataset`` reads), one row p
 - ``extra_info``: the split, index, decision point, instance uid and the reference answer (for
   people reading the data; the reward does not use it).
 
-The module never imports verl, so it works (and is tested) without it. Point verl at it with
-``custom_reward_function.path=<this file> custom_reward_function.name=compute_score``.
+The module never imports verl, so it works (and is tested) without it. Point verl (0.9) at it
+with ``reward.custom_reward_function.path=<this file>`` and
+``reward.custom_reward_function.name=compute_score``; add
+``+reward.custom_reward_function.reward_kwargs.verifier_mode=reference`` for the paper code's
+verifier (verl passes ``reward_kwargs`` to the function in every reward worker).
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ IMAGE_TOKEN = "<image>"
 """verl's placeholder for an image in a prompt's text."""
 
 VERIFIER_MODE = "gpbench"
-"""The verifier mode :func:`compute_score` uses unless a row's ``extra_info`` names one
-(``gpbench``, or ``reference`` for the paper code's quirks). Set it before verl starts its
-reward workers, or put ``verifier_mode`` in ``extra_info``."""
+"""The verifier mode :func:`compute_score` uses when neither the row's ``extra_info`` nor the
+call names one (``gpbench``, or ``reference`` for the paper code's quirks). A setting of this
+process only: verl loads the reward file afresh in its Ray workers, so there pass
+``verifier_mode`` through ``reward_kwargs`` instead."""
 
 MODES = ("gpbench", "reference")
 
@@ -91,6 +95,7 @@ def compute_score(
     solution_str: str,
     ground_truth: str,
     extra_info: dict[str, Any] | None = None,
+    verifier_mode: str | None = None,
     **_: Any,
 ) -> dict[str, Any]:
     """verl's custom reward: the paper's reward for one response, with the verdict's fields.
@@ -99,7 +104,8 @@ def compute_score(
         data_source: the row's ``data_source`` (``gpbench/<task>``).
         solution_str: the decoded response.
         ground_truth: the row's ``reward_model.ground_truth`` (the item's JSON).
-        extra_info: the row's ``extra_info``; ``verifier_mode`` there overrides
+        extra_info: the row's ``extra_info``; a ``verifier_mode`` there comes first.
+        verifier_mode: the mode when the row names none (verl: ``reward_kwargs``); else
             :data:`VERIFIER_MODE`.
 
     Returns:
@@ -109,7 +115,7 @@ def compute_score(
     """
     from gpbench.recipes.rewards import judge
 
-    mode = (extra_info or {}).get("verifier_mode") or VERIFIER_MODE
+    mode = (extra_info or {}).get("verifier_mode") or verifier_mode or VERIFIER_MODE
     if mode not in MODES:
         raise ConfigError(f"verifier_mode {mode!r} is not one of {', '.join(MODES)}")
     if not data_source.startswith("gpbench/"):

@@ -86,9 +86,11 @@ def test_compute_score_takes_the_mode_from_extra_info_or_the_module(
     args = (row["data_source"], "x", row["reward_model"]["ground_truth"])
     verl.compute_score(*args)
     verl.compute_score(*args, {"verifier_mode": "reference"})
+    verl.compute_score(*args, {}, verifier_mode="reference")  # verl's reward_kwargs
+    verl.compute_score(*args, {"verifier_mode": "gpbench"}, verifier_mode="reference")
     monkeypatch.setattr(verl, "VERIFIER_MODE", "reference")
     verl.compute_score(*args, {})
-    assert modes == ["gpbench", "reference", "reference"]
+    assert modes == ["gpbench", "reference", "reference", "gpbench", "reference"]
 
 
 def test_compute_score_errors_are_one_line(tmp_path: Path) -> None:
