@@ -1,7 +1,10 @@
 """The package's layers, read from its import graph (every ``import`` in gpbench/**/*.py).
 
 (a) No two modules import each other, directly or through others, at import time (module-level
-imports; those inside functions and under ``if TYPE_CHECKING:`` run later or never).
+imports; those inside functions and under ``if TYPE_CHECKING:`` run later or never), nor through
+imports inside functions either (a lazy import that closes a loop is the same tangle, only
+hidden); the one exception is a package importing its own submodules lazily (a factory in
+``harness/backends/__init__.py`` picking a backend).
 (b) A module imports only from its own part of the package or from the layers below it, at
 module level or inside a function: the order is the README's layout section.
 """
@@ -118,12 +121,8 @@ def test_every_part_has_a_layer() -> None:
         _layer(_part(module))
 
 
-def test_no_import_cycles_at_import_time() -> None:
-    graph = {
-        module: sorted({target for target, now in _imports(module) if now and target != module})
-        for module in MODULES
-    }
-    # Depth-first search; a module met again while still on the path closes a cycle.
+def _cycles(graph: dict[str, list[str]]) -> list[list[str]]:
+    """The cycles a depth-first search meets (a module met again while still on the path)."""
     state: dict[str, str] = {}
     path: list[str] = []
     cycles: list[list[str]] = []
@@ -142,7 +141,35 @@ def test_no_import_cycles_at_import_time() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module)
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+    return cycles
+
+
+def _shown(cycles: list[list[str]]) -> str:
+    return "; ".join(" -> ".join(cycle) for cycle in cycles)
+
+
+def test_no_import_cycles_at_import_time() -> None:
+    graph = {
+        module: sorted({target for target, now in _imports(module) if now and target != module})
+        for module in MODULES
+    }
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles: " + _shown(cycles)
+
+
+def test_no_import_cycles_through_lazy_imports() -> None:
+    graph = {
+        module: sorted(
+            {
+                target
+                for target, _ in _imports(module)
+                if target != module and not target.startswith(f"{module}.")
+            }
+        )
+        for module in MODULES
+    }
+    cycles = _cycles(graph)
+    assert not cycles, "import cycles (imports inside functions included): " + _shown(cycles)
 
 
 def test_imports_go_down_the_layers() -> None:
@@ -164,4 +191,7 @@ def test_the_check_sees_cycles_and_upward_imports(tmp_path: Path) -> None:
     backends = dict(_imports("gpbench.harness.backends"))
     assert backends["gpbench.harness.backends.hf"] is False  # inside create_backend
     assert _layer(_part("gpbench.recipes.sft.__main__")) > _layer("cli")
+    loop = {"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}
+    assert _cycles(loop) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": ["b"], "b": [], "c": ["a", "b"]}) == []
     assert _layer("reports") == _layer("harness") > _layer("runs") > _layer("tasks")
