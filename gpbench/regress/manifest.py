@@ -667,15 +667,14 @@ def _without_defaults(
 def dump_block(data: Any, indent: int = 0) -> str:
     """JSON with objects of scalars on one line (diff-friendly: one expectation per line)."""
     items = (
-        list(data.values() if isinstance(data, dict) else data)
-        if isinstance(data, (dict, list))
-        else []
+        list(data.values()) if isinstance(data, dict) else data if isinstance(data, list) else []
     )
+    nested = any(isinstance(v, (dict, list)) for v in items)
     pad, close = " " * (indent + 2), "\n" + " " * indent
-    if isinstance(data, dict) and any(isinstance(v, (dict, list)) for v in items):
+    if isinstance(data, dict) and nested:
         lines = [f"{pad}{json.dumps(k)}: {dump_block(v, indent + 2)}" for k, v in data.items()]
         return "{\n" + ",\n".join(lines) + close + "}"
-    if isinstance(data, list) and any(isinstance(v, (dict, list)) for v in items):
+    if nested:
         return "[\n" + ",\n".join(pad + dump_block(v, indent + 2) for v in items) + close + "]"
     # One line, non-ASCII kept readable, a lone surrogate (backend settings) escaped.
     return escape_surrogates(json.dumps(data, ensure_ascii=False))
