@@ -136,7 +136,8 @@ if TYPE_CHECKING:
     "(temperature and top-p when it samples, else greedy; greedy for --backend scripted); "
     "--max-tokens 256; the paper's instances (-n and --seed: GP 234 at seed 42, V-IRL 48 or "
     "18 at seed 12), one sample each, the task's budget (GP 5 attempts, V-IRL 2 per decision "
-    "point). Giving any of those flags with another value is an error.",
+    "point). With it, -n, --seed, --temperature, --top-p and --max-attempts are errors, and so "
+    "are --mode, --max-tokens and --samples with another value.",
 )
 @click.option(
     "--mode",
