@@ -106,6 +106,7 @@ import gpbench
 from gpbench.errors import BackendError, ConfigError, did_you_mean
 from gpbench.harness.backends import Completion, Request, Sampling
 from gpbench.harness.backends.chat import one_line
+from gpbench.serialization import parse_json
 
 DEFAULT_API_KEY = "EMPTY"
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -891,12 +892,10 @@ def _check_api_key(key: str, source: str) -> None:
 def _decode_json(reply: _Reply) -> Any:
     """The reply's JSON; a one-line BackendError for anything Python's decoder cannot read."""
     try:
-        return json.loads(reply.body)
-    except RecursionError:
-        why = "nested too deeply"
+        return parse_json(reply.body.decode("utf-8"))
     except UnicodeDecodeError:
         why = "not UTF-8"
-    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+    except ValueError as exc:  # JSONDecodeError: malformed, nested too deeply, a huge integer
         why = one_line(exc)
     raise BackendError(
         f"openai backend: {reply.url} answered with something that is not JSON gpbench can read "
@@ -951,8 +950,8 @@ def _status_error(reply: _Reply) -> Exception:
 def _server_message(text: str) -> str:
     """The ``error.message`` (or ``message``/``detail``) of an OpenAI-style error body."""
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
+        data = parse_json(text)
+    except ValueError:
         return text.strip()
     if isinstance(data, dict):
         error = data.get("error")
