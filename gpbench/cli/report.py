@@ -42,7 +42,8 @@ import click
     type=click.IntRange(min=0),
     default=40,
     show_default=True,
-    help="Most episodes shown in the HTML gallery (each with its scene); 0 turns it off.",
+    help="Most gallery episodes embedded with their scene; every episode is listed (searchable, "
+    "paged), the rest as text only. 0 turns the gallery off.",
 )
 @click.option("--title", default="gpbench report", show_default=True, help="Page title.")
 def report(

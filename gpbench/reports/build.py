@@ -55,7 +55,8 @@ class ReportConfig:
         out: the output folder (created when missing; a previous report there is replaced).
         series: ``NAME=GLOB`` rules naming series (default: the checkpoints' ``method``).
         x_axis: ``step`` or ``compute`` (TASKS.md §3).
-        gallery: most episodes in the HTML gallery (0: no gallery).
+        gallery: most gallery episodes shown with their scene; the gallery lists every episode,
+            those past this bound as text only (0: no gallery).
         title: the page title.
     """
 
@@ -156,8 +157,9 @@ def _write_report(
         embedded.append(EmbeddedFigure(figure.name, title(figure), svg))
         tick(number, len(figures))
 
-    picks = choose_episodes(groups, config.gallery)
-    items = gallery_items(picks, step("rendering gallery"))
+    everything = sum(len(g.episodes) for g in groups) if config.gallery else 0
+    picks = choose_episodes(groups, everything)
+    items = gallery_items(picks, step("rendering gallery"), scenes=config.gallery)
     page = ReportPage(
         title=config.title,
         facts=_facts(groups, run_count, config.x_axis),

@@ -10,6 +10,7 @@ small gallery still shows every kind of answer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -63,6 +64,8 @@ class GalleryItem:
         images: the re-rendered scene (none for text GeneralPoints).
         attempts: the attempts in order.
         note: why no scene could be rendered, when that happened.
+        return_: the episode's return (its attempts' rewards plus any budget penalty).
+        scene_left_out: the task has a scene but it was not embedded (past the scene bound).
     """
 
     series: str
@@ -81,6 +84,13 @@ class GalleryItem:
     images: list[GalleryImage] = field(default_factory=list)
     attempts: list[GalleryAttempt] = field(default_factory=list)
     note: str = ""
+    return_: float = 0.0
+    scene_left_out: bool = False
+
+    @property
+    def final_status(self) -> str:
+        """The last attempt's status, or how the episode stopped when it has no attempt."""
+        return self.attempts[-1].status if self.attempts else self.stop_reason
 
 
 def choose_episodes(groups: Sequence[Group], limit: int) -> list[tuple[Group, Episode]]:
@@ -123,23 +133,35 @@ def _round_robin(queues: Sequence[Sequence[T]]) -> list[T]:
 def gallery_items(
     picks: Sequence[tuple[Group, Episode]],
     progress: Callable[[int, int], None] | None = None,
+    scenes: int | None = None,
 ) -> list[GalleryItem]:
-    """The gallery entries of the chosen episodes, scenes rendered."""
+    """The gallery entries of the chosen episodes; scenes rendered for the first ``scenes``.
+
+    ``scenes=None`` renders every scene.
+    """
     items = []
     for number, (group, episode) in enumerate(picks, start=1):
-        items.append(gallery_item(group, episode))
+        with_scene = scenes is None or number <= scenes
+        items.append(gallery_item(group, episode, scene=with_scene))
         if progress is not None:
             progress(number, len(picks))
     return items
 
 
-def gallery_item(group: Group, episode: Episode) -> GalleryItem:
-    """One gallery entry: the instance re-generated from its key, its scene, the attempts."""
+def gallery_item(group: Group, episode: Episode, scene: bool = True) -> GalleryItem:
+    """One gallery entry: the instance re-generated from its key, its scene, the attempts.
+
+    With ``scene=False`` the instance is still re-generated (its text description is cheap) but
+    no image is rendered.
+    """
     task = get_task(f"{episode.task}@{episode.task_version}")
     attempts = [_attempt(turn) for turn in episode.turns]
 
     def item(
-        problem: str = "", images: list[GalleryImage] | None = None, note: str = ""
+        problem: str = "",
+        images: list[GalleryImage] | None = None,
+        note: str = "",
+        left_out: bool = False,
     ) -> GalleryItem:
         return GalleryItem(
             series=group.series,
@@ -158,6 +180,8 @@ def gallery_item(group: Group, episode: Episode) -> GalleryItem:
             images=images or [],
             attempts=attempts,
             note=note,
+            return_=float(episode.return_),
+            scene_left_out=left_out,
         )
 
     try:
@@ -168,9 +192,25 @@ def gallery_item(group: Group, episode: Episode) -> GalleryItem:
         if group.options is None:
             return item(note="instance not re-generated: the run did not record its task options")
         return item(note="instance not re-generated: the run's options do not reproduce its uid")
+    if not scene:
+        return item(
+            task.describe(instance), left_out=_has_scene(episode.task, episode.task_version)
+        )
     last_point = attempts[-1].decision_point if attempts else 0
     views = task.debug_views(instance, point=last_point, max_px=THUMBNAIL_PX)
     return item(task.describe(instance), [GalleryImage(v.caption, v.png) for v in views])
+
+
+@functools.cache
+def _has_scene(task_id: str, version: int) -> bool:
+    """Whether the task's episodes have a scene at all (text GeneralPoints has none).
+
+    Tasks declare no such flag, so one instance of the task's first split is rendered once.
+    """
+    task = get_task(f"{task_id}@{version}")
+    split = next(iter(task.splits.values()))
+    instance = task.instance(split.name, split.paper_seed, 0)
+    return bool(task.debug_views(instance, max_px=16))
 
 
 def _attempt(turn: dict[str, Any]) -> GalleryAttempt:

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 from report_fixtures import misread_cards, scored_run
 
-from gpbench.reports.gallery import THUMBNAIL_PX, choose_episodes, gallery_item
+from gpbench.reports.gallery import THUMBNAIL_PX, choose_episodes, gallery_item, gallery_items
 from gpbench.reports.groups import Group, build_groups
 from gpbench.reports.runs import find_run_folders, load_runs
 from gpbench.tasks.registry import get_task
@@ -111,3 +111,31 @@ def test_a_run_without_its_options_says_why_there_is_no_scene(tmp_path: Path) ->
     item = gallery_item(bare, bare.episodes[0])
     assert item.images == []
     assert item.note == "instance not re-generated: the run did not record its task options"
+
+
+def test_scenes_stop_at_the_bound_and_later_episodes_are_text(mixed_runs: Path) -> None:
+    groups = groups_of(mixed_runs)
+    picks = choose_episodes(groups, 10_000)
+    items = gallery_items(picks, scenes=2)
+    assert len(items) == len(picks) > 2
+    assert all(item.images and not item.scene_left_out for item in items[:2])
+    for item, (group, episode) in zip(items[2:], picks[2:], strict=True):
+        assert item.images == [] and item.scene_left_out  # every mixed task has a scene
+        assert item.problem and item.problem == gallery_item(group, episode).problem
+    assert [i.images for i in gallery_items(picks[:3], scenes=None)] == [
+        i.images for i in gallery_items(picks[:3], scenes=3)
+    ]
+
+
+def test_text_puzzles_past_the_bound_lose_no_scene(study: Path) -> None:
+    group = groups_of(study)[0]
+    item = gallery_items([(group, group.episodes[0])], scenes=0)[0]
+    assert item.images == [] and not item.scene_left_out and item.problem
+
+
+def test_an_item_carries_the_return_and_the_final_status(study: Path) -> None:
+    for group in groups_of(study)[:2]:
+        for episode in group.episodes[:5]:
+            item = gallery_item(group, episode, scene=False)
+            assert item.return_ == episode.return_
+            assert item.final_status == episode.turns[-1]["verdict"]["status"]

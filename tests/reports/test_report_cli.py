@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
@@ -62,7 +64,15 @@ def test_report_writes_csv_figures_and_html(study: Path, mixed_runs: Path, tmp_p
         assert svg.startswith("<?xml") and "<svg" in svg
         assert json.loads((out / "figures" / f"{stem}.json").read_text())["name"] == stem
     page = (out / "report.html").read_text()
-    assert page.count('class="episode"') == 6
+    [data] = re.findall(
+        r'<script type="application/json" id="gallery-data"[^>]*>(.*?)</script>', page
+    )
+    episodes = json.loads(data)
+    # Every episode is listed; --gallery 6 bounds the scenes (text GeneralPoints has none).
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+    assert len(episodes) == sum(int(row["episodes"]) for row in rows) > 6
+    assert all(e["images"] or e["task"] == "gp-l" for e in episodes[:6])
+    assert not any(e["images"] for e in episodes[6:])
     assert page.count('<figure class="plot"') == len(stems)
 
 
@@ -174,4 +184,4 @@ def test_hostile_model_output_is_escaped_in_the_gallery(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "<script>alert(1)</script>" not in page and 'onerror="alert(2)"' not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page  # inert JSON, shown as text
