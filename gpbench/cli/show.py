@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,9 @@ import click
 
 from gpbench.cli.generate import parse_options
 from gpbench.errors import GpbenchError
+from gpbench.records import Instance
 from gpbench.tasks.registry import get_task
+from gpbench.tasks.spec import TaskSpec
 
 
 @click.command("show")
@@ -26,7 +29,8 @@ from gpbench.tasks.registry import get_task
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Where to write the image (gp-vl: a .png file) or the images (virl-vl: a folder with "
-    "map.png and one view per decision point). Default: TASK-SPLIT-SEED-INDEX[.png] here.",
+    "one view per decision point, route-map.png and answers.txt). "
+    "Default: TASK-SPLIT-SEED-INDEX[.png] here.",
 )
 @click.option(
     "-O",
@@ -59,9 +63,8 @@ def show(
     click.echo(task.describe(instance))
     images = task.images(instance)
     stem = f"{task.id}-{spec.name}-{chosen_seed}-{index}"
-    if images and task.multi_decision:
-        folder = out_path or Path(stem)
-        _write_route_folder(task, instance, images, folder)
+    if len(images) > 1:  # one image per decision point (virl-vl): a folder
+        _write_episode_folder(task, instance, images, out_path or Path(stem))
     elif images:
         path = out_path or Path(f"{stem}.png")
         _write_png(path, images[0])
@@ -82,24 +85,43 @@ def show(
 def _write_png(path: Path, image: Any) -> None:
     from gpbench.generators.card_art import scene_png
 
+    _write_bytes(path, scene_png(image))
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     try:
-        path.write_bytes(scene_png(image))
+        path.write_bytes(data)
     except OSError as exc:
         raise GpbenchError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def _write_route_folder(task: Any, instance: Any, images: list[Any], folder: Path) -> None:
-    """The route map and the view at every decision point, named by step."""
+def _write_episode_folder(
+    task: TaskSpec, instance: Instance, images: list[Any], folder: Path
+) -> None:
+    """The model's view at every decision point, the task's debug views of a whole episode
+    (virl-vl: its route map) and the reference answer at every point, named by step."""
     if folder.exists() and not folder.is_dir():
         raise GpbenchError(f"{folder} is a file; give -o a folder for {task.id}")
     try:
         (folder / "views").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise GpbenchError(f"cannot create {folder}: {exc.strerror}") from None
-    _write_png(folder / "map.png", task.route_map(instance))
-    actions = instance.problem["actions"]
     for step, image in enumerate(images):
         _write_png(folder / "views" / f"{step:03d}.png", image)
-    lines = [f"{step:03d}.png  A_{step + 1}: {action}" for step, action in enumerate(actions)]
-    (folder / "actions.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    click.echo(f"wrote {folder}/map.png, {len(images)} views in {folder}/views/ and actions.txt")
+    largest = max(max(image.size) for image in images)
+    extra = task.debug_views(instance, point=len(images) - 1, max_px=largest)
+    names = [f"{_slug(view.caption)}.png" for view in extra]
+    for name, view in zip(names, extra, strict=True):
+        _write_bytes(folder / name, view.png)
+    answers = task.reference_answers(instance)
+    lines = [
+        f"{step:03d}.png  A_{step + 1}: {' '.join(a.split())}" for step, a in enumerate(answers)
+    ]
+    _write_bytes(folder / "answers.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+    click.echo(f"wrote {len(images)} views in {folder}/views/, {', '.join(names)} and answers.txt")
+
+
+def _slug(caption: str) -> str:
+    """A file name from a caption: its words before any parenthesis, joined by dashes."""
+    words = re.findall(r"[a-z0-9]+", caption.split("(")[0].lower())
+    return "-".join(words) or "view"

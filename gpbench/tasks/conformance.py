@@ -72,7 +72,8 @@ def check_duties(task: TaskSpec) -> list[str]:
     first); its memorization flags and the splits they count on; whether it reports recognition;
     the headline metric of every split; its overlap family and keys, a chat example of its own
     prompt and reference answer giving one of them; its decision points, each with a prompt
-    (single-turn items start there) and a reference answer; for vision tasks, one image per image
+    (single-turn items start there), a reference answer and a wrong answer (the scripted
+    backend's mistakes) that verifies as incorrect; for vision tasks, one image per image
     path of an instance and debug views as PNG bytes.
     """
     problems: list[str] = []
@@ -121,6 +122,9 @@ def check_duties(task: TaskSpec) -> list[str]:
                 problems.append(f"{task.id}: the prompt at decision point {point} is not messages")
             elif not env.step(answers[point]).verdict.correct:
                 problems.append(f"{task.id}: the reference answer at point {point} is not correct")
+            wrong = task.wrong_answer(instance, answers[point], point)
+            if task.episode(instance, start=point).step(wrong).verdict.correct:
+                problems.append(f"{task.id}: wrong_answer() at point {point} verifies as correct")
         if task.modality == "vision" and len(task.images(instance)) != len(instance.images):
             problems.append(f"{task.id}: images() does not give one image per path in images")
         problems.extend(_overlap_problems(task, instance))

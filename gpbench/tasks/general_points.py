@@ -225,6 +225,18 @@ class GeneralPointsTask(TaskSpec):
             "}"
         )
 
+    def wrong_answer(self, instance: Instance, reference: str, point: int = 0) -> str:
+        """The reference with its formula replaced by ``1+1`` (right cards, wrong value).
+
+        >>> from gpbench.tasks.registry import get_task
+        >>> task = get_task("gp-l")
+        >>> task.wrong_answer(task.instance("id", 42, 0), '{"cards": ["2"], "formula": "2*12=24"}')
+        '{"cards": ["2"], "formula": "1+1"}'
+        """
+        if _ANSWER_FORMULA.search(reference):
+            return _ANSWER_FORMULA.sub('"formula": "1+1"', reference, count=1)
+        return "I do not know."
+
     def hand_config(self, split: SplitSpec, options: Mapping[str, Any]) -> HandConfig:
         """The hand sampler's configuration for a split and options (memoised: one per pair)."""
         key = (self.id, split.name, tuple(options.items()))
@@ -389,6 +401,7 @@ class GeneralPointsText(GeneralPointsTask):
         )
 
 
+_ANSWER_FORMULA = re.compile(r'"formula":\s*"[^"]*"')
 _PROMPT_TARGET = re.compile(r"expert (\d{1,6}) points card game player")
 _PROMPT_RULE = re.compile(
     r"'J', 'Q', and 'K' count as '(\d+)'(, '(\d+)', and '(\d+)' respectively)?"

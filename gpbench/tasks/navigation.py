@@ -132,6 +132,7 @@ def instruction_key(instructions: str) -> str:
     return f"virl-instructions/{' '.join(instructions.split())}"
 
 
+_ANSWER_ACTION = re.compile(r'"action":\s*"([^"]*)"')
 _ACTION = re.compile(
     r"^\s*(?:(forward|stop)\s*\(\s*\)|turn_direction\s*\(\s*['\"]?\s*([a-z ]+?)\s*['\"]?\s*\))\s*$"
 )
@@ -458,6 +459,21 @@ class NavigationText(TaskSpec):
     def reference_answers(self, instance: Instance) -> list[str]:
         """A perfect agent's answers, one per decision point."""
         return [self.answer_at(instance, i) for i in range(self.decision_points(instance))]
+
+    def wrong_answer(self, instance: Instance, reference: str, point: int = 0) -> str:
+        """The reference with its action replaced: ``forward()`` for ``stop()``, else ``stop()``.
+
+        >>> from gpbench.tasks.registry import get_task
+        >>> task = get_task("virl-l")
+        >>> inst = task.instance("id", 42, 0)
+        >>> task.wrong_answer(inst, '{"action": "stop()"}'), task.wrong_answer(inst, '"action": "x"')
+        ('{"action": "forward()"}', '"action": "stop()"')
+        """
+        match = _ANSWER_ACTION.search(reference)
+        if match is None:
+            return "I do not know."
+        action = "forward()" if match.group(1) == "stop()" else "stop()"
+        return _ANSWER_ACTION.sub(f'"action": "{action}"', reference, count=1)
 
     def reference_problems(self, instance: Instance) -> list[str]:
         """The reference answers carry a whole episode to success."""

@@ -314,6 +314,13 @@ class TaskSpec(abc.ABC):
     def reference_answer(self, instance: Instance) -> str:
         """The reference solution written as a model answer in the task's response format."""
 
+    @abc.abstractmethod
+    def wrong_answer(self, instance: Instance, reference: str, point: int = 0) -> str:
+        """A plausible wrong answer for tests and the scripted backend: shaped like
+        ``reference`` (the reference answer at decision point ``point``) but judged incorrect.
+
+        It must be a pure function of its arguments, so scripted runs stay reproducible."""
+
     def images(self, instance: Instance) -> list[Any]:
         """The instance's images (PIL images), re-rendered from its key; empty for text tasks.
 

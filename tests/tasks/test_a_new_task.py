@@ -19,6 +19,7 @@ from toy_task import ToySum
 
 from gpbench.cli import cli
 from gpbench.lm_eval_bridge import configs, hooks
+from gpbench.records import Instance
 from gpbench.regress.manifest import ManifestError, parse_block
 from gpbench.tasks import registry
 from gpbench.tasks.conformance import check_task
@@ -170,3 +171,13 @@ def test_a_new_task_in_lm_eval_regress_and_overlap(toy: ToySum, tmp_path: Path) 
     ]
     assert report["overlapping"] == expected and 0 in expected
     assert second.uid != first.uid and report["chat_lines"] == 1 and report["skipped"] == 1
+
+
+def test_a_wrong_answer_that_verifies_fails_conformance(toy: ToySum) -> None:
+    class Lenient(ToySum):
+        def wrong_answer(self, instance: Instance, reference: str, point: int = 0) -> str:
+            return reference  # the scripted backend's "mistakes" would all be right
+
+    assert [p for p in check_task(Lenient()) if "wrong_answer" in p] == [
+        "toy-sum: wrong_answer() at point 0 verifies as correct"
+    ]

@@ -84,6 +84,6 @@ def test_show_writes_the_map_and_every_view(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     inst = TASK.instance("ood-spatial", 0, 0)
-    assert (out / "map.png").is_file()
+    assert (out / "route-map.png").is_file()
     assert len(list((out / "views").iterdir())) == len(inst.problem["points"])
-    assert "A_1: " in (out / "actions.txt").read_text()
+    assert "A_1: " in (out / "answers.txt").read_text()

@@ -105,3 +105,7 @@ class ToySum(TaskSpec):
     def reference_answer(self, instance: Instance) -> str:
         """The sum."""
         return str(instance.reference["sum"])
+
+    def wrong_answer(self, instance: Instance, reference: str, point: int = 0) -> str:
+        """The sum plus one."""
+        return str(int(reference) + 1)

@@ -3,8 +3,8 @@
 Policies:
     ``reference``: the reference answer of the request's instance (at its decision point for
         multi-decision tasks), so every episode is solved on the first try.
-    ``reference:<rate>``: the same, but with probability ``rate`` a plausible wrong answer (the
-        reference with its formula or action replaced), decided per request by a keyed stream of
+    ``reference:<rate>``: the same, but with probability ``rate`` the task's plausible wrong
+        answer (:meth:`TaskSpec.wrong_answer`), decided per request by a keyed stream of
         ``(seed, uid, request seed, decision point, attempt)``: the same request always gets the
         same answer, whatever the batching, sharding or resuming.
     ``constant:<text>``: always ``text`` (scoring a fixed answer, hostile inputs).
@@ -22,7 +22,6 @@ True
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +35,6 @@ from gpbench.tasks.spec import TaskSpec
 POLICIES = ("reference", "reference:<rate>", "constant:<text>")
 
 _UNIT = 1 << 53  # draws in [0, 2**53) map exactly onto the doubles in [0, 1)
-_FORMULA = re.compile(r'"formula":\s*"[^"]*"')
-_ACTION = re.compile(r'"action":\s*"([^"]*)"')
 _CACHE_LIMIT = 65_536  # reference answers kept per backend (episodes revisit their instance)
 
 
@@ -124,7 +121,8 @@ class ScriptedBackend:
         attempt = int(meta.get("attempt", 1))
         reference = self._references(instance)[point]
         if self._threshold and self._wrong(instance.uid, request.seed, point, attempt):
-            return wrong_answer(reference)
+            task = _task_of(instance.task, instance.task_version)
+            return task.wrong_answer(instance, reference, point)
         return reference
 
     def _references(self, instance: Instance) -> list[str]:
@@ -133,11 +131,7 @@ class ScriptedBackend:
         if answers is None:
             if len(self._answers) >= _CACHE_LIMIT:
                 self._answers.clear()  # bounded memory on million-instance runs
-            task = _task_of(instance.task, instance.task_version)
-            if task.multi_decision:
-                answers = task.reference_answers(instance)
-            else:
-                answers = [task.reference_answer(instance)]
+            answers = _task_of(instance.task, instance.task_version).reference_answers(instance)
             self._answers[key] = answers
         return answers
 
@@ -148,23 +142,6 @@ class ScriptedBackend:
         # independent (with the attempt alone, attempt 1 would fail at every point or at none).
         rng = KeyedRng(f"scripted/{self.seed}/{uid}/{seed}/{point}/{attempt}")
         return rng.below(_UNIT) < self._threshold
-
-
-def wrong_answer(reference: str) -> str:
-    """A plausible wrong answer shaped like ``reference``: its formula or action replaced.
-
-    >>> wrong_answer('{"cards": ["2"], "formula": "2*12=24"}')
-    '{"cards": ["2"], "formula": "1+1"}'
-    >>> wrong_answer('{"action": "stop()"}'), wrong_answer('{"action": "forward()"}')
-    ('{"action": "forward()"}', '{"action": "stop()"}')
-    """
-    if _FORMULA.search(reference):
-        return _FORMULA.sub('"formula": "1+1"', reference, count=1)
-    match = _ACTION.search(reference)
-    if match:
-        action = "forward()" if match.group(1) == "stop()" else "stop()"
-        return _ACTION.sub(f'"action": "{action}"', reference, count=1)
-    return "I do not know."
 
 
 @functools.lru_cache(maxsize=64)
