@@ -1,4 +1,4 @@
-"""The light layers never import heavy machine-learning packages (DESIGN.md §1)."""
+"""The light layers never import heavy machine-learning packages (docs/design.md §1)."""
 
 from __future__ import annotations
 

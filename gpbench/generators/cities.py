@@ -1,7 +1,7 @@
 """Synthetic V-IRL cities: street graphs at the 8 compass headings, with named landmarks.
 
 The paper navigated real New York streets with Street View; gpbench generates cities instead
-(TASKS.md §2, DESIGN.md §4). A city is a pure function of a key string and a *family*:
+(docs/tasks.md §2, docs/design.md §4). A city is a pure function of a key string and a *family*:
 
 - ``train`` (the ID family of ``train``/``id``/``id-heldout``): layouts ``grid`` and
   ``skewed_grid``, block lengths in ``30..60`` units, names from ``assets/landmarks/train.txt``.

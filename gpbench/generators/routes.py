@@ -1,6 +1,6 @@
 """V-IRL routes through a synthetic city: legs, instructions, decision points and their actions.
 
-Everything follows TASKS.md §2; the choices it leaves open are fixed here.
+Everything follows docs/tasks.md §2; the choices it leaves open are fixed here.
 
 Routes. :func:`sample_route` picks two landmarks that stand within the visibility radius of
 their nearest node (so the destination landmark is in view at the destination) and takes the

@@ -23,14 +23,14 @@ Single-turn:
     the paper's sequential revision (GeneralPoints: 5 attempts; V-IRL: 2 per decision point) runs
     only in ``gpbench eval``. A GeneralPoints item is a hand, answered once. A V-IRL item is one
     decision point of a route, with the true observation/action history so far in the prompt;
-    its ``success`` averages to the per-step accuracy of TASKS.md §2 (first tries only), not to
+    its ``success`` averages to the per-step accuracy of docs/tasks.md §2 (first tries only), not to
     route success.
 
 Metrics (each a 0/1 or reward value per item, aggregated by the mean):
     ``success`` (the answer is correct), ``reward`` (the paper's reward for that one answer,
     without the budget penalty, which belongs to multi-turn episodes), ``status_<s>`` for every
     status the task's verifier can give (the first failure in its check order), and
-    ``flag_<f>`` for the memorization flags of TASKS.md §5.
+    ``flag_<f>`` for the memorization flags of docs/tasks.md §5.
 
 >>> docs = items("gp-l@1", "ood-rule", 42, 2, {})
 >>> [d["point"] for d in docs], docs[0]["prompt"] == get_task("gp-l").instance("ood-rule", 42, 0).messages[0]["content"]
@@ -72,7 +72,7 @@ def statuses(task: TaskSpec) -> tuple[str, ...]:
 
 
 def flags(task: TaskSpec) -> tuple[str, ...]:
-    """The memorization flags (TASKS.md §5) reported for ``task``.
+    """The memorization flags (docs/tasks.md §5) reported for ``task``.
 
     ``output_truncated`` is not one: lm-eval hands back text only, not whether it hit the limit.
     """

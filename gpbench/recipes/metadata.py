@@ -12,7 +12,7 @@ run's ``run.json`` by ``gpbench eval``, and used by ``gpbench report --x compute
 - ``init_tokens``, ``init_steps``: the same for everything the base checkpoint was trained on
   by gpbench's recipes (0 for a base without metadata);
 - ``parameter_count``: N, every parameter of the model;
-- ``compute``: training FLOPs by the paper's formula (TASKS.md §3), cumulative from the first
+- ``compute``: training FLOPs by the paper's formula (docs/tasks.md §3), cumulative from the first
   recipe run on the chain: the base's ``compute`` plus this run's 6 N D (SFT, init) or
   6 N D + 2 N lambda D (RL, lambda 6 for GeneralPoints, 5.1 for V-IRL). For the paper's set-up
   (base = init) this is 6N(D_init + D_sft) and 6N(D_init + D_rl) + 2N lambda D_rl;

@@ -51,7 +51,7 @@ HEADER = (
     "task / split",
     "decoding / budget",
     "expected ± tolerance",
-    "paper (TASKS.md §4)",
+    "paper (docs/tasks.md §4)",
     "expectation from",
 )
 EPISODE_METRICS = ("success", "first_try_success", "parse_rate", "truncation_rate")

@@ -54,7 +54,7 @@ class ReportConfig:
         runs: run folders, or folders holding run folders at any depth.
         out: the output folder (created when missing; a previous report there is replaced).
         series: ``NAME=GLOB`` rules naming series (default: the checkpoints' ``method``).
-        x_axis: ``step`` or ``compute`` (TASKS.md §3).
+        x_axis: ``step`` or ``compute`` (docs/tasks.md §3).
         gallery: most gallery episodes shown with their scene; the gallery lists every episode,
             those past this bound as text only (0: no gallery).
         title: the page title.
@@ -292,7 +292,7 @@ def _facts(groups: list[Group], runs: int, x_axis: str) -> list[str]:
     return [
         f"{runs} run(s): {checkpoints} checkpoint(s) in series {', '.join(series)}; "
         f"tasks {', '.join(tasks)}",
-        f"x axis: training {x_axis}" + (" (TASKS.md §3 formula)" if x_axis == "compute" else ""),
+        f"x axis: training {x_axis}" + (" (the paper's formula)" if x_axis == "compute" else ""),
         "intervals: 95%, Wilson with one sample per instance, else a seeded bootstrap over "
         "instances; per-step accuracy: Wilson over attempts",
         f"written by gpbench {gpbench.__version__} from run folders only (no model loaded)",

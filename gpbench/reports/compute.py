@@ -1,4 +1,4 @@
-"""Training compute of a checkpoint by the paper's formula (TASKS.md §3), from its metadata.
+"""Training compute of a checkpoint by the paper's formula (docs/tasks.md §3), from its metadata.
 
 The paper puts SFT and RL on one axis of training FLOPs, counting RL's sampling too:
 

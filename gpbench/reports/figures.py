@@ -31,7 +31,7 @@ _INIT_COLOUR = "#6b6b6b"
 _NAMED_COLOURS = {"rl": "#c0392b", "sft": "#1f5fa8"}
 _PALETTE = ("#1f5fa8", "#c0392b", "#2e8b57", "#8e44ad", "#d35400", "#7f6a00", "#c2185b", "#00838f")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-_X_LABELS = {"step": "training step", "compute": "training compute (FLOPs, TASKS.md §3)"}
+_X_LABELS = {"step": "training step", "compute": "training compute (FLOPs, the paper's formula)"}
 
 
 class SeriesColours:

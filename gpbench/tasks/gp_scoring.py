@@ -1,6 +1,6 @@
 """GeneralPoints verification: statuses, the paper's rewards, feedback and memorization flags.
 
-Check order (TASKS.md §1; the first failure is ``status``, every failure found is in
+Check order (docs/tasks.md §1; the first failure is ``status``, every failure found is in
 ``statuses``):
 
 1. GP-VL only: the answer's ``cards`` differ from the true hand as a multiset ->
@@ -25,7 +25,7 @@ Feedback names what was wrong as the paper's does: the numbers not on the cards,
 more than once, the cards left unused, the value the formula gives and its longest start that
 fits one of the paper solver's solutions.
 
-Flags (TASKS.md §5): ``train_rule_answer`` (wrong under the split's rule, right if J/Q/K were 10),
+Flags (docs/tasks.md §5): ``train_rule_answer`` (wrong under the split's rule, right if J/Q/K were 10),
 ``verbatim_training_formula`` (the expression, whitespace aside, equals the reference formula
 ``train`` holds for the same cards), ``output_truncated`` (the answer hit the token limit).
 
@@ -319,7 +319,7 @@ def _memorization_flags(
     target: int,
     rule_is_training: bool,
 ) -> None:
-    """Append the memorization flags (TASKS.md §5) an evaluated expression earns."""
+    """Append the memorization flags (docs/tasks.md §5) an evaluated expression earns."""
     training_values, reference = _training_hand(tuple(sorted(cards)), target)
     used = tuple(sorted(numbers))
     if not rule_is_training and value == target and used == training_values:

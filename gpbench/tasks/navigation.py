@@ -4,7 +4,7 @@ Description:
     Follow numbered instructions through a city, one action per decision point: ``forward()``,
     ``turn_direction(x)`` or ``stop()``. The paper used New York routes with Street View data,
     which cannot be redistributed; gpbench generates cities (:mod:`gpbench.generators.cities`)
-    and routes (:mod:`gpbench.generators.routes`) following the paper's rules (TASKS.md §2).
+    and routes (:mod:`gpbench.generators.routes`) following the paper's rules (docs/tasks.md §2).
 
 Splits:
     ``train``, ``id`` and ``id-heldout`` draw routes in a fixed family of 20 training cities
@@ -149,7 +149,7 @@ def action_space(vocabulary: str) -> str:
 
 
 def observation_line(number: int, point: Mapping[str, Any]) -> str:
-    """``O_i: {landmarks}; {You observe an intersection}`` (TASKS.md §2)."""
+    """``O_i: {landmarks}; {You observe an intersection}`` (docs/tasks.md §2)."""
     intersection = "You observe an intersection" if point["is_intersection"] else ""
     return f"O_{number}: {point['observation']}; {intersection}".rstrip()
 

@@ -58,7 +58,7 @@ def test_the_paper_checkpoints_are_listed_as_the_issue_asks() -> None:
         256,
         5,
     )
-    assert [(e.metric, e.rate) for e in gp_l.expect] == [("success", 0.115)]  # TASKS.md §4
+    assert [(e.metric, e.rate) for e in gp_l.expect] == [("success", 0.115)]  # docs/tasks.md §4
     # The other tasks' data differ from the paper's: information only.
     for name in PAPER_CHECKPOINTS[1:]:
         for check in manifest.entry(name).checks:

@@ -1,4 +1,4 @@
-"""Table-driven and property tests of the GeneralPoints verifier (TASKS.md §1 and §5)."""
+"""Table-driven and property tests of the GeneralPoints verifier (docs/tasks.md §1 and §5)."""
 
 from __future__ import annotations
 

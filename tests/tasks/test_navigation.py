@@ -1,4 +1,4 @@
-"""virl-l: splits, episode protocol, rewards and policies (TASKS.md §2)."""
+"""virl-l: splits, episode protocol, rewards and policies (docs/tasks.md §2)."""
 
 from __future__ import annotations
 
