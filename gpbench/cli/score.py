@@ -317,15 +317,16 @@ def score(
         "command": " ".join(["gpbench", *sys.argv[1:]]),
         **provenance(),
     }
-    try:
-        write_run(out_dir, spec, episodes, overwrite=overwrite)
-    except OSError as exc:  # a full disk: write_run leaves no half-written folder
-        raise GpbenchError(f"cannot write run folder {out_dir}: {exc.strerror or exc}") from None
     summary = summarize(
         episodes,
         recognition=task.reports_recognition,
         per_step=task.multi_decision,
     )
+    spec["summary"] = summary  # run.json carries it, as gpbench eval's does
+    try:
+        write_run(out_dir, spec, episodes, overwrite=overwrite)
+    except OSError as exc:  # a full disk: write_run leaves no half-written folder
+        raise GpbenchError(f"cannot write run folder {out_dir}: {exc.strerror or exc}") from None
     missing = len(instances) - len({e.uid for e in episodes})
     title = f"{task.id}@{task.version} {', '.join(splits)}  (mode {mode}, budget {budget})"
     # With --summary-json -, stdout carries the JSON alone (for pipes); the rest goes to stderr.

@@ -355,7 +355,8 @@ def _run_one(
             resume=writer.resume_turns,
             on_progress=tally.loop,
         )
-        writer.finish({"loop": asdict(stats)})
+        # run.json carries the summary, so a script reads the result without gpbench.
+        writer.finish({"loop": asdict(stats), "summary": summary.summary()})
     finally:
         writer.close()
     # Summarised from the records as they were written (in file order), not read back: reading

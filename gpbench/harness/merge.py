@@ -9,6 +9,8 @@ from gpbench.errors import GpbenchError
 from gpbench.harness.writer import write_run
 from gpbench.records import Episode
 from gpbench.runs.read import read_episodes, read_run_spec
+from gpbench.runs.summary import summarize
+from gpbench.tasks.registry import get_task
 
 
 def merge_runs(folders: list[Path], out: Path, *, overwrite: bool = False) -> int:
@@ -52,6 +54,11 @@ def merge_runs(folders: list[Path], out: Path, *, overwrite: bool = False) -> in
         "status": "complete",
     }
     merged.pop("loop", None)
+    [(task_id, version)] = specs[0]["tasks"].items()
+    task = get_task(f"{task_id}@{version}")
+    merged["summary"] = summarize(
+        episodes, recognition=task.reports_recognition, per_step=task.multi_decision
+    )
     return write_run(out, merged, episodes, overwrite=overwrite)
 
 

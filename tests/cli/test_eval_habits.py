@@ -38,6 +38,8 @@ def test_json_puts_only_the_summaries_on_stdout(tmp_path: Path) -> None:
     assert run["summary"]["episodes"] == 6
     assert Path(run["folder"]).is_dir()
     assert document["skipped"] == []
+    # run.json carries the same summary, for scripts that read run folders without gpbench
+    assert json.loads((Path(run["folder"]) / "run.json").read_text())["summary"] == run["summary"]
     assert "success % [95% CI]" in err and "run " in err  # the human table went to stderr
     _, again, _ = _invoke(tmp_path, *args)
     assert json.loads(again)["runs"][0]["reused"] is True

@@ -96,6 +96,7 @@ def test_scores_single_and_multi_turn_answers(instances: Path, tmp_path: Path) -
     assert summary["success_by_attempt"]["1"] == 0.25
     assert summary["success_by_attempt"]["2"] == 0.5
     assert "95% CI" in out and "not scored        8 instances" in out
+    assert spec["summary"] == {k: v for k, v in summary.items() if k not in ("task", "splits")}
 
 
 def test_max_attempts_and_reference_mode(instances: Path, tmp_path: Path) -> None:

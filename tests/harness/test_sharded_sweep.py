@@ -90,6 +90,8 @@ def test_two_scripted_shard_processes_merge_to_the_single_process_run(tmp_path: 
     for name, folder in merged.items():
         assert list(read_episodes(folder)) == _sorted(single[name]), name
         assert read_run_spec(folder)["run_key"] == read_run_spec(single[name])["run_key"]
+        # the merged run.json's summary is the merged episodes', equal to the single run's
+        assert read_run_spec(folder)["summary"] == read_run_spec(single[name])["summary"], name
 
 
 @pytest.mark.slow
