@@ -240,7 +240,8 @@ function __view() {
     scenes: articles.map(function (a) { return a.querySelectorAll(".scene img").length; }),
     page: __text("gallery-page"),
     count: __text("gallery-count"),
-    hash: location.hash
+    hash: location.hash,
+    first: articles.length ? articles[0].getBoundingClientRect().toJSON() : null
   };
 }
 function __search(q) {
@@ -302,7 +303,7 @@ def _headless(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _probe(
-    page: str, folder: Path, extra: str = "", fragment: str = ""
+    page: str, folder: Path, extra: str = "", fragment: str = "", *args: str
 ) -> tuple[dict[str, Any], str]:
     """Open ``page#fragment`` with the probe in headless Chromium: the probe's result and log."""
     marker = '<meta name="viewport"'
@@ -310,7 +311,7 @@ def _probe(
     probed = page.replace(marker, _PROBE + extra + marker, 1)
     path = folder / "probed.html"
     path.write_text(probed, encoding="utf-8")
-    done = _headless(folder, "--dump-dom", path.as_uri() + fragment)
+    done = _headless(folder, *args, "--dump-dom", path.as_uri() + fragment)
     found = re.search(r'<pre id="probe-result">(.*?)</pre>', done.stdout, re.S)
     assert found, f"no probe result (exit {done.returncode}):\n{done.stderr[-3000:]}"
     result: dict[str, Any] = json.loads(html.unescape(found.group(1)))
@@ -348,7 +349,7 @@ def _expected_view(
 
 
 def _view(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k != "hash"}
+    return {k: v for k, v in result.items() if k not in ("hash", "first")}
 
 
 @pytest.mark.slow
@@ -428,23 +429,43 @@ def test_the_url_fragment_selects_searches_sorts_and_pages(
 def test_a_screenshot_of_a_linked_view_draws_the_gallery(
     report: ReportResult, tmp_path: Path
 ) -> None:
+    fragment = "#q=status:wrong_numbers&page=2"
+    width = 1280
+    # Where the first card lies at this width (the probe reads the layout), then a window tall
+    # enough to show it.
+    result, _ = _probe(
+        report.html.read_text(encoding="utf-8"),
+        tmp_path,
+        "",
+        fragment,
+        f"--window-size={width},900",
+    )
+    box = result["view"]["first"]
+    top, bottom = int(box["top"]), int(box["bottom"])
+    assert 0 < top < bottom
+    height = bottom + 20
     shot = tmp_path / "gallery.png"
-    width, height = 1280, 2600
     done = _headless(
         tmp_path,
         "--hide-scrollbars",
         f"--window-size={width},{height}",
         f"--screenshot={shot}",
-        report.html.as_uri() + "#q=status:wrong_numbers&page=2",
+        report.html.as_uri() + fragment,
     )
     assert shot.exists(), f"no screenshot (exit {done.returncode}):\n{done.stderr[-3000:]}"
     image = Image.open(io.BytesIO(shot.read_bytes())).convert("RGB")
     assert image.size == (width, height)
-    # The gallery's cards are drawn below the figures: the bottom third is not an empty page.
-    bottom = image.crop((0, 2 * height // 3, width, height))
-    colours = bottom.getcolors(maxcolors=1 << 16)
-    assert colours is None or len(colours) > 20
-    assert sum(bottom.convert("L").histogram()[:100]) > 0  # dark text, not a blank background
+    card = image.crop((0, top, width, bottom))
+    # The card was drawn: dark text, and its heading's outcome in the page's red or green.
+    assert sum(card.convert("L").histogram()[:100]) > 0
+    outcome = [(0xB3, 0x26, 0x1E), (0x1E, 0x7B, 0x34)]
+
+    def near(pixel: tuple[int, int, int]) -> bool:
+        return any(sum(abs(a - b) for a, b in zip(pixel, c, strict=True)) < 60 for c in outcome)
+
+    raw = card.tobytes()
+    pixels = zip(raw[0::3], raw[1::3], raw[2::3], strict=True)
+    assert sum(1 for pixel in pixels if near(pixel)) > 20
 
 
 @pytest.mark.slow
