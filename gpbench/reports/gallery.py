@@ -4,8 +4,11 @@ Scenes are re-rendered from each episode's instance key by its task's
 :meth:`~gpbench.tasks.spec.TaskSpec.debug_views` (no model, no stored images): the table of cards
 (gp-vl), the route map and the view where the episode ended (V-IRL). Episodes are picked
 round-robin across checkpoint x task x split groups and, within a group, across outcomes
-(failures flagged as memorization first, then each failure status, then solved episodes), so a
-small gallery still shows every kind of answer.
+(failures flagged as memorization first, then each failure status, then solved episodes), so the
+gallery's first pages show every kind of answer.
+
+Every episode is listed, but only the first ``scenes`` in that order carry their scene: scenes are
+the bulk of the page's bytes (tens of kB each), so they are bounded and later episodes are text.
 """
 
 from __future__ import annotations
