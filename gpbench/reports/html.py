@@ -3,8 +3,8 @@
 Figures are SVG and gallery scenes PNG, both embedded as ``data:`` URIs; the styles and the
 script that searches, sorts and pages the gallery are inline. Gallery episodes are one JSON
 document in a ``<script type="application/json">`` element, drawn by the script with
-``textContent`` only, so model text is never parsed as HTML. A Content-Security-Policy forbids every
-other source, so the page works from ``file://`` and cannot reach out even by mistake.
+``textContent`` only, so model text is never parsed as HTML. A Content-Security-Policy forbids
+every other source, so the page works from ``file://`` and cannot reach out even by mistake.
 """
 
 from __future__ import annotations
@@ -178,7 +178,9 @@ _SCRIPT = r"""
       (multi ? ", decision point " + (a.point + 1) : "") + ": "));
     head.appendChild(el("b", a.correct ? "solved" : "failed", a.status));
     head.appendChild(document.createTextNode(" reward " + a.reward));
-    a.flags.forEach(function (f) { if (f !== "output_truncated") { head.appendChild(tag(f, "flag")); } });
+    a.flags.forEach(function (f) {
+      if (f !== "output_truncated") { head.appendChild(tag(f, "flag")); }
+    });
     if (a.truncated) { head.appendChild(tag("output truncated")); }
     li.appendChild(head);
     li.appendChild(el("pre", "", a.response));
