@@ -17,10 +17,10 @@ from gpbench.serialization import check_writable, write_text_atomic
 @click.option(
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("checkpoints.md"),
-    show_default=True,
+    default=None,
     help="The checkpoints file: its table for people, its fenced `json gpbench-regress` block "
-    "for this command.",
+    "for this command. Default: the checkpoints.md shipped with gpbench (in a checkout, the "
+    "repository's checkpoints.md links to it).",
 )
 @click.option(
     "--only",
@@ -92,9 +92,15 @@ def regress(**kw: Any) -> None:
       gpbench regress --only tiny-cpu-reference --update
     """
     from gpbench.regress.manifest import load_manifest, with_entries
-    from gpbench.regress.run import format_table, run_regress, summary_line, updated_entries
+    from gpbench.regress.run import (
+        format_table,
+        packaged_manifest,
+        run_regress,
+        summary_line,
+        updated_entries,
+    )
 
-    manifest_path: Path = kw["manifest"]
+    manifest_path: Path = kw["manifest"] or packaged_manifest()
     if kw["write_table"]:
         if kw["update"]:
             raise click.UsageError("--write-table and --update do not go together")
@@ -141,7 +147,12 @@ def regress(**kw: Any) -> None:
 
 
 def _write_with_diff(path: Path, new_text: str, yes: bool, what: str) -> bool:
-    """Show the diff of ``path`` against ``new_text``, ask, write; True when written or equal."""
+    """Show the diff of ``path`` against ``new_text``, ask, write; True when written or equal.
+
+    A link is written through (the repository's checkpoints.md links into the package): renaming
+    the new file onto the link itself would turn it into a copy.
+    """
+    path = path.resolve()
     old_text = path.read_text(encoding="utf-8")
     if old_text == new_text:
         click.echo(f"{path}: already up to date", err=True)

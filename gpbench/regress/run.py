@@ -20,11 +20,12 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import gpbench
-from gpbench.errors import BackendUnavailableError, GpbenchError
+from gpbench.errors import BackendUnavailableError, GpbenchError, one_line
 from gpbench.harness.threads import ThreadCount, apply_threads, describe
 from gpbench.regress.checks import (
     NEAR_ZERO_SUCCESS,
@@ -37,6 +38,23 @@ from gpbench.regress.checks import (
     observe,
 )
 from gpbench.regress.manifest import Check, Entry, Expectation, Manifest
+
+MANIFEST_NAME = "checkpoints.md"
+
+
+def packaged_data() -> Path:
+    """The folder shipped inside the gpbench package: checkpoints.md and the CPU reference.
+
+    It is package data, so it is there in an installed wheel as much as in a checkout (where the
+    repository's top-level checkpoints.md is a link to the file in it).
+    """
+    return Path(str(files("gpbench.regress") / "data"))
+
+
+def packaged_manifest() -> Path:
+    """The checkpoints.md shipped with gpbench: ``gpbench regress``'s default ``--manifest``."""
+    return packaged_data() / MANIFEST_NAME
+
 
 EXIT_OK = 0
 EXIT_REGRESSION = 3
@@ -154,8 +172,9 @@ def locate(entry: Entry, base: Path, model_root: Path | None) -> tuple[str | Non
 
     Looked up in order: ``model_root/<name>``, ``model_root/<hub id or path>``,
     ``model_root/<last part of it>`` (each must hold config.json); then the entry's own path
-    (relative to the manifest's folder ``base``) or hub id (the hub, or its local cache when
-    ``HF_HUB_OFFLINE`` is set).
+    or hub id (the hub, or its local cache when ``HF_HUB_OFFLINE`` is set). A relative path is
+    looked for in the manifest's folder ``base``, then in :func:`packaged_data` (so a copy of the
+    packaged checkpoints.md elsewhere still finds the shipped reference).
     """
     if entry.kind == "policy":
         return entry.source, ""
@@ -170,7 +189,10 @@ def locate(entry: Entry, base: Path, model_root: Path | None) -> tuple[str | Non
     if entry.kind == "path":
         path = Path(entry.source).expanduser()
         if not path.is_absolute():
+            shipped = packaged_data() / path
             path = base / path
+            if not (path / "config.json").is_file() and (shipped / "config.json").is_file():
+                return str(shipped), ""
         if (path / "config.json").is_file():
             return str(path), ""
         where = f" (nor under --model-root {model_root})" if model_root is not None else ""
@@ -209,7 +231,8 @@ def run_regress(
             gpu_state = gpu_state or (gpu or gpu_available)()
             if not gpu_state[0]:
                 reasons.append(f"needs a GPU: {gpu_state[1]}")
-        model, why = locate(entry, manifest.path.parent, model_root)
+        # The manifest's real folder: the repository's checkpoints.md is a link into the package.
+        model, why = locate(entry, manifest.path.resolve().parent, model_root)
         if model is None:
             reasons.append(f"not reachable: {why}")
         if reasons or model is None:
@@ -341,8 +364,6 @@ def _hub(repo: str) -> tuple[str | None, str]:
     try:
         huggingface_hub.HfApi().model_info(repo, timeout=15)
     except Exception as exc:  # the hub client raises many types (network, 404, auth, gated)
-        from gpbench.harness.backends.chat import one_line
-
         return None, f"hub unreachable for {repo}: {one_line(exc)}"
     return repo, ""
 

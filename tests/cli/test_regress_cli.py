@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from gpbench.cli import cli
@@ -67,3 +68,29 @@ def test_the_json_summary_goes_into_a_new_folder_whole(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(target.read_text())["checkpoints"][0]["name"] == "scripted"
     assert sorted(p.name for p in target.parent.iterdir()) == ["summary.json"]
+
+
+def test_the_default_manifest_is_the_packaged_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From a folder with no checkpoints.md (an installed gpbench, not a checkout).
+    from gpbench.regress.run import packaged_manifest
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["regress", "--write-table"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [f"{packaged_manifest().resolve()}: already up to date"]
+
+
+def test_a_linked_manifest_is_written_through_the_link(tmp_path: Path) -> None:
+    real = _manifest(tmp_path)
+    text = real.read_text(encoding="utf-8")
+    begin, end = text.index(TABLE_BEGIN) + len(TABLE_BEGIN), text.index(TABLE_END)
+    real.write_text(text[:begin] + "\n| stale |\n" + text[end:], encoding="utf-8")
+    link = tmp_path / "link" / "checkpoints.md"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    result = CliRunner().invoke(cli, ["regress", "--manifest", str(link), "--write-table", "-y"])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()  # still a link, not a copy
+    assert real.read_text(encoding="utf-8") == text

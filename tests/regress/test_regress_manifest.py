@@ -68,7 +68,7 @@ def test_the_paper_checkpoints_are_listed_as_the_issue_asks() -> None:
 def test_the_reference_entry_points_where_the_build_script_writes() -> None:
     entry = load_manifest(CHECKPOINTS_MD).entry("tiny-cpu-reference")
     assert entry.kind == "path" and not entry.needs_gpu
-    assert (CHECKPOINTS_MD.parent / entry.source).resolve() == reference.FOLDER
+    assert (CHECKPOINTS_MD.resolve().parent / entry.source).resolve() == reference.FOLDER
     assert "scripts/build_reference_checkpoint.py" in entry.build
     assert (CHECKPOINTS_MD.parent / "scripts/build_reference_checkpoint.py").is_file()
     check = entry.checks[0]

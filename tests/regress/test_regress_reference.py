@@ -36,7 +36,7 @@ def _need_hf() -> None:
 def test_the_manifest_entry_is_the_shipped_folder() -> None:
     entry = load_manifest(CHECKPOINTS_MD).entry(NAME)
     assert entry.kind == "path"
-    assert (CHECKPOINTS_MD.parent / entry.source).resolve() == reference.FOLDER
+    assert (CHECKPOINTS_MD.resolve().parent / entry.source).resolve() == reference.FOLDER
     assert reference.check_reference() == reference.FOLDER
 
 

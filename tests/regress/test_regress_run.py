@@ -8,12 +8,20 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import ManifestWriter, scripted_entry
+from conftest import CHECKPOINTS_MD, ManifestWriter, scripted_entry
 
 from gpbench.cli import cli
 from gpbench.regress import run as regress_run
 from gpbench.regress.manifest import load_manifest, render_table
-from gpbench.regress.run import EXIT_NOT_CHECKED, EXIT_OK, EXIT_REGRESSION, locate, run_regress
+from gpbench.regress.run import (
+    EXIT_NOT_CHECKED,
+    EXIT_OK,
+    EXIT_REGRESSION,
+    locate,
+    packaged_data,
+    packaged_manifest,
+    run_regress,
+)
 
 
 def _regress(path: Path, *args: str, input: str | None = None) -> Result:
@@ -208,6 +216,49 @@ def test_model_root_is_searched_first(write_manifest: ManifestWriter, tmp_path: 
     assert locate(manifest.entries[1], path.parent, root) == (str(root / "owner" / "model"), "")
     model, why = locate(manifest.entries[0], path.parent, tmp_path / "empty")
     assert model is None and "nor under --model-root" in why
+
+
+def test_the_repository_manifest_links_to_the_packaged_one() -> None:
+    # One file, two names: the wheel ships the packaged one, the README points at the other.
+    assert CHECKPOINTS_MD.is_symlink()
+    assert CHECKPOINTS_MD.resolve() == packaged_manifest().resolve()
+    assert packaged_manifest().parent == packaged_data()
+    assert (packaged_data() / "tiny-cpu-reference" / "config.json").is_file()
+
+
+def test_a_relative_path_falls_back_to_the_packaged_data(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    # A copy of the packaged checkpoints.md anywhere else still finds the shipped reference.
+    path = write_manifest([_path_entry("ref", "tiny-cpu-reference"), _path_entry("gone", "nope")])
+    manifest = load_manifest(path)
+    shipped = packaged_data() / "tiny-cpu-reference"
+    assert locate(manifest.entries[0], path.parent, None) == (str(shipped), "")
+    model, why = locate(manifest.entries[1], path.parent, None)
+    assert model is None and why == f"path missing: {path.parent / 'nope'}"
+    # The manifest's own folder comes first.
+    (tmp_path / "tiny-cpu-reference").mkdir()
+    (tmp_path / "tiny-cpu-reference" / "config.json").write_text("{}")
+    assert locate(manifest.entries[0], path.parent, None) == (
+        str(tmp_path / "tiny-cpu-reference"),
+        "",
+    )
+
+
+def test_a_linked_manifest_resolves_paths_from_its_real_folder(
+    write_manifest: ManifestWriter, tmp_path: Path
+) -> None:
+    real = tmp_path / "real"
+    (real / "ckpt").mkdir(parents=True)
+    (real / "ckpt" / "config.json").write_text("{}")
+    write_manifest([_path_entry("local", "ckpt")]).rename(real / "checkpoints.md")
+    link = tmp_path / "elsewhere" / "checkpoints.md"
+    link.parent.mkdir()
+    link.symlink_to(real / "checkpoints.md")
+    report = run_regress(load_manifest(link), runs_dir=tmp_path / "runs")
+    # Reached (so evaluated, and failing on the fake config), not skipped as missing.
+    assert [s.name for s in report.skipped] == []
+    assert [r.model for r in report.results] == [str(real / "ckpt")]
 
 
 def test_a_reachable_checkpoint_that_fails_to_load_fails_the_run(
