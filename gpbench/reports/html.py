@@ -81,7 +81,7 @@ figcaption { color: #555; font-size: 13px; }
 .episodes { display: grid; grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); gap: 14px;
   margin-top: 12px; }
 article.episode { border: 1px solid #ddd; border-radius: 6px; padding: 10px 12px; }
-#gallery-pager { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-top: 10px; }
+.gallery-pager { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-top: 10px; }
 #gallery-count { color: #555; margin-left: 8px; }
 article.episode h3 { font-size: 14px; margin: 0 0 6px; }
 .solved { color: #1e7b34; } .failed { color: #b3261e; }
@@ -111,7 +111,8 @@ _SCRIPT = r"""
   var sort = document.getElementById("gallery-sort");
   var list = document.getElementById("gallery-episodes");
   var count = document.getElementById("gallery-count");
-  var pageLabel = document.getElementById("gallery-page");
+  var pageLabels = document.querySelectorAll(".gallery-pager .page-label");
+  var buttons = document.querySelectorAll(".gallery-pager button");
   var selects = {};
   FILTERS.forEach(function (name) {
     selects[name] = document.querySelector('#gallery-filters select[name="' + name + '"]');
@@ -264,8 +265,8 @@ _SCRIPT = r"""
       ? (start + 1) + "\u2013" + (start + slice.length) + " of " + shown.length +
         " matching episodes (" + data.length + " in all)"
       : "no episode matches (" + data.length + " in all)";
-    pageLabel.textContent = "page " + state.page + " of " + pages;
-    document.querySelectorAll("#gallery-pager button").forEach(function (b) {
+    pageLabels.forEach(function (l) { l.textContent = "page " + state.page + " of " + pages; });
+    buttons.forEach(function (b) {
       var go = b.getAttribute("data-go");
       b.disabled = (go === "first" || go === "prev") ? state.page === 1 : state.page === pages;
     });
@@ -308,12 +309,14 @@ _SCRIPT = r"""
       });
     }
   });
-  document.querySelectorAll("#gallery-pager button").forEach(function (b) {
+  buttons.forEach(function (b) {
     b.addEventListener("click", function () {
       var go = b.getAttribute("data-go");
       state.page = go === "first" ? 1 : go === "prev" ? state.page - 1
                  : go === "next" ? state.page + 1 : Number.MAX_SAFE_INTEGER;
       update();
+      // From the pager under the cards, the new page starts back at the top of the gallery.
+      if (b.closest("#gallery-pager-end")) { search.scrollIntoView(); }
     });
   });
   window.addEventListener("hashchange", function () {
@@ -466,22 +469,35 @@ def _gallery(items: Sequence[GalleryItem], total: int) -> str:
     controls.append(f'<label>sort <select id="gallery-sort">{sorts}</select></label>')
     parts.append(f'<div id="gallery-filters">{"".join(controls)}</div>')
     parts.append(_SEARCH_HELP)
-    parts.append(
-        '<div id="gallery-pager"><button type="button" data-go="first">first</button>'
-        '<button type="button" data-go="prev">previous</button><span id="gallery-page"></span>'
-        '<button type="button" data-go="next">next</button>'
-        '<button type="button" data-go="last">last</button><span id="gallery-count"></span></div>'
-    )
+    parts.append(_pager("gallery-pager", '<span id="gallery-count"></span>'))
     parts.append(
         '<noscript><p class="note">The gallery needs JavaScript (inline, no network); the '
         "table and figures above do not.</p></noscript>"
     )
     parts.append('<div class="episodes" id="gallery-episodes"></div>')
+    parts.append(_pager("gallery-pager-end"))
     parts.append(
         f'<script type="application/json" id="gallery-data" data-page-size="{PAGE_SIZE}">'
         f"{gallery_json(items)}</script>"
     )
     return "\n".join(parts)
+
+
+def _pager(pager_id: str, after: str = "") -> str:
+    """Page buttons around the page number; the top pager's number has the id gallery-page."""
+    label_id = ' id="gallery-page"' if pager_id == "gallery-pager" else ""
+    buttons = "".join(
+        f'<button type="button" data-go="{go}">{label}</button>'
+        for go, label in (("first", "first"), ("prev", "previous"))
+    )
+    more = "".join(
+        f'<button type="button" data-go="{go}">{label}</button>'
+        for go, label in (("next", "next"), ("last", "last"))
+    )
+    return (
+        f'<div class="gallery-pager" id="{pager_id}">{buttons}'
+        f'<span class="page-label"{label_id}></span>{more}{after}</div>'
+    )
 
 
 _SORTS = (

@@ -251,6 +251,11 @@ function __search(q) {
   box.dispatchEvent(new Event("input"));
   return __view();
 }
+function __next() {
+  __search("");
+  document.querySelector('#gallery-pager-end button[data-go="next"]').click();
+  return __view();
+}
 window.addEventListener("load", function () {
   var images = Array.prototype.slice.call(document.images);
   var result = {
@@ -260,6 +265,7 @@ window.addEventListener("load", function () {
                   .map(function (i) { return i.alt; }),
     view: __view(),
     typed: __search("status:misrecognized_cards"),
+    next: __next(),
   };
   var out = document.createElement("pre");
   out.id = "probe-result";
@@ -372,6 +378,9 @@ def test_report_loads_in_headless_chromium_with_every_image_and_no_errors(
     assert 0 < len(misread["uids"]) < len(records)
     assert _view(result["typed"]) == misread
     assert result["typed"]["hash"] == "#q=status%3Amisrecognized_cards"
+    # The pager under the cards turns the page too (the search cleared first).
+    assert _view(result["next"]) == _expected_view(records, lambda r: True, page=2)
+    assert result["next"]["hash"] == "#page=2"
 
 
 @pytest.mark.slow
