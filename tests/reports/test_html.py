@@ -309,12 +309,17 @@ def _headless(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _probe(
-    page: str, folder: Path, extra: str = "", fragment: str = "", *args: str
+    page: str,
+    folder: Path,
+    extra: str = "",
+    fragment: str = "",
+    *args: str,
+    probe_script: str = _PROBE,
 ) -> tuple[dict[str, Any], str]:
     """Open ``page#fragment`` with the probe in headless Chromium: the probe's result and log."""
     marker = '<meta name="viewport"'
     assert marker in page
-    probed = page.replace(marker, _PROBE + extra + marker, 1)
+    probed = page.replace(marker, probe_script + extra + marker, 1)
     path = folder / "probed.html"
     path.write_text(probed, encoding="utf-8")
     done = _headless(folder, *args, "--dump-dom", path.as_uri() + fragment)
@@ -475,6 +480,33 @@ def test_a_screenshot_of_a_linked_view_draws_the_gallery(
     raw = card.tobytes()
     pixels = zip(raw[0::3], raw[1::3], raw[2::3], strict=True)
     assert sum(1 for pixel in pixels if near(pixel)) > 20
+
+
+_ALERTS = """
+<script>
+window.alert = function (text) { window.__probe.errors.push("alert ran: " + text); };
+window.__texts = function () {
+  return Array.prototype.map.call(document.querySelectorAll("article.episode pre"),
+                                  function (p) { return p.textContent; });
+};
+</script>
+"""
+
+
+@pytest.mark.slow
+def test_hostile_model_text_is_drawn_as_text_in_chromium(tmp_path: Path) -> None:
+    items = [_item(text) for text in HOSTILE]
+    page = render_page(ReportPage("t", [], [], [], [], [], items, len(items)))
+    page = page.encode("utf-8", "backslashreplace").decode("utf-8")
+    # _ALERTS turns any alert into a probe error; the probe also returns the cards' <pre> texts.
+    probe = _PROBE.replace("typed: __search(", "texts: window.__texts(), typed: __search(")
+    marker = '<meta name="viewport"'
+    result, log = _probe(page.replace(marker, _ALERTS + marker, 1), tmp_path, probe_script=probe)
+    assert result["errors"] == [] and _console_problems(log) == []
+    assert result["images"] == 0  # the hostile <img> stayed text
+    assert result["view"]["uids"] == [_printed(t) for t in HOSTILE]
+    # Each card shows its problem and its response, character for character.
+    assert result["texts"] == [_printed(t) for t in HOSTILE for _ in range(2)]
 
 
 @pytest.mark.slow
