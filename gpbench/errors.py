@@ -56,6 +56,21 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message for a one-line error: whitespace runs (line breaks included) as one
+    space, at most 300 characters; the exception's type name when it has no message.
+
+    >>> one_line(ValueError("size mismatch for w:\\n\\tshape [2] vs [3]"))
+    'size mismatch for w: shape [2] vs [3]'
+    >>> one_line(KeyError())
+    'KeyError'
+    """
+    text = " ".join(str(exc).split())
+    if not text:
+        return type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 class BackendUnavailableError(GpbenchError):
     """A model backend whose optional dependencies are not installed (the message names the install)."""
 

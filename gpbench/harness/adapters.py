@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError
+from gpbench.errors import BackendUnavailableError, MissingDependencyError, ModelLoadError, one_line
 from gpbench.harness.folders import Adapter
 from gpbench.harness.weights import shown
 
@@ -78,7 +78,7 @@ def apply_adapter(model: Any, adapter: Adapter, *, merge: bool = True) -> Any:
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError) as exc:
         raise ModelLoadError(
             f"cannot apply the adapter {adapter.folder} to the base {adapter.base} "
-            f"({adapter.base_from}): {_one_line(exc)}; is it the base the adapter was trained "
+            f"({adapter.base_from}): {one_line(exc)}; is it the base the adapter was trained "
             f"on? pass the right one with --base-model"
         ) from None
     consumed = _prompt_encoder_keys(wrapped) if adapter.prompt_learning else set()
@@ -189,8 +189,3 @@ def _shared_adapter_parameter(key: str) -> bool:
     # VB-LoRA's vector bank, prompt encoders, TinyLoRA's layer-level references (PEFT 0.21,
     # PeftModel.from_pretrained: is_shared_parameter).
     return "vblora_vector_bank" in key or "prompt_encoder" in key or ".tinylora_v." in key
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "") if text else type(exc).__name__

@@ -85,7 +85,7 @@ from pathlib import Path
 from typing import Any
 
 import gpbench
-from gpbench.errors import CheckpointError, ConfigError, ModelLoadError
+from gpbench.errors import CheckpointError, ConfigError, ModelLoadError, one_line
 from gpbench.harness.adapters import apply_adapter
 from gpbench.harness.checkpoints import TRAINER_STATE_FILE, fingerprint
 from gpbench.harness.folders import (
@@ -259,12 +259,12 @@ def _load_rank(path: Path, trust_pickles: bool) -> dict[str, Any]:
     except pickle.UnpicklingError as exc:
         if trust_pickles:
             raise CheckpointError(
-                f"cannot read {path}: {_one_line(exc)}; copy the rank file again"
+                f"cannot read {path}: {one_line(exc)}; copy the rank file again"
             ) from None
         raise CheckpointError(_pickle_refusal(path, exc)) from None
     except Exception as exc:  # zipfile, torch and (trusted) pickle raise many types on a bad file
         raise CheckpointError(
-            f"cannot read {path}: {_one_line(exc)}; copy the rank file again"
+            f"cannot read {path}: {one_line(exc)}; copy the rank file again"
         ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a model state dict")
@@ -359,7 +359,7 @@ def _zero_state_dict(sharded: ShardedCheckpoint, trust_pickles: bool) -> dict[st
             str(sharded.shards.parent), tag=sharded.zero_tag
         )
     except Exception as exc:  # DeepSpeed raises ValueError, FileNotFoundError, KeyError, ...
-        raise CheckpointError(f"DeepSpeed cannot read {sharded.shards}: {_one_line(exc)}") from None
+        raise CheckpointError(f"DeepSpeed cannot read {sharded.shards}: {one_line(exc)}") from None
     return dict(state)
 
 
@@ -398,7 +398,7 @@ def _read_config(folder: Path) -> Any:
     try:
         return transformers.AutoConfig.from_pretrained(folder)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"cannot read {folder / CONFIG_FILE}: {_one_line(exc)}") from None
+        raise ModelLoadError(f"cannot read {folder / CONFIG_FILE}: {one_line(exc)}") from None
 
 
 def _verify_loads(out: Path, origin: str) -> None:
@@ -413,7 +413,7 @@ def _verify_loads(out: Path, origin: str) -> None:
         ) from None
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
         raise ModelLoadError(
-            f"the conversion of {origin} does not load back, so it was not kept: {_one_line(exc)}"
+            f"the conversion of {origin} does not load back, so it was not kept: {one_line(exc)}"
         ) from None
     del model
     gc.collect()
@@ -526,7 +526,7 @@ def _merge_adapter(
     try:
         base = load_pretrained(auto, adapter.base, dtype="auto")
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelLoadError(f"cannot load the base {adapter.base}: {_one_line(exc)}") from None
+        raise ModelLoadError(f"cannot load the base {adapter.base}: {one_line(exc)}") from None
     merged = apply_adapter(base, adapter)
     if type(merged).__module__.startswith("peft"):
         raise CheckpointError(
@@ -631,8 +631,3 @@ def _pickle_refusal(path: Path, exc: BaseException) -> str:
         f"{pickle_offence(exc)}, which could run code when unpickled; if you trust this "
         f"checkpoint (saved by your own training run), convert it with --trust-pickles"
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + ("..." if len(text) > 300 else "") if text else type(exc).__name__

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpbench.errors import CheckpointError, GpbenchError, ModelLoadError
-from gpbench.harness.backends.chat import one_line
+from gpbench.errors import CheckpointError, GpbenchError, ModelLoadError, one_line
 from gpbench.harness.hashing import (
     FINGERPRINT_VERSION,
     cache_root,

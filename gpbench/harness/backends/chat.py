@@ -132,13 +132,6 @@ def is_vision_language(config: Any, transformers: Any) -> bool:
     )
 
 
-def one_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message, at most 300 characters."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def package_version(name: str) -> str | None:
     """The installed version of a distribution, or None."""
     try:

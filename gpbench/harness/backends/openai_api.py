@@ -103,9 +103,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import gpbench
-from gpbench.errors import BackendError, ConfigError, did_you_mean
+from gpbench.errors import BackendError, ConfigError, did_you_mean, one_line
 from gpbench.harness.backends import Completion, Request, Sampling
-from gpbench.harness.backends.chat import one_line
 from gpbench.serialization import parse_json
 
 DEFAULT_API_KEY = "EMPTY"

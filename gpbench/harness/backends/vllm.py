@@ -66,13 +66,13 @@ from gpbench.errors import (
     BackendUnavailableError,
     ConfigError,
     ModelLoadError,
+    one_line,
 )
 from gpbench.harness.adapters import vllm_lora_request, vllm_lora_settings
 from gpbench.harness.backends import Completion, Request, Sampling, in_process_identity
 from gpbench.harness.backends.chat import (
     default_template,
     is_vision_language,
-    one_line,
     package_version,
     resolve_template,
     template_message,
