@@ -104,6 +104,9 @@ Progress = Callable[[str, int, int], None]
 
 logger = logging.getLogger("gpbench")
 
+MAX_NAME_CHARS = 80
+"""The checkpoint-name part of a run folder's name (the folder also holds task, split, digest)."""
+
 
 @dataclass(frozen=True)
 class RunProgress:
@@ -295,6 +298,9 @@ def _run_one(
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(identity["checkpoint"]).name or "model")
+    # The digest tells runs apart; the name is for people, and file systems cap a name at 255
+    # bytes (a scripted constant:<long text> policy would not fit).
+    name = name[:MAX_NAME_CHARS]
     folder = config.runs_dir / f"{name}__{task.id}__{split}__{digest}"
     if config.resume and run_status(folder) == "complete":
         reused = _reuse(identity, task, split, folder, key)

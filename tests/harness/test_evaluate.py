@@ -394,3 +394,20 @@ def test_scripted_runs_with_other_error_rates_are_other_runs(tmp_path: Path) -> 
     assert "reused" not in run("--model", "reference", "--backend-opt", "error_rate=0.2")
     assert len(list(tmp_path.iterdir())) == 2
     assert "reused" in run("--model", "reference", "--backend-opt", "error_rate=0.2")
+
+
+def test_a_long_model_name_still_makes_a_run_folder(tmp_path: Path) -> None:
+    """A scripted constant policy of 3,000 characters made a folder name beyond the file
+    system's 255 bytes ("File name too long"); the name part is capped, the digest keeps runs
+    apart."""
+    policy = "constant:" + "x" * 3000
+    result = CliRunner().invoke(
+        cli,
+        [
+            *("eval", "--backend", "scripted", "--model", policy, "--task", "gp-l"),
+            *("--split", "id", "-n", "2", "--runs-dir", str(tmp_path), "-q"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    [folder] = tmp_path.iterdir()
+    assert len(folder.name) < 255 and folder.name.startswith("constant-xxx")
