@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from gpbench.cli.generate import parse_pairs
+from gpbench.cli.options import meta_option, parse_meta
 
 
 @click.command("convert")
@@ -26,13 +26,7 @@ from gpbench.cli.generate import parse_pairs
     default=None,
     help="A folder with the model's config.json and tokenizer, when SOURCE has none.",
 )
-@click.option(
-    "--meta",
-    "meta_pairs",
-    multiple=True,
-    metavar="KEY=VAL",
-    help="Metadata to record (method, step, ...) when the trainer did not.",
-)
+@meta_option("Metadata to record (method, step, ...) when the trainer did not.")
 @click.option("--overwrite", is_flag=True, help="Replace the output folder's contents.")
 @click.option(
     "--trust-pickles",
@@ -68,7 +62,7 @@ def convert(
     from gpbench.harness.convert import convert as run_convert
     from gpbench.harness.folders import default_destination
 
-    meta = parse_pairs(meta_pairs, "--meta", "--meta method=sft")
+    meta = parse_meta(meta_pairs)
     result = run_convert(
         source,
         out,

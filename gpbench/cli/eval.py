@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gpbench.cli.completion import complete_split, complete_task
-from gpbench.cli.generate import parse_options, parse_pairs
+from gpbench.cli.options import meta_option, parse_meta, parse_options, parse_pairs, task_option
 from gpbench.errors import ConfigError
 from gpbench.harness.threads import apply_threads, resolve_threads, threads_option
 from gpbench.runs.read import read_run_spec
@@ -161,13 +161,7 @@ if TYPE_CHECKING:
     metavar="i/N",
     help="Evaluate instances whose index %% N == i (for several processes/machines).",
 )
-@click.option(
-    "--meta",
-    "meta_pairs",
-    multiple=True,
-    metavar="KEY=VAL",
-    help="Checkpoint metadata (method, step, tokens, ...) when the folder lacks it.",
-)
+@meta_option("Checkpoint metadata (method, step, tokens, ...) when the folder lacks it.")
 @click.option(
     "--base-model",
     default=None,
@@ -189,14 +183,7 @@ if TYPE_CHECKING:
     default=None,
     help="hf, vllm backends: a Jinja chat template string or file, or 'plain'.",
 )
-@click.option(
-    "-O",
-    "--option",
-    "option_pairs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Task option, as for `gpbench generate`.",
-)
+@task_option()
 @click.option(
     "--resume/--restart",
     default=True,
@@ -284,7 +271,7 @@ def eval_command(**kw: Any) -> None:
         mode=kw["mode"],
         runs_dir=kw["runs_dir"],
         shard=parse_shard(kw["shard"]),
-        meta=parse_pairs(kw["meta_pairs"], "--meta", "--meta method=sft"),
+        meta=parse_meta(kw["meta_pairs"]),
         backend_settings=settings,
         options=parse_options(kw["option_pairs"]),
         resume=kw["resume"],

@@ -9,30 +9,12 @@ from pathlib import Path
 import click
 from click._termui_impl import ProgressBar
 
-from gpbench.errors import ConfigError
+from gpbench.cli.options import parse_options
 from gpbench.export import FORMATS, check_count, check_seed, write_split
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
 
 _PROGRESS_FROM = {"text": 2000, "vision": 20}  # smaller splits finish before a bar helps
-
-
-def parse_pairs(
-    pairs: tuple[str, ...], what: str = "option", example: str = "-O target=30"
-) -> dict[str, str]:
-    """``("a=1", "b=x")`` -> ``{"a": "1", "b": "x"}``, with a one-line error for a bad pair."""
-    parsed: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"{what} {pair!r} is not NAME=VALUE (e.g. {example})")
-        parsed[name.strip()] = value.strip()
-    return parsed
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """Task options given as ``-O NAME=VALUE``."""
-    return parse_pairs(pairs)
 
 
 @click.command("generate")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gpbench.cli.generate import parse_options
+from gpbench.cli.options import parse_options, task_option
 
 
 @click.command("overlap")
@@ -36,14 +36,7 @@ from gpbench.cli.generate import parse_options
     help="Evaluation instances per split. Default: the paper's size.",
 )
 @click.option("--seed", type=int, default=None, help="Instance seed. Default: the paper's.")
-@click.option(
-    "-O",
-    "--option",
-    "option_pairs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Task option of the evaluation instances, as for `gpbench generate`.",
-)
+@task_option("Task option of the evaluation instances, as for `gpbench generate`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON lines.")
 def overlap(
     train_file: Path,

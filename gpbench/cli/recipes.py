@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from gpbench.cli.generate import parse_options, parse_pairs
+from gpbench.cli.options import parse_options, parse_pairs, task_option
 from gpbench.errors import GpbenchError, MissingDependencyError
 from gpbench.harness.threads import threads_option
 
@@ -57,14 +57,7 @@ def _common(command: Callable[..., None]) -> Callable[..., None]:
         ),
         click.option("--train-size", type=click.IntRange(min=0), default=None),
         click.option("--seed", type=int, default=None, help="Training seed."),
-        click.option(
-            "-O",
-            "--option",
-            "option_pairs",
-            multiple=True,
-            metavar="NAME=VALUE",
-            help="Task option, as for `gpbench generate`.",
-        ),
+        task_option(),
         click.option(
             "--set",
             "set_pairs",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from gpbench.cli.generate import parse_options
+from gpbench.cli.options import parse_options, task_option
 from gpbench.errors import GpbenchError
 from gpbench.records import Instance
 from gpbench.tasks.registry import get_task
@@ -32,14 +32,7 @@ from gpbench.tasks.spec import TaskSpec
     "one view per decision point, route-map.png and answers.txt). "
     "Default: TASK-SPLIT-SEED-INDEX[.png] here.",
 )
-@click.option(
-    "-O",
-    "--option",
-    "option_pairs",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Task option, as for `gpbench generate`.",
-)
+@task_option()
 @click.option("--prompt/--no-prompt", default=False, help="Also print the prompt text.")
 def show(
     task_name: str,
