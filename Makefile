@@ -86,6 +86,7 @@ bench: $(VENV)/.installed-dev
 	.venv-bench/bin/python bench/bench_generate.py
 	$(BIN)/python bench/bench_verify.py
 	$(BIN)/python bench/bench_render.py
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .venv-vllm data demo .pytest_cache .mypy_cache .ruff_cache .cache/gpbench
