@@ -108,7 +108,8 @@ def card_text(task: TaskSpec, manifests: list[dict[str, Any]], folder_name: str)
             f"| {m['count']} | {m['seed']} | `{m['content_sha256'][:16]}…` |"
         )
     lines += ["", "Regenerate:", "", "```bash"]
-    lines += [m["regenerate"] + f" -o <DIR>  # -> <DIR>/{task.id}" for m in manifests]
+    where = folder_name.removeprefix("data/")
+    lines += [m["regenerate"] + f" -o <DIR>  # -> <DIR>/{where}" for m in manifests]
     lines += ["```", "", "## Loading", "", "```python", "import datasets", ""]
     seen = set()
     for m in manifests:
@@ -126,9 +127,11 @@ def card_text(task: TaskSpec, manifests: list[dict[str, Any]], folder_name: str)
             lines.append(f"- `{name}`: `{feature}`")
         lines.append("")
     if task.modality == "vision":
+        verl_only = all(m["format"] == "verl" for m in manifests)
+        marker = "an `<image>` token in its text" if verl_only else 'an `{"type": "image"}` part'
         lines += [
             "Images are `datasets.Image` features (PNG); the prompt marks where each one goes "
-            'with an `{"type": "image"}` part (verl: an `<image>` token), in order.',
+            f"with {marker}, in order.",
             "",
         ]
     lines += [

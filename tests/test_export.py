@@ -134,3 +134,13 @@ def test_an_empty_split_is_refused_where_it_could_not_be_read_back(
         write_split(GP_L, "id", 42, 0, tmp_path, fmt=fmt)
     assert not tmp_path.joinpath("gp-l").exists()
     assert write_split(GP_L, "id", 42, 0, tmp_path).count == 0  # jsonl: an empty file is fine
+
+
+def test_training_folders_get_their_own_card(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    write_split(GP_VL, "ood-rule", 42, 1, tmp_path, fmt="sft")
+    card = (tmp_path / "gp-vl" / "sft" / "README.md").read_text()
+    assert "--format sft -o <DIR>  # -> <DIR>/gp-vl/sft" in card
+    assert 'datasets.load_from_disk("data/gp-vl/sft")["ood_rule"]' in card
+    assert '`{"type": "image"}` part' in card and "<image>" not in card
+    assert not (tmp_path / "gp-vl" / "README.md").exists()  # the task folder holds no export
