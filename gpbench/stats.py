@@ -14,6 +14,16 @@ from fractions import Fraction
 Z_95 = 1.959963984540054
 
 
+def percent(rate: float | None, width: int = 0, sign: str = "%") -> str:
+    """A rate as a percentage with one decimal (``-`` for none), right-aligned in ``width``.
+
+    >>> percent(0.1234), percent(None), percent(0.5, width=6, sign="")
+    ('12.3%', '-', '  50.0')
+    """
+    text = "-" if rate is None else f"{100 * rate:.1f}{sign}"
+    return text.rjust(width)
+
+
 def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
     """Wilson score interval for a binomial rate (95% by default); ``(0, 1)`` when ``n == 0``."""
     if n < 0 or not 0 <= successes <= n:

@@ -15,6 +15,7 @@ from gpbench.errors import ConfigError
 from gpbench.harness.threads import apply_threads, resolve_threads, threads_option
 from gpbench.runs.read import read_run_spec
 from gpbench.serialization import json_text
+from gpbench.stats import percent
 
 if TYPE_CHECKING:
     from gpbench.harness.evaluate import RunProgress
@@ -442,10 +443,6 @@ def _check_base_model(model: str, backend: str) -> None:
         )
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:5.1f}"
-
-
 def _table(results: list[Any]) -> str:
     header = (
         f"{'checkpoint':<22} {'task':<8} {'split':<12} {'n':>5} {'success % [95% CI]':<22} "
@@ -455,9 +452,10 @@ def _table(results: list[Any]) -> str:
     for r in results:
         s = r.summary
         ok = s["success"]
-        ci = f"{_pct(ok['rate'])} [{_pct(ok['ci95'][0])},{_pct(ok['ci95'][1])}]"
+        rate, low, high = (percent(x, 5, "") for x in (ok["rate"], *ok["ci95"]))
+        ci = f"{rate} [{low},{high}]"
         step = s.get("per_step_accuracy")
-        per_step = _pct(step["rate"]) if step else "-"
+        per_step = percent(step["rate"], 5, "") if step else "-"
         extra = dict(s["statuses"])
         extra.update(s["flags"])
         if "recognition_accuracy" in s:
@@ -468,7 +466,8 @@ def _table(results: list[Any]) -> str:
         name = Path(r.checkpoint).name or r.checkpoint
         lines.append(
             f"{name[:22]:<22} {r.task:<8} {r.split:<12} {s['episodes']:>5} {ci:<22} "
-            f"{_pct(s['first_try_success']['rate']):>7} {per_step:>8} "
-            f"{_pct(s['truncation_rate']):>6}  " + ", ".join(f"{k}={v}" for k, v in extra.items())
+            f"{percent(s['first_try_success']['rate'], 5, ''):>7} {per_step:>8} "
+            f"{percent(s['truncation_rate'], 5, ''):>6}  "
+            + ", ".join(f"{k}={v}" for k, v in extra.items())
         )
     return "\n".join(lines)

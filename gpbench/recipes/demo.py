@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 from gpbench.errors import ConfigError, GpbenchError
 from gpbench.harness.threads import ThreadCount, apply_threads, describe, thread_env
+from gpbench.stats import percent
 
 T = TypeVar("T")
 
@@ -270,10 +271,6 @@ def _build_init(
     _stage("SFT initialisation", timings, lambda: sft.train(config))
 
 
-def _pct(value: str) -> str:
-    return f"{100 * float(value):5.1f}" if value else "    -"
-
-
 def print_results(out: Path) -> None:
     """The report's summary table in short, and where everything is."""
     table = out / "report" / "summary.csv"
@@ -290,10 +287,14 @@ def print_results(out: Path) -> None:
                 for key, value in row.items()
                 if key.startswith("status_") and value and float(value) > 0
             )
+            rate, low, high = (
+                percent(float(row[k]) if row[k] else None, 5, "")
+                for k in ("success", "success_low", "success_high")
+            )
             print(
                 f"{row['series']:<6} {row['step']:>4} {float(row['compute'] or 0):9.2e} "
-                f"{row['split']:<11} {_pct(row['success'])} [{_pct(row['success_low'])},"
-                f"{_pct(row['success_high'])}]  {float(row['mean_return']):11.2f}  {statuses}"
+                f"{row['split']:<11} {rate} [{low},{high}]  {float(row['mean_return']):11.2f}  "
+                f"{statuses}"
             )
     print(
         f"\nbase model  {out / 'base'}\ncheckpoints {out / 'init'}, "

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from gpbench.errors import GpbenchError, did_you_mean
 from gpbench.serialization import escape_surrogates, parse_json
+from gpbench.stats import percent
 
 if TYPE_CHECKING:
     from gpbench.tasks.spec import TaskSpec
@@ -560,7 +561,7 @@ def render_rows(entries: tuple[Entry, ...]) -> list[list[str]]:
             f"{check.task} {check.split} (n={check.n}, seed {check.seed})",
             decoding_text(check),
             expectations_text(check.expect),
-            "; ".join(f"{m} {_pct(r)}" for m, r in check.paper) or "—",
+            "; ".join(f"{m} {percent(r)}" for m, r in check.paper) or "—",
             check.recorded or "—",
         ]
         for entry in entries
@@ -590,7 +591,7 @@ def decoding_text(check: Check) -> str:
 
 def expectations_text(expect: tuple[Expectation, ...]) -> str:
     """``success 11.5% ± 5.0; parse_rate 98.0% ± 5.0`` (tolerances in percentage points)."""
-    texts = [f"{e.metric} {_pct(e.rate)} ± {100 * e.tol:.1f}" for e in expect]
+    texts = [f"{e.metric} {percent(e.rate)} ± {100 * e.tol:.1f}" for e in expect]
     return "; ".join(texts) or "information only"
 
 
@@ -632,10 +633,6 @@ def _cells(line: str) -> list[str]:
     text = line.strip()
     text = text[1:] if text.startswith("|") else text
     return [cell.strip() for cell in (text[:-1] if text.endswith("|") else text).split("|")]
-
-
-def _pct(rate: float) -> str:
-    return f"{100 * rate:.1f}%"
 
 
 # -- writing: the block's data (defaults left out), its text, the file with both rewritten -----

@@ -38,6 +38,7 @@ from gpbench.regress.checks import (
     observe,
 )
 from gpbench.regress.manifest import Check, Entry, Expectation, Manifest
+from gpbench.stats import percent
 
 MANIFEST_NAME = "checkpoints.md"
 
@@ -299,10 +300,10 @@ def format_table(report: Report) -> str:
             check = check_result.check
             for c in check_result.comparisons:
                 if c.tol is None:
-                    expected = f"paper {_pct(c.expected)}"
+                    expected = f"paper {percent(c.expected)}"
                 else:
-                    expected = f"{_pct(c.expected)} ± {100 * c.tol:.1f}"
-                observed = f"{_pct(c.observed)} ({c.k}/{c.n})"
+                    expected = f"{percent(c.expected)} ± {100 * c.tol:.1f}"
+                observed = f"{percent(c.observed)} ({c.k}/{c.n})"
                 verdict = c.verdict + (f" ({c.direction})" if c.direction else "")
                 lines.append(
                     f"{result.entry.name[:20]:<20} {check.task:<8} {check.split:<11} "
@@ -466,10 +467,6 @@ def _recorded_check(check: Check, result: CheckResult, tolerance: float) -> Chec
     today = datetime.date.today().isoformat()
     recorded = f"gpbench {gpbench.__version__} run {today}" + (f" ({packages})" if packages else "")
     return replace(check, expect=expect, recorded=recorded)
-
-
-def _pct(rate: float | None) -> str:
-    return "-" if rate is None else f"{100 * rate:.1f}%"
 
 
 def _p(p: float | None) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from gpbench.errors import GpbenchError
 from gpbench.records import Episode
 from gpbench.reports.runs import Run, load_run
-from gpbench.stats import mcnemar_exact_p, wilson_interval
+from gpbench.stats import mcnemar_exact_p, percent, wilson_interval
 
 _SETTINGS = ("max_attempts", "verifier_mode", "sampling", "samples", "options")
 
@@ -162,19 +162,15 @@ def _diff(a: Episode, b: Episode) -> PairDiff:
 
 def format_comparison(c: Comparison, *, every_pair: bool = False) -> str:
     """A terminal report: the test, then the discordant pairs (or every pair)."""
-
-    def pct(x: float) -> str:
-        return f"{100 * x:.1f}%"
-
     n = c.pairs
+    a_low, a_high = (percent(x) for x in c.a_ci95)
+    b_low, b_high = (percent(x) for x in c.b_ci95)
     lines = [
         f"{c.task}@{c.task_version} {', '.join(c.splits)}: {n} paired episodes",
         f"  A {c.run_a}",
-        f"    success {pct(c.a_success / n)}  95% CI [{pct(c.a_ci95[0])}, {pct(c.a_ci95[1])}]"
-        f"  ({c.a_success}/{n})",
+        f"    success {percent(c.a_success / n)}  95% CI [{a_low}, {a_high}]  ({c.a_success}/{n})",
         f"  B {c.run_b}",
-        f"    success {pct(c.b_success / n)}  95% CI [{pct(c.b_ci95[0])}, {pct(c.b_ci95[1])}]"
-        f"  ({c.b_success}/{n})",
+        f"    success {percent(c.b_success / n)}  95% CI [{b_low}, {b_high}]  ({c.b_success}/{n})",
         f"  B - A     {100 * c.difference:+.1f} points",
         f"  discordant: {c.a_only} solved only by A, {c.b_only} solved only by B",
         f"  exact McNemar p = {c.p_value:.4g} (two-sided)",
