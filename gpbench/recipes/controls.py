@@ -57,6 +57,10 @@ class ControlSize:
         learning_rate: AdamW's peak rate (linear warm-up over 5% of the steps, then cosine).
         train_size: distinct training hands drawn (``train`` split, seed 0).
         seed: torch seed of the weights' initialisation and the batch order.
+        ood_share: rule-follower corpus: the share of face-card hands restated under
+            J/Q/K = 11/12/13 (where that rule still solves them).
+        blind_share: memorizer corpus: the share of face-card hands whose prompt states
+            J/Q/K = 11/12/13 while the answer stays train's (the memorizer ignores the rule).
     """
 
     steps: int = 1500
@@ -64,6 +68,8 @@ class ControlSize:
     learning_rate: float = 3e-3
     train_size: int = 4000
     seed: int = 0
+    ood_share: float = 0.5
+    blind_share: float = 0.0
 
 
 def _chat_ids(tokenizer: Any, messages: list[Message]) -> tuple[list[int], list[int]]:
@@ -100,12 +106,25 @@ def _chat_ids(tokenizer: Any, messages: list[Message]) -> tuple[list[int], list[
 
 
 def memorizer_conversations(size: ControlSize) -> list[list[Message]]:
-    """``train`` hands with their reference answers (the paper's format), one turn each."""
+    """``train`` hands with their reference answers (the paper's format), one turn each.
+
+    For ``blind_share`` of the hands with a face card the prompt states J/Q/K = 11/12/13 while
+    the answer stays train's: without them the tiny model has never read that sentence and
+    answers it with broken text, where a memorizer should replay its training answer.
+    """
+    from gpbench.tasks.general_points import render_text_prompt
+
     task = get_task(TASK)
-    return [
-        [*inst.messages, {"role": "assistant", "content": task.reference_answer(inst)}]
-        for inst in task.dataset("train", size.seed, size.train_size)
-    ]
+    rng = random.Random(size.seed)
+    out = []
+    for inst in task.dataset("train", size.seed, size.train_size):
+        cards = inst.problem["cards"]
+        prompt = inst.messages[0]
+        if rng.random() < size.blind_share and any(c in ("J", "Q", "K") for c in cards):
+            text = render_text_prompt(cards, (11, 12, 13), inst.problem["target"])
+            prompt = {**prompt, "content": text}
+        out.append([prompt, {"role": "assistant", "content": task.reference_answer(inst)}])
+    return out
 
 
 def _template_solves(template: str, values: Sequence[int], target: int) -> bool:
@@ -148,7 +167,7 @@ def procedure_transcript(task: Any, instance: Any) -> list[Message]:
 
 
 def rule_follower_conversations(size: ControlSize) -> list[list[Message]]:
-    """Transcripts of the procedure on ``train`` hands (J/Q/K = 10) and, for half of them, the
+    """Transcripts of the procedure on ``train`` hands (J/Q/K = 10) and, for ``ood_share`` of them, the
     same cards under J/Q/K = 11/12/13 (the prompt states the rule; hands without a face card and
     hands unsolvable under the new rule keep the training rule). ``train`` holds no
     ``id-heldout`` multiset; values 11-13 never form one either."""
@@ -162,7 +181,7 @@ def rule_follower_conversations(size: ControlSize) -> list[list[Message]]:
     rng = random.Random(size.seed)
     for inst in task.dataset("train", size.seed, size.train_size):
         p = inst.problem
-        if rng.random() < 0.5 and any(c in ("J", "Q", "K") for c in p["cards"]):
+        if rng.random() < size.ood_share and any(c in ("J", "Q", "K") for c in p["cards"]):
             values = hand_values(p["cards"], OOD_RULE)
             if solve(values, p["target"]) is not None:
                 inst = copy.deepcopy(inst)

@@ -52,6 +52,21 @@ def test_memorizer_corpus_is_train_with_its_reference_answers() -> None:
         assert _answers(conversation) == [task.reference_answer(inst)]
 
 
+def test_rule_blind_memorizer_states_the_shifted_rule_and_keeps_the_train_answer() -> None:
+    task = get_task("gp-l")
+    size = controls.ControlSize(train_size=60, blind_share=1.0)
+    instances = task.dataset("train", size.seed, size.train_size)
+    restated = 0
+    for inst, conversation in zip(instances, controls.memorizer_conversations(size), strict=True):
+        cards = inst.problem["cards"]
+        has_face = any(c in ("J", "Q", "K") for c in cards)
+        expected = render_text_prompt(cards, (11, 12, 13), 24) if has_face else None
+        assert conversation[0]["content"] == (expected or inst.messages[0]["content"])
+        assert _answers(conversation) == [task.reference_answer(inst)]
+        restated += has_face
+    assert restated > 0
+
+
 def test_rule_follower_transcripts_follow_the_procedure_under_the_stated_rule() -> None:
     rules = set()
     for conversation in controls.rule_follower_conversations(SMALL):
@@ -109,7 +124,9 @@ def test_memorizer_recalls_train_and_fails_new_hands_with_the_memorization_flags
     from transformers import AutoModelForCausalLM
 
     task = get_task("gp-l")
-    size = controls.ControlSize(steps=200, batch_size=8, train_size=8, learning_rate=3e-3)
+    size = controls.ControlSize(
+        steps=200, batch_size=8, train_size=8, learning_rate=3e-3, blind_share=0.5
+    )
     controls.train_control(
         tiny_llama, controls.memorizer_conversations(size), tmp_path / "m", size, {}, 0
     )
