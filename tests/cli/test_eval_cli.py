@@ -104,8 +104,6 @@ def test_mode_reference_reaches_the_verifier_and_run_json(tmp_path: Path) -> Non
     folder = _run_folder(tmp_path)
     assert json.loads((folder / "run.json").read_text())["run_key"]["mode"] == "reference"
     rewards = {
-        turn["verdict"]["reward"]
-        for episode in read_episodes(folder)
-        for turn in episode.turns
+        turn["verdict"]["reward"] for episode in read_episodes(folder) for turn in episode.turns
     }
     assert 5.0 in rewards
