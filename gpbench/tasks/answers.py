@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection
 from functools import lru_cache
 from itertools import islice
 from typing import NoReturn, TypeAlias
@@ -66,7 +65,6 @@ __all__ = [
     "extract_field",
     "extract_field_fallback",
     "extract_object",
-    "extract_object_fields",
     "parse_lenient",
 ]
 
@@ -148,17 +146,17 @@ class _Parser:
         if self.pos >= self.end:
             self.fail("expected a value but the text ended")
         c = self.text[self.pos]
+        if c in "{[" and depth >= MAX_DEPTH:
+            self.fail(f"nesting deeper than {MAX_DEPTH}")
         if c == "{":
             return self.object(depth + 1)
         if c == "[":
             return self.array(depth + 1)
         if c in "\"'":
             return self.string()
-        return self.bare()
+        return _bare_value(self.bare_text())
 
     def object(self, depth: int) -> dict[str, Json]:
-        if depth > MAX_DEPTH:
-            self.fail(f"nesting deeper than {MAX_DEPTH}")
         self.pos += 1
         result: dict[str, Json] = {}
         while True:
@@ -178,8 +176,6 @@ class _Parser:
             self.comma()
 
     def array(self, depth: int) -> list[Json]:
-        if depth > MAX_DEPTH:
-            self.fail(f"nesting deeper than {MAX_DEPTH}")
         self.pos += 1
         result: list[Json] = []
         while True:
@@ -255,17 +251,12 @@ class _Parser:
         self.pos = match.end()
         return match.group().strip()
 
-    def bare(self) -> Json:
-        return _bare_value(self.bare_text())
-
 
 def _bare_value(token: str) -> Json:
     """The value of a stripped, non-empty bare token: a literal, a number, else the text."""
     if token in _LITERALS:
         return _LITERALS[token]
     if len(token) <= _MAX_NUMBER_CHARS:
-        if token.isdigit() and token.isascii():  # the common case of _INT_RE, tested first
-            return int(token)
         if _INT_RE.fullmatch(token):
             return int(token)
         if _FLOAT_RE.fullmatch(token):
@@ -390,20 +381,6 @@ def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] 
     return empty
 
 
-def extract_object_fields(
-    text: str, keys: Collection[str], *, max_chars: int = MAX_CHARS
-) -> dict[str, Json] | None:
-    """:func:`extract_object` with only the members named in ``keys`` (None exactly when it is).
-
-    >>> extract_object_fields('{"cards": [J, 10], "formula": "10+J"}', {"formula"})
-    {'formula': '10+J'}
-    """
-    found = extract_object(text, max_chars=max_chars)
-    if found is None:
-        return None
-    return {key: value for key, value in found.items() if key in keys}
-
-
 @lru_cache(maxsize=64)
 def _field_pattern(key: str) -> re.Pattern[str]:
     # Either the key quoted with the same quote on both sides, not glued to a longer word, or the
@@ -447,7 +424,7 @@ def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | 
     >>> extract_field("no answer here", "formula") is None
     True
     """
-    found = extract_object_fields(text, (key,), max_chars=max_chars)
+    found = extract_object(text, max_chars=max_chars)
     if found is not None and key in found:
         return found[key]
     return extract_field_fallback(text, key, max_chars=max_chars)

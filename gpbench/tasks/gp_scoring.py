@@ -53,12 +53,7 @@ from gpbench.generators.arithmetic import evaluate, format_fraction
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.records import Verdict
 from gpbench.tasks import paper_rules
-from gpbench.tasks.answers import (
-    Json,
-    extract_field_fallback,
-    extract_object,
-    extract_object_fields,
-)
+from gpbench.tasks.answers import Json, extract_field_fallback, extract_object
 
 REWARD_CORRECT = 5.0
 REWARD_WRONG_VALUE = -1.0
@@ -118,9 +113,6 @@ _MARKUP = " \t*_`$"  # markdown emphasis, inline code and TeX math around a form
 # A run of formula characters inside a sentence ("So (3*10-6)*1 = 24.").
 _FORMULA_RUN = re.compile(r"[\d+\-*/()=.xX×÷ \t]+")
 _OPERATOR = re.compile(r"[+\-*/xX×÷]")
-# The members verify reads (the others are checked, not converted).
-_CARDS_AND_FORMULA = frozenset({"cards", "formula"})
-_FORMULA = frozenset({"formula"})
 
 
 def feedback_text(reasons: Sequence[str]) -> str:
@@ -220,7 +212,7 @@ def verify(
     extracted: dict[str, Any] = {}
 
     # Parsed once: the cards, the formula and the fallbacks use it.
-    obj = extract_object_fields(answer, _CARDS_AND_FORMULA if check_cards else _FORMULA)
+    obj = extract_object(answer)
     if check_cards:
         raw_cards = obj.get("cards") if obj is not None else extract_field_fallback(answer, "cards")
         seen = parse_cards(raw_cards)
