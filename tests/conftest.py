@@ -6,12 +6,16 @@ any test imports torch, so torch's intra-op threads in this process start with i
 every subprocess a test starts (gpbench commands read ``GPBENCH_THREADS``, torch reads
 ``OMP_NUM_THREADS``). torch's inter-op pool reads no environment variable: once a test has
 imported torch, the count is applied to torch itself before the next test.
+
+The tiny checkpoints (:mod:`gpbench.tiny_models`) are built once per session and shared by every
+test folder: tests read them and copy them before changing anything.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +35,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if not _applied and "torch" in sys.modules:
         apply_threads(THREADS.count)
         _applied = True
+
+
+def need_hf() -> None:
+    """Skip a test where the hf extra (torch, transformers, tokenizers) is not installed."""
+    for package in ("torch", "transformers", "tokenizers"):
+        pytest.importorskip(package, reason="the tiny checkpoints need: pip install 'gpbench[hf]'")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 2-layer Llama (hidden 128, 2 heads of 64) with a BPE tokenizer and chat template."""
+    need_hf()
+    from gpbench.tiny_models import build_tiny_llama
+
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random Llava: a 1-layer CLIP vision tower on 32x32 images and the tiny Llama as LM."""
+    need_hf()
+    from gpbench.tiny_models import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"))

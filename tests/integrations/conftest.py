@@ -1,30 +1,13 @@
-"""Tiny checkpoints for the TRL tests (the hf and recipes extras: torch, transformers, TRL)."""
+"""The TRL tests on the tiny checkpoints (tests/conftest.py) need the hf and recipes extras
+(torch, transformers, TRL)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 
-def _need_training_stack() -> None:
-    for package in ("torch", "transformers", "trl", "datasets"):
-        pytest.importorskip(package, reason="TRL tests need: pip install 'gpbench[hf,recipes]'")
-
-
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer Llama with a BPE tokenizer and chat template."""
-    _need_training_stack()
-    from gpbench.tiny_models import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random Llava on the tiny Llama."""
-    _need_training_stack()
-    from gpbench.tiny_models import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"))
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test on a tiny checkpoint without the training stack (before the build)."""
+    if {"tiny_llama", "tiny_vlm"} & set(getattr(item, "fixturenames", ())):
+        for package in ("torch", "transformers", "trl", "datasets"):
+            pytest.importorskip(package, reason="TRL tests need: pip install 'gpbench[hf,recipes]'")

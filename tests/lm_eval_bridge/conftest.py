@@ -1,4 +1,5 @@
-"""Shared pieces of the lm-eval bridge tests: tiny checkpoints and scoring through `gpbench score`."""
+"""Shared pieces of the lm-eval bridge tests: scoring through `gpbench score` (the tiny
+checkpoints are tests/conftest.py's)."""
 
 from __future__ import annotations
 
@@ -18,29 +19,6 @@ from gpbench.tasks.registry import get_task
 ScoreItems = Callable[
     [str, str, int, int, Mapping[tuple[str, int], str]], dict[tuple[str, int], Any]
 ]
-
-
-def _need_hf() -> None:
-    for package in ("torch", "transformers", "tokenizers"):
-        pytest.importorskip(package, reason="the tiny checkpoints need: pip install 'gpbench[hf]'")
-
-
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer Llama with a BPE tokenizer and a chat template (offline, ~2 MB)."""
-    _need_hf()
-    from gpbench.tiny_models import build_tiny_llama
-
-    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
-
-
-@pytest.fixture(scope="session")
-def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random Llava (1-layer CLIP tower on 32x32 images, the tiny Llama as LM)."""
-    _need_hf()
-    from gpbench.tiny_models import build_tiny_vlm
-
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture
