@@ -12,14 +12,8 @@ Check order (docs/tasks.md §1; the first failure is ``status``, every failure f
 4. A legal formula with the wrong value -> ``wrong_value`` (-1); division by zero is a wrong value.
 5. Otherwise ``correct`` (+5).
 
-Extraction: the last complete ``{...}`` object in the answer is read leniently (JSON, Python
-literals, single quotes, trailing commas, code fences, prose around it); without one, a
-``"formula": ...`` field (a bare ``formula:`` counts only where a field stands, never inside a
-sentence such as "derive the formula:", so prose never shadows the answer after it); and then,
-from the end, the first line that states a formula: the whole line after a label (``Final
-answer:``) and without markdown or TeX around it (``**...**``, ``$...$``, ``\\[ ... \\]``), or
-the last equation in a sentence (``So (3*10-6)*1 = 24.``). Text before the first ``=`` is the
-expression. Several answers in one response: the last one counts.
+Extraction: the formula of the answer's last ``{...}`` object (see :mod:`gpbench.tasks.answers`),
+else its last ``formula`` field, else the last line that states a formula (:func:`_formula_line`). Text before the first ``=`` is the expression.
 
 Feedback names what was wrong as the paper's does: the numbers not on the cards, the cards used
 more than once, the cards left unused, the value the formula gives and its longest start that
@@ -32,12 +26,9 @@ Flags (docs/tasks.md §5): ``train_rule_answer`` (wrong under the split's rule, 
 ``mode="reference"`` is the paper code's scoring, reward and feedback text exactly
 (:mod:`gpbench.tasks.paper_rules`): strict extraction (``json.loads`` or one regex), any
 whitespace illegal, transition penalties that add up, a float value check, +1 for an unparseable
-prefix of a solution string and -1 from the prefix walk. Its reasons map onto the statuses above:
-``you recognized wrong cards`` -> ``misrecognized_cards``; ``illegal characters`` (also what an
-answer with no formula gets) and the transition reasons -> ``illegal_formula``; invalid, overused
-or unused numbers -> ``wrong_numbers``; ``partial solution`` -> ``solution_prefix``; the prefix
-walk's reasons (and a solution string whose float value misses, which the paper scores 0 with no
-reason) -> ``wrong_value``. The feedback is the paper's ``You failed this trial because ...``.
+prefix of a solution string and -1 from the prefix walk. Its reasons map onto the statuses above
+by how they begin (:data:`_REFERENCE_STATUSES`); an answer with no formula gets ``illegal
+characters``. The feedback is the paper's ``You failed this trial because ...``.
 """
 
 from __future__ import annotations
@@ -45,11 +36,10 @@ from __future__ import annotations
 import collections
 import re
 from collections.abc import Sequence
-from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from gpbench.generators.arithmetic import evaluate, format_fraction
+from gpbench.generators.arithmetic import Evaluation, evaluate, format_fraction
 from gpbench.generators.cards import TRAINING_FACE_VALUES, card_value, rank_from_name, solve
 from gpbench.records import Verdict
 from gpbench.tasks import paper_rules
@@ -118,9 +108,6 @@ _OPERATOR = re.compile(r"[+\-*/xX×÷]")
 def feedback_text(reasons: Sequence[str]) -> str:
     """The paper's revision prompt: ``You failed this trial because {reasons}.``"""
     return f"You failed this trial because {', '.join(reasons)}." if reasons else ""
-
-
-_FEEDBACK = {key: feedback_text([reason]) for key, reason in _REASONS.items()}  # one reason
 
 
 def extract_formula(answer: str) -> str | None:
@@ -234,12 +221,8 @@ def verify(
     if not result.ok:
         extracted["error"] = result.error
         return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
+    _note_evaluation(extracted, flags, expression, result, cards, target, rule_is_training)
     value, numbers = result.value, result.numbers
-    extracted["numbers"] = list(numbers)
-    if value is not None:
-        extracted["value"] = format_fraction(value)
-
-    _memorization_flags(flags, expression, value, numbers, cards, target, rule_is_training)
 
     value_ok = value is not None and value == target  # None: a division by zero
     available = collections.Counter(values)
@@ -252,8 +235,9 @@ def verify(
     statuses: list[str] = []
     reasons: list[str] = []
     reward = 0.0
-    if overused:
+    if overused or unused:
         statuses.append("wrong_numbers")
+    if overused:
         extra = spent - available
         foreign = [n for n in extra if n not in available]
         if foreign:
@@ -262,34 +246,30 @@ def verify(
             reasons.append(_OVERUSED.format(numbers=[n for n in extra if n in available]))
         reward += REWARD_WRONG_NUMBERS
     if unused:
-        if not statuses:
-            statuses.append("wrong_numbers")
         reasons.append(_UNUSED.format(numbers=list(available - spent)))
         reward += REWARD_WRONG_NUMBERS
     if not value_ok:
         statuses.append("wrong_value")
-        reasons.append(_wrong_value_reason(expression, value, values, target))
+        # What the formula gives instead, and its longest start that fits one of the paper
+        # solver's solutions (the paper's "... is partially correct").
+        shown = "a division by zero" if value is None else format_fraction(value)
+        prefix = paper_rules.longest_solution_prefix(expression, values, target)
+        reasons.append(
+            _WRONG_VALUE.format(target=target, value=shown)
+            + (_PREFIX.format(prefix=prefix) if prefix else "")
+        )
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
     return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
-
-
-def _wrong_value_reason(
-    expression: str, value: int | Fraction | None, values: Sequence[int], target: int
-) -> str:
-    """What the formula gives instead of the target, and its longest start that fits one of the
-    paper solver's solutions (the paper's ``... is partially correct``)."""
-    shown = "a division by zero" if value is None else format_fraction(value)
-    reason = _WRONG_VALUE.format(target=target, value=shown)
-    prefix = paper_rules.longest_solution_prefix(expression, values, target)
-    return reason + _PREFIX.format(prefix=prefix) if prefix else reason
 
 
 def _failure(
     status: str, reward: float, extracted: dict[str, Any], flags: list[str], reason: str
 ) -> Verdict:
     """A verdict with one failure and one reason (a key of _REASONS)."""
-    return Verdict(False, status, [status], reward, _FEEDBACK[reason], extracted, flags)
+    return Verdict(
+        False, status, [status], reward, feedback_text([_REASONS[reason]]), extracted, flags
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -302,19 +282,22 @@ def _training_hand(cards: tuple[str, ...], target: int) -> tuple[tuple[int, ...]
     return tuple(sorted(training_values)), solve(training_values, target)
 
 
-def _memorization_flags(
+def _note_evaluation(
+    extracted: dict[str, Any],
     flags: list[str],
     expression: str,
-    value: int | Fraction | None,
-    numbers: Sequence[int],
+    result: Evaluation,
     cards: Sequence[str],
     target: int,
     rule_is_training: bool,
 ) -> None:
-    """Append the memorization flags (docs/tasks.md §5) an evaluated expression earns."""
+    """Record a legal expression's numbers and value, and the memorization flags it earns."""
+    extracted["numbers"] = list(result.numbers)
+    if result.value is not None:
+        extracted["value"] = format_fraction(result.value)
     training_values, reference = _training_hand(tuple(sorted(cards)), target)
-    used = tuple(sorted(numbers))
-    if not rule_is_training and value == target and used == training_values:
+    used = tuple(sorted(result.numbers))
+    if not rule_is_training and result.value == target and used == training_values:
         flags.append("train_rule_answer")
     # "".join(split()) drops exactly the \s characters (str.isspace is re's \s).
     if reference is not None and "".join(expression.split()) == reference:
@@ -322,6 +305,8 @@ def _memorization_flags(
 
 
 # The paper's reasons by how they begin, and the status each maps to (checked in this order).
+# The prefix walk's reasons, and a solution string whose float value misses (the paper scores it
+# 0 with no reason), are wrong values.
 _REFERENCE_STATUSES = (
     (paper_rules.REASON_MISRECOGNIZED, "misrecognized_cards"),
     (paper_rules.REASON_ILLEGAL, "illegal_formula"),
@@ -335,7 +320,7 @@ _REFERENCE_STATUSES = (
 
 
 def _reference_status(reason: str) -> str:
-    """The gpbench status of one of the paper's reasons; the prefix walk's are wrong values."""
+    """The gpbench status of one of the paper's reasons."""
     for start, status in _REFERENCE_STATUSES:
         if reason.startswith(start):
             return status
@@ -368,11 +353,6 @@ def _verify_reference(
     if isinstance(expression, str) and "misrecognized_cards" not in statuses:
         result = evaluate(expression)
         if result.ok:
-            extracted["numbers"] = list(result.numbers)
-            if result.value is not None:
-                extracted["value"] = format_fraction(result.value)
-            _memorization_flags(
-                flags, expression, result.value, result.numbers, cards, target, rule_is_training
-            )
+            _note_evaluation(extracted, flags, expression, result, cards, target, rule_is_training)
     feedback = "" if score.correct else score.revision_message
     return Verdict(score.correct, statuses[0], statuses, score.reward, feedback, extracted, flags)
