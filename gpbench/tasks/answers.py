@@ -31,10 +31,6 @@ Lenient grammar (a superset of JSON and of Python literals of str/int/float/bool
 
 >>> extract_object('Sure! {"cards": [J, 10], formula: "10+J",} Good luck.')
 {'cards': ['J', 10], 'formula': '10+J'}
->>> extract_field("{'formula': '(3*10-6)*1=24'}", "formula")
-'(3*10-6)*1=24'
->>> extract_field("'formula': 4*6=24", "formula")
-'4*6=24'
 
 Outside a parsed object a key counts where it is a field, never where it is a word of prose: a
 quoted key (``"formula":``, ``'formula':``) anywhere; a bare one only right after ``{`` or ``,``
@@ -52,7 +48,6 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 from itertools import islice
 from typing import NoReturn, TypeAlias
 
@@ -336,15 +331,12 @@ def _object_spans(text: str) -> list[tuple[int, int]]:
 def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] | None:
     """The last top-level ``{...}`` object in text parsed leniently, else None.
 
-    Only the last ``max_chars`` characters are examined. Candidate spans are tried in the order
-    they close, latest first, so a later object beats an earlier one and an enclosing object is
-    tried before the objects nested in it (which are tried only if it fails to parse, and only
-    those that do not contain the place where it failed: the grammar is context-free, so they
-    would fail there again). At most :data:`MAX_CANDIDATES` spans are tried, and once
-    ``max_chars`` characters of candidates have been parsed no further one is started, so the
-    work stays linear in ``max_chars``. An empty ``{}`` is returned only when no non-empty
-    object is found among them (so a stray ``{}`` in trailing prose does not hide the answer).
-    Never raises.
+    Spans are tried latest-closing first, so a later object beats an earlier one and an
+    enclosing object beats those nested in it; a nested one is tried only if the enclosing one
+    failed elsewhere than inside it. The work stays linear: at most :data:`MAX_CANDIDATES`
+    spans, and none started once ``max_chars`` characters of candidates were parsed. An empty
+    ``{}`` counts only if no non-empty object parses (a stray ``{}`` in trailing prose must not
+    hide the answer). Never raises.
 
     >>> extract_object('{"formula": "1+2"} then {"formula": "4*6"}')
     {'formula': '4*6'}
@@ -381,11 +373,10 @@ def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] 
     return empty
 
 
-@lru_cache(maxsize=64)
 def _field_pattern(key: str) -> re.Pattern[str]:
     # Either the key quoted with the same quote on both sides, not glued to a longer word, or the
-    # bare key where a field stands: after "{" or "," or first on its line (a list marker and
-    # markdown emphasis allowed). A bare key inside a sentence ("derive the formula:") is prose.
+    # bare key after "{" or "," or first on its line (a list marker and markdown emphasis
+    # allowed). re.compile keeps its own cache of compiled patterns.
     name = re.escape(key)
     return re.compile(
         rf"""(?:(?<![\w"'])(?P<q>["']){name}(?P=q)"""
@@ -395,29 +386,8 @@ def _field_pattern(key: str) -> re.Pattern[str]:
     )
 
 
-def _is_field(window: str, match: re.Match[str]) -> bool:
-    """A bare key first on its line counts only after ``{`` or ``,`` (a broken object) or with
-    its value on the same line (else it is a heading such as ``formula:`` above prose, which
-    must not shadow the answer below it)."""
-    start = match.start()
-    before = window[max(0, start - 64) : start].rstrip()  # what ends the text before the key
-    if match.group("q") or before.endswith(("{", ",")):
-        return True
-    end = match.end()
-    return end < len(window) and window[end] not in "\r\n"
-
-
 def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
-    """Value of ``key`` from :func:`extract_object`, else from a one-line regex fallback.
-
-    The fallback finds ``"key": ...`` or ``'key': ...``, or a bare ``key: ...`` where a field
-    stands (see the module docstring; never inside a sentence); the result is None when the key
-    is absent.
-
-    The fallback serves answers whose object does not parse (cut off by the token limit, broken
-    quoting, or no braces at all). It takes the LAST ``key:`` in the examined window, reads one
-    lenient value after it and, if that fails, the rest of the line (a trailing comma and an
-    unmatched leading quote removed). The key match is case-sensitive. Never raises.
+    """Value of ``key`` from :func:`extract_object`, else from :func:`extract_field_fallback`.
 
     >>> extract_field('{"formula": "(3*10-6)*1=24", "cards": [A, 3', "formula")
     '(3*10-6)*1=24'
@@ -431,11 +401,13 @@ def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | 
 
 
 def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
-    """The regex fallback of :func:`extract_field` alone, without parsing the object again.
+    """The value after the LAST ``key:`` that stands as a field (see the module docstring).
 
-    ``extract_field(text, key)`` is ``found[key]`` when ``found = extract_object(text)`` is an
-    object holding ``key``, and ``extract_field_fallback(text, key)`` otherwise: a caller that
-    already has ``found`` calls this instead of parsing the text twice. Never raises.
+    For answers whose object does not parse (cut off by the token limit, broken quoting, no
+    braces), and for a caller that already holds :func:`extract_object`'s result. One lenient
+    value is read after the key and, if that fails, the rest of the line (a trailing comma and
+    an unmatched leading quote removed); None when the key is absent. Case-sensitive; never
+    raises.
 
     >>> extract_field_fallback('{"formula": "4*6=24", "cards": [A, 3', "formula")
     '4*6=24'
@@ -445,7 +417,15 @@ def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -
     window = text[-max_chars:]
     last = None
     for match in _field_pattern(key).finditer(window):
-        if _is_field(window, match):
+        # A bare key first on its line with no value on that line is a heading ("formula:"
+        # above prose), unless it follows the "{" or "," of a broken object.
+        start, end = match.start(), match.end()
+        before = window[max(0, start - 64) : start].rstrip()  # what ends the text before it
+        if (
+            match.group("q")
+            or before.endswith(("{", ","))
+            or (end < len(window) and window[end] not in "\r\n")
+        ):
             last = match  # the last field counts
     if last is None:
         return None
