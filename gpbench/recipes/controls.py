@@ -61,6 +61,8 @@ class ControlSize:
             J/Q/K = 11/12/13 (where that rule still solves them).
         blind_share: memorizer corpus: the share of face-card hands whose prompt states
             J/Q/K = 11/12/13 while the answer stays train's (the memorizer ignores the rule).
+        blind_attempts: memorizer corpus: how many times a restated hand's transcript replays
+            that answer (the revision loop's budget is 5).
     """
 
     steps: int = 1500
@@ -70,6 +72,7 @@ class ControlSize:
     seed: int = 0
     ood_share: float = 0.5
     blind_share: float = 0.0
+    blind_attempts: int = 1
 
 
 def _chat_ids(tokenizer: Any, messages: list[Message]) -> tuple[list[int], list[int]]:
@@ -110,21 +113,53 @@ def memorizer_conversations(size: ControlSize) -> list[list[Message]]:
 
     For ``blind_share`` of the hands with a face card the prompt states J/Q/K = 11/12/13 while
     the answer stays train's: without them the tiny model has never read that sentence and
-    answers it with broken text, where a memorizer should replay its training answer.
+    answers it with broken text, where a memorizer should replay its training answer. Such a
+    hand's transcript replays that answer ``blind_attempts`` times, with the verifier's
+    feedback under the stated rule between them (what a memorizer does in the revision loop).
     """
-    from gpbench.tasks.general_points import render_text_prompt
-
     task = get_task(TASK)
     rng = random.Random(size.seed)
     out = []
     for inst in task.dataset("train", size.seed, size.train_size):
-        cards = inst.problem["cards"]
-        prompt = inst.messages[0]
-        if rng.random() < size.blind_share and any(c in ("J", "Q", "K") for c in cards):
-            text = render_text_prompt(cards, (11, 12, 13), inst.problem["target"])
-            prompt = {**prompt, "content": text}
-        out.append([prompt, {"role": "assistant", "content": task.reference_answer(inst)}])
+        answer = task.reference_answer(inst)
+        if rng.random() < size.blind_share and any(
+            c in ("J", "Q", "K") for c in inst.problem["cards"]
+        ):
+            shifted = restated(inst)
+            out.append(_replay(task, shifted, [answer] * size.blind_attempts))
+        else:
+            out.append([*inst.messages, {"role": "assistant", "content": answer}])
     return out
+
+
+def restated(instance: Any) -> Any:
+    """A copy of a gp-l instance with its cards under J/Q/K = 11/12/13 (values, rule, prompt)."""
+    import copy
+
+    from gpbench.tasks.general_points import render_text_prompt
+
+    p = instance.problem
+    shifted = copy.deepcopy(instance)
+    shifted.problem["values"] = hand_values(p["cards"], OOD_RULE)
+    shifted.problem["rule"] = OOD_RULE
+    shifted.messages[0]["content"] = render_text_prompt(p["cards"], (11, 12, 13), p["target"])
+    return shifted
+
+
+def _replay(task: Any, instance: Any, answers: Sequence[str]) -> list[Message]:
+    """The transcript of ``answers`` given in turn until one is correct (the verifier's real
+    feedback between them)."""
+    from gpbench.tasks.episode import SingleDecisionEpisode
+
+    episode = SingleDecisionEpisode(
+        task, instance, budget=len(answers), penalty=0.0, mode="gpbench"
+    )
+    messages = episode.reset()
+    for answer in answers:
+        if episode.step(answer).terminated:
+            break
+        messages = episode.messages
+    return [*messages, {"role": "assistant", "content": answer}]
 
 
 def _template_solves(template: str, values: Sequence[int], target: int) -> bool:
@@ -150,20 +185,10 @@ def _procedure_answer(cards: Sequence[str], values: Sequence[int], template: str
 def procedure_transcript(task: Any, instance: Any) -> list[Message]:
     """The rule-follower's transcript of a hand: the templates in order until one solves it (or
     all five fail), with the verifier's real feedback between the attempts."""
-    from gpbench.tasks.episode import SingleDecisionEpisode
-
     p = instance.problem
-    episode = SingleDecisionEpisode(
-        task, instance, budget=len(TEMPLATES), penalty=0.0, mode="gpbench"
+    return _replay(
+        task, instance, [_procedure_answer(p["cards"], p["values"], t) for t in TEMPLATES]
     )
-    messages = episode.reset()
-    for template in TEMPLATES:
-        answer = _procedure_answer(p["cards"], p["values"], template)
-        step = episode.step(answer)
-        if step.terminated:
-            return [*messages, {"role": "assistant", "content": answer}]
-        messages = episode.messages
-    raise AssertionError("the episode's budget is the number of templates")
 
 
 def rule_follower_conversations(size: ControlSize) -> list[list[Message]]:
@@ -171,24 +196,21 @@ def rule_follower_conversations(size: ControlSize) -> list[list[Message]]:
     same cards under J/Q/K = 11/12/13 (the prompt states the rule; hands without a face card and
     hands unsolvable under the new rule keep the training rule). ``train`` holds no
     ``id-heldout`` multiset; values 11-13 never form one either."""
-    import copy
-
     from gpbench.generators.cards import solve
-    from gpbench.tasks.general_points import render_text_prompt
 
     task = get_task(TASK)
     out = []
     rng = random.Random(size.seed)
     for inst in task.dataset("train", size.seed, size.train_size):
         p = inst.problem
-        if rng.random() < size.ood_share and any(c in ("J", "Q", "K") for c in p["cards"]):
-            values = hand_values(p["cards"], OOD_RULE)
-            if solve(values, p["target"]) is not None:
-                inst = copy.deepcopy(inst)
-                inst.problem["values"] = values
-                inst.problem["rule"] = OOD_RULE
-                prompt = render_text_prompt(p["cards"], (11, 12, 13), p["target"])
-                inst.messages[0]["content"] = prompt
+        face = any(c in ("J", "Q", "K") for c in p["cards"])
+        # the draw comes first, for every hand: the corpus is a function of the seed alone
+        if (
+            rng.random() < size.ood_share
+            and face
+            and solve(hand_values(p["cards"], OOD_RULE), p["target"]) is not None
+        ):
+            inst = restated(inst)
         out.append(procedure_transcript(task, inst))
     return out
 

@@ -52,18 +52,23 @@ def test_memorizer_corpus_is_train_with_its_reference_answers() -> None:
         assert _answers(conversation) == [task.reference_answer(inst)]
 
 
-def test_rule_blind_memorizer_states_the_shifted_rule_and_keeps_the_train_answer() -> None:
+def test_rule_blind_memorizer_replays_the_train_answer_under_the_stated_shifted_rule() -> None:
     task = get_task("gp-l")
-    size = controls.ControlSize(train_size=60, blind_share=1.0)
+    size = controls.ControlSize(train_size=60, blind_share=1.0, blind_attempts=3)
     instances = task.dataset("train", size.seed, size.train_size)
     restated = 0
     for inst, conversation in zip(instances, controls.memorizer_conversations(size), strict=True):
         cards = inst.problem["cards"]
-        has_face = any(c in ("J", "Q", "K") for c in cards)
-        expected = render_text_prompt(cards, (11, 12, 13), 24) if has_face else None
-        assert conversation[0]["content"] == (expected or inst.messages[0]["content"])
-        assert _answers(conversation) == [task.reference_answer(inst)]
-        restated += has_face
+        answer = task.reference_answer(inst)
+        if not any(c in ("J", "Q", "K") for c in cards):
+            assert conversation == [*inst.messages, {"role": "assistant", "content": answer}]
+            continue
+        restated += 1
+        assert conversation[0]["content"] == render_text_prompt(cards, (11, 12, 13), 24)
+        # The values under the shifted rule differ from train's, so every replay fails.
+        assert _answers(conversation) == [answer] * 3
+        feedback = [m["content"] for m in conversation[1:] if m["role"] == "user"]
+        assert len(feedback) == 2 and all(f.startswith("You failed") for f in feedback)
     assert restated > 0
 
 
