@@ -183,32 +183,28 @@ def _tokenize(
     depth = 0
     for match in _TOKEN_RE.finditer(text):
         digits, c = match.groups()
+        pos = match.start(1 if digits is not None else 2) + offset  # past the whitespace
         if digits is not None:
-            i = match.start(1)
             if len(digits) > limits.max_number_digits:
                 return _failure(
                     "number_too_large",
-                    f"number at {i + offset} has {len(digits)} digits, "
-                    f"limit {limits.max_number_digits}",
+                    f"number at {pos} has {len(digits)} digits, limit {limits.max_number_digits}",
                 )
-            tokens.append(("n", int(digits), i + offset))
+            tokens.append(("n", int(digits), pos))
         elif c in _OPERATORS:
             if c == "(":
                 depth += 1
                 if depth > limits.max_depth:
-                    pos = match.start(2) + offset
                     return _failure(
                         "too_deep", f"parentheses nested deeper than {limits.max_depth} at {pos}"
                     )
             elif c == ")":
                 depth -= 1
-            tokens.append((c, 0, match.start(2) + offset))
+            tokens.append((c, 0, pos))
         elif allow_unicode_operators and c in _UNICODE_OPERATORS:
-            tokens.append((_UNICODE_OPERATORS[c], 0, match.start(2) + offset))
+            tokens.append((_UNICODE_OPERATORS[c], 0, pos))
         else:
-            return _failure(
-                "illegal_character", f"illegal character {c!r} at {match.start(2) + offset}"
-            )
+            return _failure("illegal_character", f"illegal character {c!r} at {pos}")
     return tokens
 
 
