@@ -134,10 +134,8 @@ def _formula_from(answer: str, obj: dict[str, Json] | None) -> str | None:
 
 
 def _formula_line(line: str) -> str | None:
-    """The formula a line of prose states, or None. Either the whole line after a label
-    (``Final answer:``) and without markdown or TeX around it (``**...**``, `` `...` ``,
-    ``$...$``, ``\\[ ... \\]``) holds only formula characters and a digit, or the line's last
-    run of formula characters is an equation with an operator before its ``=``.
+    """The formula a line states: the whole line after a label (``Final answer:``), markdown and
+    TeX around it removed, if it holds only formula characters; else its last equation.
 
     >>> _formula_line("**Final answer:** \\( (3*10 - 6)*1 = 24 \\)")
     '(3*10 - 6)*1 = 24'
@@ -274,10 +272,8 @@ def _failure(
 
 @lru_cache(maxsize=4096)
 def _training_hand(cards: tuple[str, ...], target: int) -> tuple[tuple[int, ...], str | None]:
-    """The hand's values under the training rule, sorted, and the reference formula for them.
-
-    Memoised per hand: the memorization flags need both for every answer.
-    """
+    """The hand's sorted values under the training rule and their reference formula (memoised:
+    solving a hand is search, and the memorization flags need it for every answer)."""
     training_values = [card_value(rank_from_name(c), TRAINING_FACE_VALUES) for c in cards]
     return tuple(sorted(training_values)), solve(training_values, target)
 
