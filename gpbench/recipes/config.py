@@ -13,9 +13,12 @@ applied last. A ``--set`` name that is not a config field goes to the TRL traine
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from gpbench.errors import ConfigError, did_you_mean
@@ -176,7 +179,54 @@ def from_preset(
             f"(choices: {', '.join(presets)})"
         )
     base = dataclasses.replace(cls(), **presets[preset], preset=preset)
-    return with_overrides(base, overrides or {})
+    config = with_overrides(base, overrides or {})
+    check_counts(config)
+    return config
+
+
+FLAGS = {
+    "task": "--task",
+    "model": "--model",
+    "output_dir": "-o",
+    "max_steps": "--max-steps",
+    "compute_budget": "--compute-budget",
+    "learning_rate": "--learning-rate",
+    "batch_size": "--batch-size",
+    "train_size": "--train-size",
+    "seed": "--seed",
+    "threads": "--threads",
+    "budget": "--budget",
+    "num_generations": "--num-generations",
+    "method": "--method",
+}
+"""The command-line flag of each setting that has one; the others are ``--set NAME=VALUE``."""
+
+
+def flag(name: str) -> str:
+    """How a user sets ``name`` on the command line, for error messages."""
+    return FLAGS.get(name, f"--set {name}")
+
+
+_COUNTS = ("batch_size", "per_device_batch_size", "max_steps", "save_steps", "save_points")
+"""Settings that must be at least 1 (``--set`` bypasses the flags' own range checks)."""
+
+
+def check_counts(settings: TrainSettings) -> None:
+    """Refuse a count below 1 (a zero batch or step count fails deep inside the trainer)."""
+    for name in _COUNTS:
+        value = getattr(settings, name)
+        if value < 1:
+            raise ConfigError(f"{flag(name)} must be at least 1, got {value}")
+
+
+def nearest_multiples(value: int, step: int) -> tuple[int, int]:
+    """The two multiples of ``step`` (at least ``step``) nearest ``value``, for suggestions.
+
+    >>> nearest_multiples(2, 4), nearest_multiples(10, 4), nearest_multiples(8, 16)
+    ((4, 8), (8, 12), (16, 32))
+    """
+    low = max(step, value // step * step)
+    return low, low + step
 
 
 def check_trainer_args(extra: Mapping[str, Any], allowed: list[str], trainer: str) -> None:
@@ -192,13 +242,17 @@ def check_trainer_args(extra: Mapping[str, Any], allowed: list[str], trainer: st
 def gradient_accumulation(settings: TrainSettings) -> int:
     """Accumulation steps that make ``batch_size`` from the per-device batch and the world size."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    per_step = settings.per_device_batch_size * world
-    if settings.batch_size % per_step:
+    per_device, batch = settings.per_device_batch_size, settings.batch_size
+    per_step = per_device * world
+    if batch % per_step:
+        low, high = nearest_multiples(batch, per_step)
+        smaller = math.gcd(batch // world, per_device) if batch % world == 0 else 0
+        other = f", or --set per_device_batch_size={smaller}" if smaller else ""
         raise ConfigError(
-            f"batch_size {settings.batch_size} is not a multiple of per_device_batch_size "
-            f"{settings.per_device_batch_size} x {world} process(es); change one of them"
+            f"--batch-size {batch} is not a multiple of per_device_batch_size {per_device} x "
+            f"{world} process(es); use --batch-size {low} or {high}{other}"
         )
-    return settings.batch_size // per_step
+    return batch // per_step
 
 
 def check_required(settings: TrainSettings) -> None:
@@ -207,6 +261,75 @@ def check_required(settings: TrainSettings) -> None:
         raise ConfigError("no starting checkpoint: pass --model FOLDER")
     if not settings.output_dir:
         raise ConfigError("no output folder: pass -o FOLDER")
+
+
+_CHECKPOINT_FOLDER = re.compile(r"checkpoint-\d+")
+
+
+def check_output_dir(settings: TrainSettings) -> None:
+    """Refuse an output folder that already holds a run's checkpoints.
+
+    The trainer would write over some of them and leave the others, so the folder would mix
+    two runs (a checkpoint series that is not one run's).
+    """
+    out = Path(settings.output_dir).expanduser()
+    if not out.is_dir():
+        return
+    held = sorted(p.name for p in out.iterdir() if _CHECKPOINT_FOLDER.fullmatch(p.name))
+    if (out / "gpbench_checkpoint.json").is_file():
+        held.insert(0, "gpbench_checkpoint.json")
+    if held:
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise ConfigError(
+            f"-o {settings.output_dir} already holds a checkpoint ({shown}); pass a new folder, "
+            "or remove that one first"
+        )
+
+
+def check_device(settings: TrainSettings) -> None:
+    """Refuse bf16 training on a machine with no GPU before transformers does (in a traceback)."""
+    if not settings.bf16 or settings.use_cpu:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"preset {settings.preset!r} trains in bf16 on a GPU and no CUDA GPU is visible; "
+            "on a CPU use --preset tiny-cpu, or --set bf16=false --set use_cpu=true"
+        )
+
+
+def check_model_fits_task(settings: TrainSettings, modality: str) -> None:
+    """Refuse a text-only starting model for a vision task (TRL fails late, or deep inside).
+
+    Only a local folder is checked (its config.json); a hub id is left to the trainer.
+    """
+    folder = Path(settings.model).expanduser()
+    if modality != "vision" or not (folder / "config.json").is_file():
+        return
+    import transformers
+
+    from gpbench.harness.backends.chat import is_vision_language
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError):
+        return  # the model loader reports a broken folder in its own words
+    if not is_vision_language(config, transformers):
+        kind = ", ".join(getattr(config, "architectures", None) or [config.model_type])
+        raise ConfigError(
+            f"--task {settings.task} shows images, and --model {settings.model} is a text-only "
+            f"model ({kind}); start from a vision-language checkpoint, or train the text "
+            "variant (--task gp-l or virl-l)"
+        )
+
+
+def check_before_run(settings: TrainSettings, modality: str) -> None:
+    """Every check a recipe makes before it loads anything heavy, in the order a user fixes them."""
+    check_required(settings)
+    check_output_dir(settings)
+    check_device(settings)
+    check_model_fits_task(settings, modality)
 
 
 def with_threads(settings: C) -> tuple[C, ThreadCount]:

@@ -43,15 +43,18 @@ Presets:
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from gpbench.errors import ConfigError
 from gpbench.recipes.config import (
     TrainSettings,
-    check_required,
+    check_before_run,
     check_trainer_args,
     from_preset,
+    nearest_multiples,
     with_threads,
 )
 from gpbench.recipes.data import REF_COLUMN, examples, rl_row
@@ -145,10 +148,20 @@ def resolve(preset: str, overrides: dict[str, Any] | None = None) -> RLRecipeCon
             f"verifier_mode must be gpbench or reference, got {config.verifier_mode!r}; "
             "--set verifier_mode=reference trains on the paper code's rewards"
         )
-    if config.batch_size % config.num_generations:
+    if config.num_generations < 2:
         raise ConfigError(
-            f"batch_size {config.batch_size} is not a multiple of num_generations "
-            f"{config.num_generations}: each prompt's group must fit in one batch"
+            f"--num-generations must be at least 2 (GRPO scores each rollout against the other "
+            f"rollouts of its prompt), got {config.num_generations}"
+        )
+    if config.batch_size % config.num_generations:
+        # Suggest batches that also fit the per-device batch, so the next check passes too.
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        step = math.lcm(config.num_generations, config.per_device_batch_size * world)
+        low, high = nearest_multiples(config.batch_size, step)
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is not a multiple of --num-generations "
+            f"{config.num_generations} (each prompt's rollouts must fit in one batch); use "
+            f"--batch-size {low} or {high}"
         )
     return config
 
@@ -178,9 +191,9 @@ def train(config: RLRecipeConfig) -> Any:
     A local ``config.model`` folder is loaded strictly (weights that do not fit are refused, see
     :func:`gpbench.recipes.runner.starting_model`); a Hub id is loaded by TRL itself.
     """
-    check_required(config)
-    config, threads = with_threads(config)
     task = get_task(config.task)
+    check_before_run(config, task.modality)
+    config, threads = with_threads(config)
     budget = rollout_budget(task, config)
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer

@@ -48,7 +48,7 @@ from typing import Any
 from gpbench.errors import ConfigError
 from gpbench.recipes.config import (
     TrainSettings,
-    check_required,
+    check_before_run,
     check_trainer_args,
     from_preset,
     with_threads,
@@ -135,9 +135,9 @@ def train(config: SFTRecipeConfig) -> Any:
     A local ``config.model`` folder is loaded strictly (weights that do not fit are refused, see
     :func:`gpbench.recipes.runner.starting_model`); a Hub id is loaded by TRL itself.
     """
-    check_required(config)
-    config, threads = with_threads(config)
     task = get_task(config.task)
+    check_before_run(config, task.modality)
+    config, threads = with_threads(config)
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
