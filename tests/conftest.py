@@ -29,6 +29,13 @@ os.environ.update(thread_env(THREADS.count))
 _applied = False
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """conftest.py files hold fixtures, not doctests: --doctest-modules would import each test
+    folder's conftest as one more module named ``conftest`` and refuse the second
+    (``pytest tests/reports tests/regress`` failed with "import file mismatch")."""
+    return True if collection_path.name == "conftest.py" else None
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Give the count to torch once it is imported (a dictionary look-up per test until then)."""
     global _applied

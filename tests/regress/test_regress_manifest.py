@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import CHECKPOINTS_MD, ManifestWriter, manifest_text, scripted_entry
+from regress_fixtures import CHECKPOINTS_MD, ManifestWriter, manifest_text, scripted_entry
 
 from gpbench.cli import cli
 from gpbench.regress import reference

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CHECKPOINTS_MD
+from regress_fixtures import CHECKPOINTS_MD
 
 from gpbench.cli import cli
 from gpbench.errors import CheckpointError

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CHECKPOINTS_MD, ManifestWriter, scripted_entry
+from regress_fixtures import CHECKPOINTS_MD, ManifestWriter, scripted_entry
 
 from gpbench.cli import cli
 from gpbench.regress import run as regress_run
