@@ -6,12 +6,9 @@ text around it varies: code fences, prose before and after, single quotes, trail
 ``//`` or ``#`` comments, Python literals (``True``, ``None``), unquoted card names (``[J, 10]``)
 and unquoted keys inside the braces (``{formula: "..."}``). The answer is hostile data, so it is
 read by a small tolerant parser written here: no ``eval``, no ``ast.literal_eval`` (which can
-die with ``MemoryError`` or ``RecursionError`` on hostile nesting). Every bound is fixed:
-
-* only the last ``max_chars`` characters of an answer are examined (an answer's object sits at
-  its end; a longer answer is rambling, and the cut keeps the work linear and small);
-* containers nest at most :data:`MAX_DEPTH` deep; deeper input is a syntax error;
-* at most :data:`MAX_CANDIDATES` ``{...}`` spans are tried per answer.
+die with ``MemoryError`` or ``RecursionError`` on hostile nesting). Every bound is fixed (see the
+constants): only an answer's last characters are examined (its object sits at its end, and the
+cut keeps the work linear), nesting is capped, and so are the ``{...}`` spans tried.
 
 When an answer holds several objects, :func:`extract_object` returns the LAST one that parses:
 models restate or correct themselves, and their final word is the answer.
@@ -95,26 +92,12 @@ _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _STRING_CHUNK_RE = {'"': re.compile(r'[^"\\\n]*'), "'": re.compile(r"[^'\\\n]*")}
 _HEX_RE = {n: re.compile(f"[0-9a-fA-F]{{{n}}}") for n in (2, 4, 8)}
-_LITERALS: dict[str, Json] = {
-    "true": True,
-    "false": False,
-    "null": None,
-    "True": True,
-    "False": False,
-    "None": None,
-}
-_SIMPLE_ESCAPES = {
-    "n": "\n",
-    "t": "\t",
-    "r": "\r",
-    "b": "\b",
-    "f": "\f",
-    "\\": "\\",
-    "/": "/",
-    "'": "'",
-    '"': '"',
-    "\n": "",  # backslash-newline: Python's line continuation inside a string
-}
+_LOW_SURROGATE_RE = re.compile(r"\\u([dD][c-fC-F][0-9a-fA-F]{2})")  # \uDC00 to \uDFFF
+_LITERALS: dict[str, Json] = {"true": True, "false": False, "null": None}  # JSON's spellings
+_LITERALS |= {"True": True, "False": False, "None": None}  # and Python's
+_SIMPLE_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f"}
+# Characters that escape to themselves; a backslash-newline is Python's line continuation.
+_SIMPLE_ESCAPES |= {"\\": "\\", "/": "/", "'": "'", '"': '"', "\n": ""}
 _ESCAPE_WIDTH = {"x": 2, "u": 4, "U": 8}
 
 
@@ -224,15 +207,10 @@ class _Parser:
         code = int(self.text[self.pos : self.pos + width], 16)
         self.pos += width
         if 0xD800 <= code < 0xDC00:  # high surrogate: JSON spells astral characters as a pair
-            after = self.pos + 2
-            if (
-                self.text.startswith("\\u", self.pos, self.end)
-                and _HEX_RE[4].match(self.text, after, self.end) is not None
-            ):
-                low = int(self.text[after : after + 4], 16)
-                if 0xDC00 <= low < 0xE000:
-                    self.pos = after + 4
-                    return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+            low = _LOW_SURROGATE_RE.match(self.text, self.pos, self.end)
+            if low is not None:
+                self.pos = low.end()
+                return chr(0x10000 + ((code - 0xD800) << 10) + (int(low.group(1), 16) - 0xDC00))
         if 0xD800 <= code < 0xE000 or code > 0x10FFFF:
             # A lone surrogate cannot be encoded as UTF-8 later; an out-of-range code is no char.
             return "\ufffd"
