@@ -355,7 +355,11 @@ def _parquet_records(rows: Iterator[Row]) -> Iterator[dict[str, Any]]:
     """Instances as Parquet rows; a vision task's ``images`` become ``{"bytes", "path"}`` structs."""
     for instance, _, pngs in rows:
         row = to_dict(instance)
-        if pngs:
+        if not pngs:
+            # Text tasks have no image column at all: an empty one makes TRL's trainers treat
+            # the data as vision data and refuse it.
+            row.pop("images", None)
+        else:
             # datasets.Image's storage: the PNG bytes, and the path the JSON lines would use.
             row["images"] = [
                 {"bytes": png, "path": path}
@@ -429,7 +433,10 @@ def _hf_records(rows: Iterator[Row]) -> Iterator[dict[str, Any]]:
     """Instances as ``datasets`` rows; vision tasks get TRL-style placeholders and an image column."""
     for instance, _, pngs in rows:
         row = to_dict(instance)
-        if pngs:
+        if not pngs:
+            # No empty image column for text tasks (TRL's SFTTrainer refuses one).
+            row.pop("images", None)
+        else:
             # transformers/TRL convention: an {"type": "image"} placeholder in the messages and
             # the pictures in an "images" column.
             row["messages"] = [_placeholder_message(m) for m in instance.messages]

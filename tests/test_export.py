@@ -56,6 +56,25 @@ def test_hf_vision_images_are_image_features(tmp_path: Path) -> None:
     assert split[0]["images"][0].size == (1200, 1200)
 
 
+@pytest.mark.parametrize("fmt", ["hf", "parquet"])
+def test_text_task_exports_have_no_image_column(tmp_path: Path, fmt: str) -> None:
+    datasets = pytest.importorskip("datasets")
+    write_split(GP_L, "id", 42, 2, tmp_path, fmt=fmt)
+    write_split(GP_VL, "id", 42, 1, tmp_path, fmt=fmt)
+    if fmt == "hf":
+        text = datasets.load_from_disk(str(tmp_path / "gp-l"))["id"]
+        vision = datasets.load_from_disk(str(tmp_path / "gp-vl"))["id"]
+    else:
+        cache = str(tmp_path / "cache")
+        text = datasets.load_dataset(str(tmp_path / "gp-l"), cache_dir=cache)["id"]
+        vision = datasets.load_dataset(str(tmp_path / "gp-vl"), cache_dir=cache)["id"]
+    assert "images" not in text.column_names and "image_paths" not in text.column_names
+    assert isinstance(vision.features["images"].feature, datasets.Image)
+    if fmt == "parquet":
+        # gpbench's own reader still gives the text instance an empty image list.
+        assert load_split(tmp_path / "gp-l" / "id.parquet")[0].instance.images == []
+
+
 def test_parquet_images_load_as_image_features(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     write_split(GP_VL, "ood-rule", 42, 2, tmp_path, fmt="parquet")
