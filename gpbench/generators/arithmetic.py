@@ -94,18 +94,14 @@ DEFAULT_LIMITS = Limits()
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The outcome of :func:`evaluate`.
-
-    ``numbers`` lists the integer literals in order of appearance whenever the formula parsed
-    (``ok=True``, including division by zero); it is empty when ``ok`` is false.
-    """
+    """The outcome of :func:`evaluate`."""
 
     ok: bool
     """The formula parsed and evaluated (a division by zero still counts as ok)."""
     value: Fraction | None
     """The exact value; ``None`` when not ok or on division by zero."""
     numbers: tuple[int, ...]
-    """Integer literals in the order they appear."""
+    """Integer literals in order of appearance when ``ok`` (division by zero too), else empty."""
     error: str | None
     """``None`` when ok, else one of :data:`ERROR_CODES`."""
     division_by_zero: bool = False
@@ -271,7 +267,6 @@ def _run(rpn: _Rpn, numbers: tuple[int, ...], limits: Limits) -> Evaluation:
     # Values stay plain ints until a division; None marks "undefined after a division by zero"
     # and propagates.
     values: list[int | Fraction | None] = []
-    division_by_zero = False
     for item in rpn:
         if isinstance(item, int):
             if _too_large(item, limits.max_value_bits):
@@ -294,7 +289,6 @@ def _run(rpn: _Rpn, numbers: tuple[int, ...], limits: Limits) -> Evaluation:
         elif item == "*":
             result = a * b
         elif b == 0:
-            division_by_zero = True
             result = None
         else:
             result = Fraction(a, b)
@@ -305,7 +299,7 @@ def _run(rpn: _Rpn, numbers: tuple[int, ...], limits: Limits) -> Evaluation:
             )
         values.append(result)
     (final,) = values
-    if division_by_zero or final is None:
+    if final is None:  # every value feeds the final one, so a division by zero reaches it
         return Evaluation(
             ok=True,
             value=None,
