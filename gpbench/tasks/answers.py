@@ -260,9 +260,7 @@ def parse_lenient(text: str, *, max_chars: int = MAX_CHARS) -> Json:
     return result
 
 
-# Finding the {...} spans. Inside braces only braces, strings and comments matter; outside them
-# only "{" does. A string is on one line; a quote with no partner on its line is an ordinary
-# character. Each search below is one linear pass from where the last one stopped.
+# What matters inside braces: braces, one-line strings and comments (outside, only "{" does).
 _IN_OBJECT_RE = re.compile(r"""\{+|[}"'#]|//""")
 _QUOTED_RE = {
     '"': re.compile(r'"(?:[^"\\\n]|\\.)*"'),
@@ -273,9 +271,8 @@ _QUOTED_RE = {
 def _object_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of every balanced ``{...}`` span, in the order the spans close.
 
-    One linear pass. Quotes are only honoured inside braces, so an apostrophe in prose ("Here's")
-    does not hide what follows; a quote with no closing partner on its line is read as an
-    ordinary character for the same reason.
+    One linear pass. Quotes count only inside braces, and only with a partner on their line, so
+    an apostrophe in prose ("Here's") does not hide what follows.
     """
     spans: list[tuple[int, int]] = []
     opens: list[int] = []
