@@ -13,11 +13,8 @@ Check order (docs/tasks.md §1; the first failure is ``status``, every failure f
 5. Otherwise ``correct`` (+5).
 
 Extraction: the formula of the answer's last ``{...}`` object (see :mod:`gpbench.tasks.answers`),
-else its last ``formula`` field, else the last line that states a formula (:func:`_formula_line`). Text before the first ``=`` is the expression.
-
-Feedback names what was wrong as the paper's does: the numbers not on the cards, the cards used
-more than once, the cards left unused, the value the formula gives and its longest start that
-fits one of the paper solver's solutions.
+else its last ``formula`` field, else the last line that states a formula (:func:`_formula_line`).
+Text before the first ``=`` is the expression.
 
 Flags (docs/tasks.md §5): ``train_rule_answer`` (wrong under the split's rule, right if J/Q/K were 10),
 ``verbatim_training_formula`` (the expression, whitespace aside, equals the reference formula
