@@ -13,7 +13,12 @@ Rows follow verl's RL parquet schema (what its ``RLHFDataset`` reads), one row p
 - ``extra_info``: the split, index, decision point, instance uid and the reference answer (for
   people reading the data; the reward does not use it).
 
-The module never imports verl, so it works (and is tested) without it. Point verl (0.9) at it
+The paper's multi-turn revision is :class:`GpbenchInteraction`, a verl multi-turn interaction
+(the verifier's feedback as the next user turn, the task's budget; config in
+``verl_interaction.yaml`` beside this file). Rows carry its ``interaction_kwargs``.
+
+Apart from :class:`GpbenchInteraction`'s base class the module never imports verl, so it works
+(and is tested) without it. Point verl (0.9) at it
 with ``reward.custom_reward_function.path=<this file>`` and
 ``reward.custom_reward_function.name=compute_score``; add
 ``+reward.custom_reward_function.reward_kwargs.verifier_mode=reference`` for the paper code's
@@ -22,7 +27,10 @@ verifier (verl passes ``reward_kwargs`` to the function in every reward worker).
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from gpbench.errors import ConfigError
@@ -41,6 +49,12 @@ process only: verl loads the reward file afresh in its Ray workers, so there pas
 ``verifier_mode`` through ``reward_kwargs`` instead."""
 
 MODES = ("gpbench", "reference")
+
+INTERACTION_NAME = "gpbench"
+"""The interaction's name in ``verl_interaction.yaml`` and in each row's ``interaction_kwargs``."""
+
+INTERACTION_CONFIG = Path(__file__).with_name("verl_interaction.yaml")
+"""The interaction config to pass verl (``...multi_turn.interaction_config_path``)."""
 
 
 def ability(task: TaskSpec) -> str:
@@ -65,6 +79,8 @@ def verl_record(task: TaskSpec, example: Example, pngs: list[bytes]) -> dict[str
             "point": example.ref.point,
             "uid": example.instance.uid,
             "reference_answer": example.answer,
+            # verl's dataset hands these to the interaction's start_interaction.
+            "interaction_kwargs": {"name": INTERACTION_NAME, "ground_truth": ref_json},
         },
     }
     if task.modality == "vision":
@@ -115,9 +131,7 @@ def compute_score(
     """
     from gpbench.recipes.rewards import judge
 
-    mode = (extra_info or {}).get("verifier_mode") or verifier_mode or VERIFIER_MODE
-    if mode not in MODES:
-        raise ConfigError(f"verifier_mode {mode!r} is not one of {', '.join(MODES)}")
+    mode = _check_mode((extra_info or {}).get("verifier_mode") or verifier_mode or VERIFIER_MODE)
     if not data_source.startswith("gpbench/"):
         raise ConfigError(
             f"compute_score scores gpbench rows (data_source 'gpbench/<task>'), got "
@@ -129,3 +143,141 @@ def compute_score(
         "correct": float(verdict.correct),
         "status": verdict.status,
     }
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ConfigError(f"verifier_mode {mode!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
+class _PlainInteraction:
+    """verl's ``BaseInteraction`` constructor, for when verl (with ``verl.interactions``) is absent."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.name: str = config.get("name", "interaction_agent")
+
+
+def _interaction_base() -> type:
+    """verl's ``BaseInteraction`` where the installed verl has it, else a plain class.
+
+    The files are looked for before importing: verl 0.9 has no ``verl.interactions`` and
+    importing verl only to find that out costs seconds in every ``--format verl`` export.
+    """
+    spec = importlib.util.find_spec("verl")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not any((Path(loc) / "interactions" / "base.py").is_file() for loc in locations):
+        return _PlainInteraction
+    from verl.interactions.base import BaseInteraction  # type: ignore[import-not-found,unused-ignore]
+
+    base: type = BaseInteraction
+    return base
+
+
+@dataclass
+class _Session:
+    env: Any
+    last_reward: float = 0.0
+    total_reward: float = 0.0
+
+
+class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
+    """The paper's multi-turn revision as a verl multi-turn interaction.
+
+    verl calls :meth:`start_interaction` with a row's ``interaction_kwargs`` (``ground_truth``,
+    the item's JSON), then :meth:`generate_response` after each model turn: the answer goes to
+    the task's episode (``task.episode(instance)``, ``env.step(answer)``). A wrong answer gets
+    the verifier's feedback as the next user turn until the task's budget is spent (5 attempts
+    for GeneralPoints, 2 per decision point for V-IRL); a correct V-IRL action moves on to the
+    next decision point, whose prompt (with the true history) is the next user turn. Each turn's
+    score is the step's reward: the verdict's reward, plus the task's budget penalty on the turn
+    that spends the budget (the paper's multi-turn return is their sum).
+
+    Subclasses verl's ``BaseInteraction`` where the installed verl has one; otherwise a plain
+    class with the same methods. Vision tasks: the next decision point's pictures are not sent
+    (an interaction returns text only), so use it with text tasks or single-decision ones.
+
+    Config keys (``verl_interaction.yaml``): ``name`` and ``verifier_mode`` (``gpbench`` or
+    ``reference``; a row's ``interaction_kwargs`` may override it).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.verifier_mode = _check_mode(str(config.get("verifier_mode", VERIFIER_MODE)))
+        self._sessions: dict[str, _Session] = {}
+
+    async def start_interaction(
+        self,
+        instance_id: str | None = None,
+        ground_truth: str | None = None,
+        verifier_mode: str | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Open an episode on the row's item; returns the id later calls name it by."""
+        from uuid import uuid4
+
+        from gpbench.recipes.training_items import resolve
+
+        if ground_truth is None:
+            raise ConfigError(
+                "GpbenchInteraction needs the row's ground_truth in interaction_kwargs; "
+                "write the data with `gpbench generate TASK --format verl`"
+            )
+        mode = _check_mode(verifier_mode or self.verifier_mode)
+        task, instance, point = resolve(ground_truth)
+        key = instance_id if instance_id is not None else str(uuid4())
+        self._sessions[key] = _Session(task.episode(instance, mode=mode, start=point))
+        return key
+
+    async def generate_response(
+        self, instance_id: str, messages: list[dict[str, Any]], **kwargs: Any
+    ) -> tuple[bool, str, float, dict[str, Any]]:
+        """Judge the last assistant turn of ``messages``.
+
+        Returns:
+            ``(should_terminate, next_user_turn, turn_score, info)``: terminate once the
+            episode is solved or out of budget; the next turn is the verifier's feedback (or
+            the next decision point's prompt); ``info`` has the verdict's ``status`` and
+            ``correct``, the ``decision_point`` and ``attempt``, and ``stop_reason`` at the end.
+        """
+        session = self._session(instance_id)
+        answer = next(
+            (
+                _text_with_tokens(m["content"])
+                for m in reversed(messages)
+                if m["role"] == "assistant"
+            ),
+            "",
+        )
+        step = session.env.step(answer)
+        session.last_reward = float(step.reward)
+        session.total_reward += session.last_reward
+        info = {"status": step.verdict.status, "correct": step.verdict.correct, **step.info}
+        if step.terminated:
+            return True, "", session.last_reward, info
+        if step.verdict.correct:
+            # A new decision point: its prompt, rebuilt with the true history.
+            response = _text_with_tokens(session.env.messages[-1]["content"])
+        else:
+            response = str(step.verdict.feedback)
+        return False, response, session.last_reward, info
+
+    async def calculate_score(self, instance_id: str | None = None, **kwargs: Any) -> float:
+        """The last judged turn's score (0 before any)."""
+        if instance_id is None:
+            return 0.0
+        return self._session(instance_id).last_reward
+
+    async def finalize_interaction(self, instance_id: str | None = None, **kwargs: Any) -> None:
+        """Forget the episode."""
+        if instance_id is not None:
+            self._sessions.pop(instance_id, None)
+
+    def _session(self, instance_id: str) -> _Session:
+        try:
+            return self._sessions[instance_id]
+        except KeyError:
+            raise ConfigError(
+                f"no gpbench interaction {instance_id!r}: call start_interaction first"
+            ) from None
