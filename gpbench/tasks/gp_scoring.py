@@ -107,13 +107,8 @@ def feedback_text(reasons: Sequence[str]) -> str:
     return f"You failed this trial because {', '.join(reasons)}." if reasons else ""
 
 
-def extract_formula(answer: str) -> str | None:
-    """The formula an answer gives (see the module docstring for where it is looked for)."""
-    return _formula_from(answer, extract_object(answer))
-
-
 def _formula_from(answer: str, obj: dict[str, Json] | None) -> str | None:
-    """:func:`extract_formula`, given ``obj = extract_object(answer)`` (parsed once by verify)."""
+    """The formula an answer gives (see the module docstring), given its ``extract_object``."""
     value: Any = obj.get("formula") if obj is not None else None
     if value is None and (obj is None or "formula" not in obj):
         value = extract_field_fallback(answer, "formula")
