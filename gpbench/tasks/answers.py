@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from itertools import islice
 from typing import NoReturn, TypeAlias
 
@@ -101,15 +102,13 @@ _SIMPLE_ESCAPES |= {"\\": "\\", "/": "/", "'": "'", '"': '"', "\n": ""}
 _ESCAPE_WIDTH = {"x": 2, "u": 4, "U": 8}
 
 
+@dataclass(slots=True)
 class _Parser:
     """Recursive descent over ``text[pos:end]``; recursion is bounded by :data:`MAX_DEPTH`."""
 
-    __slots__ = ("end", "pos", "text")
-
-    def __init__(self, text: str, pos: int, end: int) -> None:
-        self.text = text
-        self.pos = pos
-        self.end = end
+    text: str
+    pos: int
+    end: int
 
     def fail(self, what: str) -> NoReturn:
         raise AnswerSyntaxError(f"{what} at {self.pos}", self.pos)
@@ -409,9 +408,8 @@ def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -
         return parser.value(0)
     except AnswerSyntaxError:
         pass
-    newline = window.find("\n", last.end())
-    raw = window[last.end() : len(window) if newline < 0 else newline].strip()
-    raw = raw.rstrip(",").strip()
+    line = window[last.end() :].partition("\n")[0]
+    raw = line.strip().rstrip(",").strip()
     if raw[:1] in ("'", '"') and not raw.endswith(raw[0]):
         raw = raw[1:].strip()
     return raw or None
