@@ -144,8 +144,6 @@ def evaluate(
     'illegal_character'
     >>> evaluate("3 x 8", allow_unicode_operators=True).value
     Fraction(24, 1)
-    >>> evaluate("2(3)").error
-    'syntax'
     """
     # Reject a huge input before even stripping it (stripping a megabyte of padding takes
     # milliseconds); past this slack no amount of surrounding whitespace is plausible.
