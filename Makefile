@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest chromium regress test-vllm bench clean
+.PHONY: demo test lint typecheck pytest chromium regress test-vllm test-verl bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,13 @@ test-vllm:
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-vllm/bin/pytest \
 	  tests/harness/test_vllm_backend.py tests/harness/test_openai_backend.py
 
+# verl 0.9.1 pins transformers < 5.11, so its tests (verl's RLHFDataset reading --format verl
+# exports, the multi-turn interaction) run in .venv-verl (~5 minutes to build the first time).
+test-verl:
+	bash scripts/setup_verl.sh
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-verl/bin/pytest \
+	  tests/integrations/test_verl.py tests/integrations/test_verl_interaction.py
+
 # The project's own regression check, for real (see checkpoints.md): the reference checkpoint
 # shipped in gpbench/regress/data (the SFT recipe's tiny-cpu preset at a fixed CI size, fixed
 # bytes so every machine evaluates the same model), its files checked against their sha256, then
@@ -78,8 +85,8 @@ regress: $(VENV)/.installed-recipes
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/gpbench regress --only tiny-cpu-reference \
 	  --runs-dir runs/regress --json runs/regress/summary.json
 
-# The vLLM stage last: the quick checks fail first.
-test: lint typecheck pytest regress test-vllm
+# The vLLM and verl stages last (their own venvs): the quick checks fail first.
+test: lint typecheck pytest regress test-vllm test-verl
 
 bench: $(VENV)/.installed-dev
 	bash bench/setup_bench_env.sh
