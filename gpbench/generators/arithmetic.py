@@ -14,18 +14,15 @@ Grammar::
     sign   := '+' | '-'
     number := [0-9]+            ASCII digits only; leading zeros allowed ("08" is 8)
 
-Whitespace (space, tab, carriage return, newline) may stand between any two tokens.
-
-Design decisions:
+Whitespace (space, tab, carriage return, newline) may stand between any two tokens. Decisions:
 
 * Unary minus (and plus) is accepted, at most two signs in a row. The paper allows ``-`` and a
   unary minus never changes which hands are solvable (``a - b == a + (-b)``), so rejecting ``-3+27``
   would only punish harmless notation. Three or more stacked signs (``---3``) are ``"syntax"``:
   nobody writes them on purpose.
-* ``**`` and ``//`` are ``"syntax"``, not ``"illegal_character"``: each character is legal on its
-  own and only the sequence is not (an operator where an operand must be). The ``detail`` names
-  the operator. ``^``, ``%``, ``.``, ``=``, letters and brackets other than ``()`` are
-  ``"illegal_character"``. Both codes are failures; the verifier treats them alike.
+* ``**`` and ``//`` are ``"syntax"``: each character is legal, only the sequence is not (an
+  operator where an operand must be); ``detail`` names the operator. ``^``, ``%``, ``.``, ``=``,
+  letters and brackets other than ``()`` are ``"illegal_character"``.
 * Implicit multiplication (``2(3)``, ``(1)(2)``, ``2 3``) is ``"syntax"``.
 * Division by zero is not a malformed formula: the result has ``ok=True``, ``value=None`` and
   ``division_by_zero=True`` (the task scores it as a wrong value).
@@ -83,10 +80,7 @@ class Limits:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
         if self.max_number_digits > _MAX_NUMBER_DIGITS_CAP:
-            raise ValueError(
-                f"Limits.max_number_digits must be at most {_MAX_NUMBER_DIGITS_CAP}, "
-                f"got {self.max_number_digits}"
-            )
+            raise ValueError(f"Limits.max_number_digits must be at most {_MAX_NUMBER_DIGITS_CAP}")
 
 
 DEFAULT_LIMITS = Limits()
