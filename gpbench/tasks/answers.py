@@ -10,9 +10,6 @@ die with ``MemoryError`` or ``RecursionError`` on hostile nesting). Every bound 
 constants): only an answer's last characters are examined (its object sits at its end, and the
 cut keeps the work linear), nesting is capped, and so are the ``{...}`` spans tried.
 
-When an answer holds several objects, :func:`extract_object` returns the LAST one that parses:
-models restate or correct themselves, and their final word is the answer.
-
 Lenient grammar (a superset of JSON and of Python literals of str/int/float/bool/None/list/dict):
 
 * strings in ``'...'`` or ``"..."`` on one line, with JSON and Python escapes (``\\n``, ``\\t``,
@@ -303,7 +300,8 @@ def _object_spans(text: str) -> list[tuple[int, int]]:
 
 
 def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] | None:
-    """The last top-level ``{...}`` object in text parsed leniently, else None.
+    """The LAST top-level ``{...}`` object in text that parses leniently, else None: models
+    restate or correct themselves, and their final word is the answer.
 
     Spans are tried latest-closing first, so a later object beats an earlier one and an
     enclosing object beats those nested in it; a nested one is tried only if the enclosing one
