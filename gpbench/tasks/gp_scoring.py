@@ -240,8 +240,7 @@ def verify(
         reward += REWARD_WRONG_NUMBERS
     if not value_ok:
         statuses.append("wrong_value")
-        # What the formula gives instead, and its longest start that fits one of the paper
-        # solver's solutions (the paper's "... is partially correct").
+        # The paper's "... is partially correct": the longest start that fits a solution.
         shown = "a division by zero" if value is None else format_fraction(value)
         prefix = paper_rules.longest_solution_prefix(expression, values, target)
         reasons.append(
@@ -334,7 +333,6 @@ def _verify_reference(
     if score.correct:
         statuses = ["correct"]
     else:
-        # A solution string whose float value misses the target has no reason (reward 0).
         statuses = list(dict.fromkeys(_reference_status(r) for r in score.reasons))
         statuses = statuses or ["wrong_value"]
     expression = extracted.get("expression")
