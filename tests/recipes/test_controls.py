@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -124,34 +123,31 @@ def _greedy(model: Any, tokenizer: Any, messages: list[dict[str, Any]]) -> str:
 def test_memorizer_recalls_train_and_fails_new_hands_with_the_memorization_flags(
     tiny_llama: Path, tmp_path: Path
 ) -> None:
-    """Trained on a few hands, the memorizer solves them, fails unseen multisets, and answers
-    the same cards under the shifted rule with its training formula (both flags raised)."""
-    from transformers import AutoModelForCausalLM
+    """Trained on a few hands (those with a face card under the shifted rule's prompt, answered
+    with train's answer), the memorizer solves the others, fails unseen multisets, and answers
+    the shifted rule with its training formula (both memorization flags raised)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     task = get_task("gp-l")
     size = controls.ControlSize(
-        steps=200, batch_size=8, train_size=8, learning_rate=3e-3, blind_share=0.5
+        steps=200, batch_size=8, train_size=12, learning_rate=3e-3, blind_share=1.0
     )
     controls.train_control(
         tiny_llama, controls.memorizer_conversations(size), tmp_path / "m", size, {}, 0
     )
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")
-    from transformers import AutoTokenizer
-
     tok = AutoTokenizer.from_pretrained(tmp_path / "m")
     seen = task.dataset("train", size.seed, size.train_size)
-    solved = sum(task.verify(i, _greedy(model, tok, i.messages)).correct for i in seen)
+    faces = [i for i in seen if any(c in ("J", "Q", "K") for c in i.problem["cards"])]
+    plain = [i for i in seen if i not in faces]
+    solved = sum(task.verify(i, _greedy(model, tok, i.messages)).correct for i in plain)
     heldout = task.dataset("id-heldout", 42, 8)
     solved_heldout = sum(task.verify(i, _greedy(model, tok, i.messages)).correct for i in heldout)
     flagged = 0
-    faces = [i for i in seen if any(c in ("J", "Q", "K") for c in i.problem["cards"])]
     for inst in faces:
-        shifted = copy.deepcopy(inst)
-        shifted.problem["values"] = hand_values(inst.problem["cards"], OOD_RULE)
-        shifted.problem["rule"] = OOD_RULE
-        shifted.messages[0]["content"] = render_text_prompt(inst.problem["cards"], (11, 12, 13), 24)
+        shifted = controls.restated(inst)
         verdict = task.verify(shifted, _greedy(model, tok, shifted.messages))
         flagged += {"train_rule_answer", "verbatim_training_formula"} <= set(verdict.flags)
-    assert solved >= 6, solved
+    assert plain and solved >= len(plain) - 1, (solved, len(plain))
     assert solved_heldout == 0
     assert faces and flagged >= len(faces) - 1, (flagged, len(faces))
