@@ -3,18 +3,37 @@
 - :func:`build_memorizer`: the tiny Llama trained on ``train``'s reference answers (the paper's
   prompt and response format, J/Q/K = 10) until it recalls them. Expected: high ``id`` success
   (``id`` overlaps ``train``), near zero on ``id-heldout`` and ``ood-rule``, and its ``ood-rule``
-  answers flagged ``verbatim_training_formula`` and ``train_rule_answer``.
+  answers flagged ``verbatim_training_formula`` and ``train_rule_answer``. With ``blind_share``
+  above 0 some face-card hands are shown under the shifted rule's prompt with train's answer
+  (replayed ``blind_attempts`` times through the revision loop): trained on the paper's prompt
+  alone, the tiny model answers the unseen rule sentence with broken text (``illegal_formula``)
+  instead of replaying its training answer, so the flags never fire.
 - :func:`build_rule_follower`: the tiny Llama trained on transcripts whose answers follow a fixed
   procedure that works on hands it never saw: read the face-card rule from the prompt, write the
   card values, sort them (an extra ``sorted`` field, ignored by the verifier), then fill the
   formula template of the attempt (one template per attempt of the verification loop, in a fixed
   order). The corpus holds both rules and no ``id-heldout`` value multiset, so its success on
-  ``id-heldout`` and ``ood-rule`` measures the procedure, not recall.
+  ``id-heldout`` and ``ood-rule`` measures the procedure, not recall. Its ceiling is the
+  templates' coverage (about a quarter of the hands of each split).
 
 Both train with a plain torch loop (loss on the assistant turns only) and write
 ``gpbench_checkpoint.json`` (method ``sft``; ``config.control`` names the control and its
 corpus). The prompt is always the paper's; the rule-follower's extra answer field and its
 template order are recorded in ``config``.
+
+Measured (``gpbench eval``, hf backend, greedy, 5 attempts, 50 hands per split, seed 42; 1 CPU
+thread shared with other jobs, load 4-7):
+
+- memorizer, 1,200 steps of 16 (18 min): id 50% (25/50, each the training formula), id-heldout
+  0/50, ood-rule 0/50 with no flag (broken answers); then 400 steps (4.5 min) with
+  ``blind_share=0.5``:
+  id 54% (27 of the 34 hands whose multiset train holds), id-heldout 0/50, ood-rule 0/50 with
+  19/50 first answers flagged ``train_rule_answer`` and ``verbatim_training_formula`` (of 26
+  whose J/Q/K = 10 multiset train holds).
+- rule-follower, 800 steps of 16 (36 min) then 400 with ``ood_share=0.75`` (15 min): id 24%
+  (12/50), id-heldout 18% (9/50), ood-rule 4% (2/50); the templates can solve 13, 13 and 9 of
+  those hands. The procedure is right in 84-91% of the attempts under J/Q/K = 10 but 41% under
+  11/12/13, where later attempts miscopy the cards: that rule is the bottleneck.
 """
 
 from __future__ import annotations
