@@ -46,8 +46,9 @@ MANIFEST_NAME = "checkpoints.md"
 def packaged_data() -> Path:
     """The folder shipped inside the gpbench package: checkpoints.md and the CPU reference.
 
-    It is package data, so it is there in an installed wheel as much as in a checkout (where the
-    repository's top-level checkpoints.md is a link to the file in it).
+    It is package data, so it is there in an installed wheel as much as in a checkout. In the
+    repository its checkpoints.md is a link to the top-level checkpoints.md (the file people
+    read and edit); building the wheel copies the content.
     """
     return Path(str(files("gpbench.regress") / "data"))
 

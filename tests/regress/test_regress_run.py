@@ -218,9 +218,10 @@ def test_model_root_is_searched_first(write_manifest: ManifestWriter, tmp_path: 
     assert model is None and "nor under --model-root" in why
 
 
-def test_the_repository_manifest_links_to_the_packaged_one() -> None:
-    # One file, two names: the wheel ships the packaged one, the README points at the other.
-    assert CHECKPOINTS_MD.is_symlink()
+def test_the_packaged_manifest_links_to_the_repository_one() -> None:
+    # One file, two names: people read and edit the top-level one (a plain file, so the
+    # repository's web view shows it); the package's is a link that the wheel build copies.
+    assert not CHECKPOINTS_MD.is_symlink() and packaged_manifest().is_symlink()
     assert CHECKPOINTS_MD.resolve() == packaged_manifest().resolve()
     assert packaged_manifest().parent == packaged_data()
     assert (packaged_data() / "tiny-cpu-reference" / "config.json").is_file()
