@@ -152,3 +152,26 @@ def test_verls_dataset_passes_the_interaction_kwargs(tmp_path: Path, tiny_llama:
     answer = item["extra_info"]["reference_answer"]
     turns = _play(verl.GpbenchInteraction({}), dict(item["interaction_kwargs"]), [WRONG, answer])
     assert [t[0] for t in turns] == [False, True] and turns[-1][3]["correct"]
+
+
+def test_the_base_is_verls_where_the_installed_verl_has_interactions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    if "verl" in sys.modules:
+        pytest.skip("a real verl is imported in this process")
+    # A stand-in verl with verl.interactions.base, first on the path.
+    package = tmp_path / "verl" / "interactions"
+    package.mkdir(parents=True)
+    (tmp_path / "verl" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "base.py").write_text("class BaseInteraction:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        assert verl._interaction_base().__module__ == "verl.interactions.base"
+        (package / "base.py").unlink()
+        assert verl._interaction_base() is verl._PlainInteraction
+    finally:
+        for name in [n for n in sys.modules if n == "verl" or n.startswith("verl.")]:
+            monkeypatch.delitem(sys.modules, name)
