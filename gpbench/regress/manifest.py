@@ -1,19 +1,11 @@
 """checkpoints.md: the human table and the fenced JSON block that ``gpbench regress`` reads.
 
-Prose for people, then a markdown table between the markers :data:`TABLE_BEGIN` and
-:data:`TABLE_END` (one row per checkpoint x task x split), then one fenced block whose info string
-is ``json gpbench-regress``. The block is the source of truth; the table is its rendering
-(:func:`render_table`), and loading a manifest fails, naming the line, when the two disagree.
-
-The block (version 1) is ``{"version": 1, "alpha": 0.01, "checkpoints": [ENTRY, ...]}``; the
-tables :data:`ENTRY`, :data:`CHECK` and :data:`DECODING` give every key with its default and the
-rule its value obeys. An entry names one source: ``hub`` (a hub id), ``path`` (a folder relative
-to the manifest's folder) or ``policy`` (the scripted backend's, ``reference:0.3``). A check's
-``expect`` holds ``{METRIC: {"rate": r, "tol": t}}`` (tested, see :mod:`gpbench.regress.checks`),
-its ``paper`` ``{METRIC: r}`` (shown, never tested). A metric is one of :data:`EPISODE_METRICS`,
-``per_step_accuracy`` on multi-decision tasks, or ``status:<name>`` with a status the check's task
-gives answers (in any verifier mode) or ``none`` (no attempt). Errors name the file line and the
-JSON path: ``checkpoints.md:41: checkpoints[0].checks[0].expect.success.rate: must be ...``.
+Prose for people, a markdown table between :data:`TABLE_BEGIN` and :data:`TABLE_END` (one row per
+checkpoint x task x split), and one fenced block opened by :data:`FENCE_OPEN`: the source of truth,
+``{"version": 1, "alpha": 0.01, "checkpoints": [ENTRY, ...]}`` with the keys, defaults and rules of
+:data:`ENTRY`, :data:`CHECK` and :data:`DECODING`. The table is the block's rendering
+(:func:`render_table`); loading fails, naming the line, where the two differ, and every error names
+the line and the JSON path: ``checkpoints.md:41: checkpoints[0].checks[0].expect.success.rate: ...``.
 
 >>> entries, alpha = parse_block('{"version": 1, "alpha": 0.01, "checkpoints": []}', 1, "m.md")
 >>> alpha, render_table(entries)[0].count("|")
@@ -22,9 +14,11 @@ JSON path: ``checkpoints.md:41: checkpoints[0].checks[0].expect.success.rate: mu
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +53,8 @@ EPISODE_METRICS = ("success", "first_try_success", "parse_rate", "truncation_rat
 STEP_METRICS = ("per_step_accuracy",)
 NO_ATTEMPT = "none"
 """The status of an episode without any attempt (see :mod:`gpbench.regress.checks`)."""
-_SOURCES = ("hub", "path", "policy")
+_SOURCES = {"hub": "[{0}](https://huggingface.co/{0})", "path": "`{0}`", "policy": "policy `{0}`"}
+"""The keys an entry names its checkpoint by, and how the table shows each."""
 _FIX_TABLE = "edit the table to match, or rewrite it with `gpbench regress --write-table`"
 
 JsonPath = tuple[str | int, ...]
@@ -84,11 +79,9 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Check:
-    """One task x split a checkpoint is evaluated on (the keys of :data:`CHECK`).
+    """One task x split a checkpoint is evaluated on (the keys of :data:`CHECK`, its decoding's).
 
-    ``temperature``, ``top_p`` and ``max_tokens`` are its decoding; ``expect`` the tested
-    expectations and ``paper`` the paper's figures, in the block's order; ``line`` the line of its
-    ``"task"`` key in the manifest (for messages).
+    ``expect`` and ``paper`` keep the block's order; ``line`` is the manifest line of its ``task``.
     """
 
     task: str
@@ -133,10 +126,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A parsed checkpoints.md: its entries and where the block and the table sit in its lines.
+    """A parsed checkpoints.md; ``block`` and ``table`` are 0-based ``(first, end)`` line ranges.
 
-    ``block`` and ``table`` are ``(first, end)`` 0-based line indices of the block's JSON lines
-    (between the fences) and of the table's lines (between the markers), end exclusive.
+    They hold the JSON between the fences and the table between the markers (end exclusive).
     """
 
     path: Path
@@ -162,21 +154,15 @@ REQUIRED = object()
 """The default of a key that must be given."""
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer beyond any float
-        return False
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _must(test: Callable[[Any], Any], need: str) -> Rule:
     return lambda v: None if test(v) else f"must be {need}, got {v!r}"
+
+
+def _is_number(value: Any) -> bool:
+    try:  # type(), not isinstance(): a bool is not a number here
+        return type(value) in (int, float) and math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def _text(value: Any) -> str | None:
@@ -199,55 +185,41 @@ def _optional_text(value: Any) -> str | None:
 
 def _one_of(choices: tuple[str, ...]) -> Rule:
     def rule(value: Any) -> str | None:
-        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
         if value in choices:
             return None
+        hint = did_you_mean(value, choices) if isinstance(value, str) else ""
         return f"must be one of {', '.join(choices)}, got {value!r}{hint}"
 
     return rule
 
 
-def _task(value: Any) -> str | None:
-    from gpbench.tasks.registry import get_task
-
-    if not isinstance(value, str):
-        return f"must be a task id such as gp-l, got {value!r}"
-    try:
-        get_task(value)
-    except GpbenchError as exc:
-        return str(exc)
-    return None
-
-
 def _integer(minimum: int) -> Rule:
-    return _must(lambda v: _is_int(v) and v >= minimum, f"an integer >= {minimum}")
+    return _must(lambda v: type(v) is int and v >= minimum, f"an integer >= {minimum}")
 
 
+def _matches(pattern: str, need: str) -> Rule:
+    return _must(lambda v: isinstance(v, str) and re.fullmatch(pattern, v), need)
+
+
+_STRING = _must(lambda v: isinstance(v, str), "a string")
 _OBJECT = _must(lambda v: isinstance(v, dict), "an object")
+_NUMBER = _must(_is_number, "a number")
 _FRACTION = _must(lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1] (0.115 for 11.5%)")
-_VERSION = _must(lambda v: v == SCHEMA_VERSION, f"{SCHEMA_VERSION}, the version this gpbench reads")
-_NAME = _must(
-    lambda v: isinstance(v, str) and re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v),
-    "a name matching [a-z0-9][a-z0-9._-]* (e.g. gp-l-init)",
-)
-_HUB = _must(
-    lambda v: isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", v),
-    "a hub id such as owner/model",
-)
 _SETTINGS = _must(
-    lambda v: (
-        isinstance(v, dict) and all(isinstance(x, (str, int, float, bool)) for x in v.values())
-    ),
+    lambda v: isinstance(v, dict) and all(isinstance(x, (str, int, float)) for x in v.values()),
     "an object of strings, numbers or booleans",
 )
 BLOCK: dict[str, tuple[Any, Rule]] = {
-    "version": (REQUIRED, _VERSION),
+    "version": (
+        REQUIRED,
+        _must(lambda v: v == SCHEMA_VERSION, "1, the version this gpbench reads"),
+    ),
     "alpha": (REQUIRED, _must(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")),
     "checkpoints": (REQUIRED, _must(lambda v: isinstance(v, list), "a list of objects")),
 }
 ENTRY: dict[str, tuple[Any, Rule]] = {
-    "name": (REQUIRED, _NAME),
-    "hub": ("", _HUB),
+    "name": (REQUIRED, _matches(r"[a-z0-9][a-z0-9._-]*", "a name matching [a-z0-9][a-z0-9._-]*")),
+    "hub": ("", _matches(r"[A-Za-z0-9][\w.-]*/[\w.-]+", "a hub id such as owner/model")),
     "path": ("", _text),  # a folder, relative to the manifest's folder
     "policy": ("", _text),  # the scripted backend's policy
     "licence": (REQUIRED, _text),
@@ -260,27 +232,26 @@ ENTRY: dict[str, tuple[Any, Rule]] = {
     "checks": (REQUIRED, _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects")),
 }
 CHECK: dict[str, tuple[Any, Rule]] = {
-    "task": (REQUIRED, _task),
-    "split": (REQUIRED, _must(lambda v: isinstance(v, str), "a split name such as ood-rule")),
+    "task": (REQUIRED, _STRING),  # a task id; the registry says which (see _check)
+    "split": (REQUIRED, _STRING),  # one of the task's splits
     "n": (REQUIRED, _integer(1)),
     "seed": (REQUIRED, _integer(0)),
     "samples": (1, _integer(1)),  # k > 1: the clustered bootstrap
-    "decoding": (REQUIRED, _OBJECT),
+    "decoding": (REQUIRED, _OBJECT),  # the keys of DECODING
     "sampling_seed": (0, _integer(0)),
     "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
-    "mode": ("gpbench", _must(lambda v: isinstance(v, str), "a verifier mode such as gpbench")),
+    "mode": ("gpbench", _STRING),  # one of the task's verifier modes
     "expect": ({}, _OBJECT),
     "paper": ({}, _OBJECT),
     "recorded": ("", _optional_text),  # where the expectations come from
 }
 DECODING: dict[str, tuple[Any, Rule]] = {
-    "temperature": (REQUIRED, _must(_is_number, "a number")),
-    "top_p": (REQUIRED, _must(_is_number, "a number")),
-    "max_tokens": (REQUIRED, _must(_is_int, "an integer")),
+    "temperature": (REQUIRED, _NUMBER),
+    "top_p": (REQUIRED, _NUMBER),
+    "max_tokens": (REQUIRED, _must(lambda v: type(v) is int, "an integer")),
 }
-_TEXT_RULES = (_text, _optional_text)
-_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:\n]')
-"""The block's strings and structural characters (numbers and literals are not needed)."""
+_TOKENS = re.compile(r'(\{|"(?:[^"\\]|\\.)*"\s*:)|"(?:[^"\\]|\\.)*"')
+"""An object's "{" or a key (group 1), or another string (skipped with any "{" inside it)."""
 
 
 def load_manifest(path: Path, *, check_table: bool = True) -> Manifest:
@@ -300,124 +271,110 @@ def load_manifest(path: Path, *, check_table: bool = True) -> Manifest:
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(where, 0, f"cannot read it ({exc})") from None
     lines = tuple(text.splitlines())
-    opens = [i for i, line in enumerate(lines) if line.strip() == FENCE_OPEN]
-    if len(opens) != 1:
-        found = f"{len(opens)} (lines {', '.join(str(i + 1) for i in opens)})" if opens else "no"
-        raise ManifestError(
-            where,
-            opens[1] + 1 if opens else 0,
-            f"expected exactly one fenced block opened by '{FENCE_OPEN}', found {found}",
-        )
-    closes = [i for i in range(opens[0] + 1, len(lines)) if lines[i].strip() == FENCE_CLOSE]
+    fence = _marker_line(lines, FENCE_OPEN, "fenced block opened by", where)
+    closes = [i for i in range(fence + 1, len(lines)) if lines[i].strip() == FENCE_CLOSE]
     if not closes:
-        raise ManifestError(where, opens[0] + 1, "the JSON block is never closed by a ``` line")
-    begins = [i for i, line in enumerate(lines) if line.strip() == TABLE_BEGIN]
-    ends = [i for i, line in enumerate(lines) if line.strip() == TABLE_END]
-    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
-        line = (begins or ends or [-1])[0] + 1
-        raise ManifestError(
-            where,
-            line,
-            f"expected the table between one '{TABLE_BEGIN}' line and one '{TABLE_END}' line",
-        )
-    block = (opens[0] + 1, closes[0])
+        raise ManifestError(where, fence + 1, "the JSON block is never closed by a ``` line")
+    begin = _marker_line(lines, TABLE_BEGIN, "table begin line", where)
+    end = _marker_line(lines, TABLE_END, "table end line", where)
+    if end < begin:
+        raise ManifestError(where, end + 1, f"the table's end comes before '{TABLE_BEGIN}'")
+    block = (fence + 1, closes[0])
     entries, alpha = parse_block("\n".join(lines[block[0] : block[1]]), block[0] + 1, where)
-    manifest = Manifest(path, alpha, entries, lines, block, (begins[0] + 1, ends[0]))
+    manifest = Manifest(path, alpha, entries, lines, block, (begin + 1, end))
     if check_table:
         check_table_matches(manifest)
     return manifest
 
 
+def _marker_line(lines: tuple[str, ...], marker: str, what: str, where: str) -> int:
+    found = [i for i, line in enumerate(lines) if line.strip() == marker]
+    if len(found) != 1:
+        at = f" (lines {', '.join(str(i + 1) for i in found)})" if found else ""
+        reason = f"expected exactly one {what} '{marker}', found {len(found)}{at}"
+        raise ManifestError(where, found[1] + 1 if found else 0, reason)
+    return found[0]
+
+
 def parse_block(text: str, first_line: int, where: str) -> tuple[tuple[Entry, ...], float]:
     """Parse and validate the JSON block (its first line is file line ``first_line``)."""
-    try:
-        data = parse_json(text)
-    except json.JSONDecodeError as exc:
-        line = first_line + exc.lineno - 1
-        raise ManifestError(where, line, f"the JSON block is not valid JSON: {exc.msg}") from None
-    at = _Lines(text, first_line, where)
-    block = at.fields(data, BLOCK, ())
-    entries: list[Entry] = []
-    for position, raw in enumerate(block["checkpoints"]):
-        entry = _entry(raw, ("checkpoints", position), at)
-        if entry.name in (e.name for e in entries):
-            at.fail(
-                ("checkpoints", position, "name"), f"checkpoint name {entry.name!r} is used twice"
-            )
-        entries.append(entry)
-    return tuple(entries), float(block["alpha"])
+    block = _Block(text, first_line, where)
+    values = block.fields(block.data, BLOCK, ())
+    entries = [
+        _entry(block, raw, ("checkpoints", i)) for i, raw in enumerate(values["checkpoints"])
+    ]
+    names = [entry.name for entry in entries]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            block.fail(("checkpoints", i, "name"), f"checkpoint name {name!r} is used twice")
+    return tuple(entries), float(values["alpha"])
 
 
-def _entry(raw: Any, path: JsonPath, at: _Lines) -> Entry:
-    values = at.fields(raw, ENTRY, path)
+def _entry(block: _Block, raw: Any, path: JsonPath) -> Entry:
+    values = block.fields(raw, ENTRY, path)
     sources = [key for key in _SOURCES if key in raw]
     if len(sources) != 1:
-        at.fail(
+        block.fail(
             path,
             "give exactly one of hub (a hub id), path (a folder) or policy (scripted backend), "
             f"found {', '.join(sources) or 'none'}",
         )
     if (sources[0] == "policy") != (values["backend"] == "scripted"):
-        at.fail(
-            (*path, "backend"),
-            "a policy goes with backend scripted, and backend scripted with a policy",
-        )
-    checks: list[Check] = []
-    for position, raw_check in enumerate(values["checks"]):
-        check = _check(raw_check, (*path, "checks", position), at)
-        if check.label in (c.label for c in checks):
-            at.fail(
-                (*path, "checks", position), f"{check.label} is checked twice; merge the two checks"
-            )
-        checks.append(check)
+        reason = "a policy goes with backend scripted, and backend scripted with a policy"
+        block.fail((*path, "backend"), reason)
+    checks = [_check(block, raw, (*path, "checks", i)) for i, raw in enumerate(values["checks"])]
+    labels = [check.label for check in checks]
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            block.fail((*path, "checks", i), f"{label} is checked twice; merge the two checks")
     same = {key: values[key] for key in ENTRY if key not in (*_SOURCES, "checks")}
-    source = values[sources[0]]
-    return Entry(**same, source=source, kind=sources[0], checks=tuple(checks), line=at.line(path))
+    source, kind = values[sources[0]], sources[0]
+    return Entry(**same, source=source, kind=kind, checks=tuple(checks), line=block.line(path))
 
 
-def _check(raw: Any, path: JsonPath, at: _Lines) -> Check:
+def _check(block: _Block, raw: Any, path: JsonPath) -> Check:
     from gpbench.harness.backends import Sampling
     from gpbench.tasks.registry import get_task
 
-    values = at.fields(raw, CHECK, path)
-    task = get_task(values["task"])
+    values = block.fields(raw, CHECK, path)
+    try:
+        task = get_task(values["task"])
+    except GpbenchError as exc:
+        block.fail((*path, "task"), str(exc))
     try:
         task.split(values["split"])
     except GpbenchError as exc:
-        at.fail((*path, "split"), str(exc))
-    at.check((*path, "mode"), _one_of(task.verifier_modes)(values["mode"]))  # the task's modes
-    decoding = at.fields(values["decoding"], DECODING, (*path, "decoding"))
+        block.fail((*path, "split"), str(exc))
+    block.check((*path, "mode"), _one_of(task.verifier_modes)(values["mode"]))
+    decoding = block.fields(values["decoding"], DECODING, (*path, "decoding"))
     try:
         sampling = Sampling(
             float(decoding["temperature"]), float(decoding["top_p"]), decoding["max_tokens"]
         )
     except GpbenchError as exc:
-        at.fail((*path, "decoding"), str(exc))
-    expect = []
-    for metric, value in values["expect"].items():
-        at.check((*path, "expect", metric), metric_problem(metric, task))
+        block.fail((*path, "decoding"), str(exc))
+    expect, paper = values["expect"], values["paper"]
+    for metric, value in expect.items():
+        block.check((*path, "expect", metric), metric_problem(metric, task))
         if not isinstance(value, dict) or set(value) != {"rate", "tol"}:
-            at.fail((*path, "expect", metric), 'must be {"rate": r, "tol": t}')
+            block.fail((*path, "expect", metric), 'must be {"rate": r, "tol": t}')
         for key in ("rate", "tol"):
-            at.check((*path, "expect", metric, key), _FRACTION(value[key]))
-        expect.append(Expectation(metric, float(value["rate"]), float(value["tol"])))
-    for metric, value in values["paper"].items():
-        at.check((*path, "paper", metric), metric_problem(metric, task) or _FRACTION(value))
-    if not expect and not values["paper"]:
-        at.fail(path, "nothing to compare; give expect (tested) or paper (shown for information)")
-    same = {
-        key: values[key]
-        for key in ("split", "n", "seed", "samples", "sampling_seed", "budget", "recorded", "mode")
-    }
+            block.check((*path, "expect", metric, key), _FRACTION(value[key]))
+    for metric, value in paper.items():
+        block.check((*path, "paper", metric), metric_problem(metric, task) or _FRACTION(value))
+    if not expect and not paper:
+        block.fail(
+            path, "nothing to compare; give expect (tested) or paper (shown for information)"
+        )
     return Check(
-        **same,
+        **{key: values[key] for key in CHECK if key not in ("task", "decoding", "expect", "paper")},
         task=task.id,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
-        expect=tuple(expect),
-        paper=tuple((metric, float(value)) for metric, value in values["paper"].items()),
-        line=at.line(path),
+        expect=tuple(Expectation(m, float(e["rate"]), float(e["tol"])) for m, e in expect.items()),
+        paper=tuple((metric, float(rate)) for metric, rate in paper.items()),
+        line=block.line(path),
     )
 
 
@@ -456,47 +413,52 @@ def metric_problem(metric: str, task: TaskSpec) -> str | None:
     return f"unknown metric {metric!r}{hint} (metrics: {', '.join(allowed)}, status:<status>)"
 
 
-class _Lines:
-    """The file line of every key and array item of the block, by JSON path, to name in errors.
+class _Block:
+    """The parsed JSON block and the file line of each of its objects and keys, by JSON path.
 
-    Reading the (valid) JSON's tokens also refuses a key given twice in one object: ``json.loads``
-    keeps the last, so a hand edit that adds an expectation beside an old one would test one.
+    A key given twice in one object is refused: ``json.loads`` keeps the last, so a hand edit that
+    adds an expectation beside an old one would test only one of them.
     """
 
     def __init__(self, text: str, first_line: int, where: str) -> None:
-        self.where = where
-        self.lines: dict[JsonPath, int] = {}
-        # A frame per open container: its path, whether it is an object, its keys so far and
-        # its current key (objects) or item index (arrays, counted by commas).
-        stack: list[tuple[JsonPath, bool, set[str], list[Any]]] = []
-        line, expect_key = first_line, False
-        for token in _TOKENS.findall(text):
-            if token == "\n":
-                line += 1
-            elif token in ("{", "["):
-                path: JsonPath = (*stack[-1][0], stack[-1][3][0]) if stack else ()
-                self.lines.setdefault(path, line)
-                stack.append((path, token == "{", set(), [0 if token == "[" else None]))
-                expect_key = token == "{"
-            elif token in ("}", "]"):
-                stack.pop()
-            elif token in (",", ":"):
-                path, is_object, _, state = stack[-1]
-                expect_key = is_object and token == ","
-                if not is_object:
-                    state[0] += 1
-            elif expect_key:  # in a valid text, the string after "{" or "," of an object
-                path, _, keys, state = stack[-1]
-                key = state[0] = json.loads(token)
-                if key in keys:
+        twice: list[tuple[dict[str, Any], str]] = []  # an object that holds a key twice, the key
+
+        def to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            value, counts = dict(pairs), Counter(key for key, _ in pairs)
+            twice.extend((value, key) for key in counts if counts[key] > 1)
+            return value
+
+        try:
+            self.data = parse_json(text, object_pairs_hook=to_dict)
+        except json.JSONDecodeError as exc:
+            line = first_line + exc.lineno - 1
+            raise ManifestError(
+                where, line, f"the JSON block is not valid JSON: {exc.msg}"
+            ) from None
+        self.where, self.lines = where, dict[JsonPath, int]()
+        # The text holds each object's "{" and each key in the order a depth-first walk of the
+        # data meets them, so the n-th of these tokens is on the line of the n-th path walked.
+        breaks = [match.start() for match in re.finditer("\n", text)]
+        tokens = (m.start() for m in _TOKENS.finditer(text) if m.group(1))
+        token_lines = (first_line + bisect.bisect(breaks, start) for start in tokens)
+        todo: list[tuple[JsonPath, Any]] = [((), self.data)]
+        while todo:  # a stack, not recursion: any depth json.loads accepts is fine
+            path, value = todo.pop()
+            if path and isinstance(path[-1], str):  # a key's token comes before its value's
+                self.lines[path] = next(token_lines)
+            if isinstance(value, dict):
+                start = next(token_lines)
+                self.lines.setdefault(path, start)
+                for key in (key for obj, key in twice if obj is value):
                     raise ManifestError(
                         where,
-                        self.lines[path],
+                        start,
                         f"key {key!r} appears twice in the object that starts on this line; "
                         "JSON would keep only the last one, so remove or merge the other",
                     )
-                keys.add(key)
-                self.lines[(*path, key)] = line
+                todo.extend(((*path, key), item) for key, item in reversed(value.items()))
+            elif isinstance(value, list):
+                todo.extend(((*path, i), item) for i, item in reversed(list(enumerate(value))))
 
     def line(self, path: JsonPath) -> int:
         """The line of ``path`` or its nearest part; an object's is its name or task key's."""
@@ -524,115 +486,81 @@ class _Lines:
             self.fail(path, "must be an object")
         for key in raw:
             if key not in table:
-                self.fail(
-                    (*path, key),
-                    f"unknown key {key!r}{did_you_mean(key, table)} (keys: {', '.join(table)})",
-                )
+                known = f"{did_you_mean(key, table)} (keys: {', '.join(table)})"
+                self.fail((*path, key), f"unknown key {key!r}{known}")
         values = {}
         for key, (default, rule) in table.items():
             if key not in raw and default is REQUIRED:
                 self.fail((*path, key), "is required")
-            value = raw.get(key, default)
             if key in raw:
-                self.check((*path, key), rule(value))
-            values[key] = value.strip() if rule in _TEXT_RULES else value
+                self.check((*path, key), rule(raw[key]))
+            value = raw.get(key, default)
+            values[key] = value.strip() if rule in (_text, _optional_text) else value
         return values
 
 
 # -- the table: one renderer, and the check that the file's table is its output ----------------
 
 
-def render_rows(entries: tuple[Entry, ...]) -> list[list[str]]:
-    """The table's rows (cells as text), one per checkpoint x check, in block order."""
-    sources = {
-        "hub": "[{0}](https://huggingface.co/{0})",
-        "path": "`{0}`",
-        "policy": "policy `{0}`",
-    }
-    return [
-        [
-            entry.name,
-            sources[entry.kind].format(entry.source),
-            entry.licence,
-            entry.architecture,
-            entry.backend
-            + (f" ({entry.backend_note})" if entry.backend_note else "")
-            + ("; needs a GPU" if entry.needs_gpu else ""),
-            f"{check.task} {check.split} (n={check.n}, seed {check.seed})",
-            decoding_text(check),
-            expectations_text(check.expect),
-            "; ".join(f"{m} {percent(r)}" for m, r in check.paper) or "—",
-            check.recorded or "—",
-        ]
-        for entry in entries
-        for check in entry.checks
-    ]
-
-
 def render_table(entries: tuple[Entry, ...]) -> list[str]:
-    """The markdown table's lines: header, separator, rows."""
-    lines = ["| " + " | ".join(row) + " |" for row in [list(HEADER), *render_rows(entries)]]
+    """The markdown table's lines: header, separator, one row per checkpoint x check."""
+    rows = [list(HEADER), *(_row(entry, check) for entry in entries for check in entry.checks)]
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
     return [lines[0], "|" + "---|" * len(HEADER), *lines[1:]]
 
 
-def decoding_text(check: Check) -> str:
-    """``greedy, 64 tokens; budget 2`` or ``T=0.6 top-p 0.9, 256 tokens; budget 5; 4 samples``."""
+def _row(entry: Entry, check: Check) -> list[str]:
     greedy = check.temperature == 0
     decoding = "greedy" if greedy else f"T={check.temperature:g} top-p {check.top_p:g}"
     parts = [f"{decoding}, {check.max_tokens} tokens", f"budget {check.budget}"]
-    if check.samples != 1:
-        parts.append(f"{check.samples} samples")
-    if check.sampling_seed != 0:
-        parts.append(f"sampling seed {check.sampling_seed}")
-    if check.mode != "gpbench":
-        parts.append(f"{check.mode} mode")
-    return "; ".join(parts)
-
-
-def expectations_text(expect: tuple[Expectation, ...]) -> str:
-    """``success 11.5% ± 5.0; parse_rate 98.0% ± 5.0`` (tolerances in percentage points)."""
-    texts = [f"{e.metric} {percent(e.rate)} ± {100 * e.tol:.1f}" for e in expect]
-    return "; ".join(texts) or "information only"
+    parts += [f"{check.samples} samples"] if check.samples != 1 else []
+    parts += [f"sampling seed {check.sampling_seed}"] if check.sampling_seed != 0 else []
+    parts += [f"{check.mode} mode"] if check.mode != "gpbench" else []
+    note = f" ({entry.backend_note})" if entry.backend_note else ""
+    expected = [f"{e.metric} {percent(e.rate)} ± {100 * e.tol:.1f}" for e in check.expect]
+    return [
+        entry.name,
+        _SOURCES[entry.kind].format(entry.source),
+        entry.licence,
+        entry.architecture,
+        entry.backend + note + ("; needs a GPU" if entry.needs_gpu else ""),
+        f"{check.task} {check.split} (n={check.n}, seed {check.seed})",
+        "; ".join(parts),
+        "; ".join(expected) or "information only",
+        "; ".join(f"{m} {percent(r)}" for m, r in check.paper) or "—",
+        check.recorded or "—",
+    ]
 
 
 def check_table_matches(manifest: Manifest) -> None:
     """Raise :class:`ManifestError` at the first table line that differs from the block."""
-    where, (first, end), lines = str(manifest.path), manifest.table, manifest.lines
+    (first, end), lines = manifest.table, manifest.lines
     found = [(i + 1, _cells(lines[i])) for i in range(first, end) if lines[i].strip()]
-    if len(found) < 2:
-        raise ManifestError(where, first + 1, f"the table has no header; {_FIX_TABLE}")
-    if found[0][1] != list(HEADER):
-        raise ManifestError(
-            where, found[0][0], f"the table header must be | {' | '.join(HEADER)} |; {_FIX_TABLE}"
+    rows, wanted = found[2:], [_cells(line) for line in render_table(manifest.entries)[2:]]
+
+    def differ(line: int, reason: str) -> NoReturn:
+        raise ManifestError(str(manifest.path), line, f"{reason}; {_FIX_TABLE}")
+
+    if len(found) < 2 or found[0][1] != list(HEADER):
+        differ(
+            found[0][0] if found else first + 1,
+            f"the table header must be | {' | '.join(HEADER)} |",
         )
-    rows, expected = found[2:], render_rows(manifest.entries)
-    for (line, got), want in zip(rows, expected, strict=False):
-        if len(got) != len(want):
-            raise ManifestError(
-                where, line, f"table row has {len(got)} cells, expected {len(want)}; {_FIX_TABLE}"
-            )
-        for column, (cell, wanted) in enumerate(zip(got, want, strict=True)):
-            if cell != wanted:
-                raise ManifestError(
-                    where,
-                    line,
-                    f"table row {want[0]} {want[5]}: column '{HEADER[column]}' reads {cell!r} "
-                    f"but the JSON block gives {wanted!r}; {_FIX_TABLE}",
-                )
-    if len(rows) != len(expected):
-        line = rows[len(expected)][0] if len(rows) > len(expected) else end
-        raise ManifestError(
-            where,
-            line,
-            f"the table has {len(rows)} rows but the JSON block has {len(expected)} checks; "
-            + _FIX_TABLE,
-        )
+    for (line, cells), want in zip(rows, wanted, strict=False):
+        if len(cells) != len(want):
+            differ(line, f"table row has {len(cells)} cells, expected {len(want)}")
+        for column, cell, expected in zip(HEADER, cells, want, strict=True):
+            if cell != expected:
+                where = f"table row {want[0]} {want[5]}: column '{column}'"
+                differ(line, f"{where} reads {cell!r} but the JSON block gives {expected!r}")
+    if len(rows) != len(wanted):
+        line = rows[len(wanted)][0] if len(rows) > len(wanted) else end
+        differ(line, f"the table has {len(rows)} rows but the JSON block has {len(wanted)} checks")
 
 
 def _cells(line: str) -> list[str]:
-    text = line.strip()
-    text = text[1:] if text.startswith("|") else text
-    return [cell.strip() for cell in (text[:-1] if text.endswith("|") else text).split("|")]
+    text = line.strip().removeprefix("|").removesuffix("|")
+    return [cell.strip() for cell in text.split("|")]
 
 
 # -- writing: the block's data (defaults left out), its text, the file with both rewritten -----
@@ -648,17 +576,11 @@ def to_data(alpha: float, entries: tuple[Entry, ...]) -> dict[str, Any]:
             data["decoding"] = {key: getattr(check, key) for key in DECODING}
             data["expect"] = {e.metric: {"rate": e.rate, "tol": e.tol} for e in check.expect}
             data["paper"] = dict(check.paper)
-            checks.append(_without_defaults(data, CHECK))
+            checks.append({k: v for k, v in data.items() if v != CHECK[k][0]})
         item: dict[str, Any] = {key: getattr(entry, key, "") for key in ENTRY}
         item.update({entry.kind: entry.source, "checks": checks})
-        out.append(_without_defaults(item, ENTRY))
+        out.append({k: v for k, v in item.items() if v != ENTRY[k][0]})
     return {"version": SCHEMA_VERSION, "alpha": alpha, "checkpoints": out}
-
-
-def _without_defaults(
-    item: dict[str, Any], table: Mapping[str, tuple[Any, Rule]]
-) -> dict[str, Any]:
-    return {key: value for key, value in item.items() if value != table[key][0]}
 
 
 def dump_block(data: Any, indent: int = 0) -> str:
@@ -666,12 +588,11 @@ def dump_block(data: Any, indent: int = 0) -> str:
     items = (
         list(data.values()) if isinstance(data, dict) else data if isinstance(data, list) else []
     )
-    nested = any(isinstance(v, (dict, list)) for v in items)
     pad, close = " " * (indent + 2), "\n" + " " * indent
-    if isinstance(data, dict) and nested:
+    if isinstance(data, dict) and any(isinstance(v, (dict, list)) for v in items):
         lines = [f"{pad}{json.dumps(k)}: {dump_block(v, indent + 2)}" for k, v in data.items()]
         return "{\n" + ",\n".join(lines) + close + "}"
-    if nested:
+    if any(isinstance(v, (dict, list)) for v in items):
         return "[\n" + ",\n".join(pad + dump_block(v, indent + 2) for v in items) + close + "]"
     # One line, non-ASCII kept readable, a lone surrogate (backend settings) escaped.
     return escape_surrogates(json.dumps(data, ensure_ascii=False))

@@ -361,7 +361,7 @@ def test_duplicate_names_point_at_the_second(write_manifest: ManifestWriter) -> 
         (lambda t: t.replace("```\n\nClosing", "\n\nClosing"), "never closed"),
         (
             lambda t: t.replace("<!-- gpbench-regress:table:end -->", ""),
-            "expected the table between",
+            "expected exactly one table end line '<!-- gpbench-regress:table:end -->', found 0",
         ),
     ],
 )
