@@ -179,7 +179,6 @@ def _interaction_base() -> type:
 class _Session:
     env: Any
     last_reward: float = 0.0
-    total_reward: float = 0.0
 
 
 class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
@@ -252,7 +251,6 @@ class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
         )
         step = session.env.step(answer)
         session.last_reward = float(step.reward)
-        session.total_reward += session.last_reward
         info = {"status": step.verdict.status, "correct": step.verdict.correct, **step.info}
         if step.terminated:
             return True, "", session.last_reward, info
