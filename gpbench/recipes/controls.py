@@ -29,7 +29,9 @@ thread shared with other jobs, load 4-7):
   ``blind_share=0.5``:
   id 54% (27 of the 34 hands whose multiset train holds), id-heldout 0/50, ood-rule 0/50 with
   19/50 first answers flagged ``train_rule_answer`` and ``verbatim_training_formula`` (of 26
-  whose J/Q/K = 10 multiset train holds).
+  whose J/Q/K = 10 multiset train holds). 300 more steps with ``blind_attempts=5`` (13 min)
+  made it replay within episodes but lowered those first answers to 4/50 (id 50%): the replays
+  only pay off with a longer run, not measured.
 - rule-follower, 800 steps of 16 (36 min) then 400 with ``ood_share=0.75`` (15 min): id 24%
   (12/50), id-heldout 18% (9/50), ood-rule 4% (2/50); the templates can solve 13, 13 and 9 of
   those hands. The procedure is right in 84-91% of the attempts under J/Q/K = 10 but 41% under
