@@ -172,10 +172,7 @@ def _text(value: Any) -> str | None:
     if "|" in value or "\n" in value:
         return "may not hold '|' or a line break (it is a table cell)"
     if escape_surrogates(value) != value:
-        return (
-            "holds a lone surrogate (a \\ud800-\\udfff escape), which is not text; "
-            "write the character itself"
-        )
+        return "holds a lone surrogate (a \\udXXX escape), which is not text; write the character"
     return None
 
 
@@ -205,15 +202,13 @@ _STRING = _must(lambda v: isinstance(v, str), "a string")
 _OBJECT = _must(lambda v: isinstance(v, dict), "an object")
 _NUMBER = _must(_is_number, "a number")
 _FRACTION = _must(lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1] (0.115 for 11.5%)")
+_VERSION = _must(lambda v: v == SCHEMA_VERSION, f"{SCHEMA_VERSION}, the version this gpbench reads")
 _SETTINGS = _must(
     lambda v: isinstance(v, dict) and all(isinstance(x, (str, int, float)) for x in v.values()),
     "an object of strings, numbers or booleans",
 )
 BLOCK: dict[str, tuple[Any, Rule]] = {
-    "version": (
-        REQUIRED,
-        _must(lambda v: v == SCHEMA_VERSION, "1, the version this gpbench reads"),
-    ),
+    "version": (REQUIRED, _VERSION),
     "alpha": (REQUIRED, _must(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")),
     "checkpoints": (REQUIRED, _must(lambda v: isinstance(v, list), "a list of objects")),
 }
@@ -369,9 +364,7 @@ def _check(block: _Block, raw: Any, path: JsonPath) -> Check:
     return Check(
         **{key: values[key] for key in CHECK if key not in ("task", "decoding", "expect", "paper")},
         task=task.id,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
+        **{key: getattr(sampling, key) for key in DECODING},
         expect=tuple(Expectation(m, float(e["rate"]), float(e["tol"])) for m, e in expect.items()),
         paper=tuple((metric, float(rate)) for metric, rate in paper.items()),
         line=block.line(path),
@@ -395,8 +388,6 @@ def metric_problem(metric: str, task: TaskSpec) -> str | None:
     >>> from gpbench.tasks.registry import get_task
     >>> metric_problem("status:wrong_value", get_task("gp-l")) is None
     True
-    >>> metric_problem("sucess", get_task("gp-l"))
-    "unknown metric 'sucess'; did you mean 'success'? (metrics: success, first_try_success, parse_rate, truncation_rate, status:<status>)"
     """
     if metric.startswith("status:"):
         status, known = metric.removeprefix("status:"), task_statuses(task)
@@ -449,11 +440,12 @@ class _Block:
             if isinstance(value, dict):
                 start = next(token_lines)
                 self.lines.setdefault(path, start)
-                for key in (key for obj, key in twice if obj is value):
+                repeated = [key for obj, key in twice if obj is value]
+                if repeated:
                     raise ManifestError(
                         where,
                         start,
-                        f"key {key!r} appears twice in the object that starts on this line; "
+                        f"key {repeated[0]!r} appears twice in the object that starts on this line; "
                         "JSON would keep only the last one, so remove or merge the other",
                     )
                 todo.extend(((*path, key), item) for key, item in reversed(value.items()))
