@@ -45,7 +45,7 @@ _LAZY = {
     "load_split": "gpbench.export",
     "evaluate": "gpbench.harness.evaluate",
     "EvalConfig": "gpbench.harness.evaluate",
-    "score_responses": "gpbench.harness.episodes",
+    "score_responses": "gpbench.harness.transcripts",
     "read_episodes": "gpbench.runs.read",
     "compare_runs": "gpbench.reports.compare",
     "build_report": "gpbench.reports.build",

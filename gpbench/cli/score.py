@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from gpbench.errors import ConfigError, GpbenchError, RecordSchemaError
-from gpbench.harness.episodes import score_responses
+from gpbench.harness.transcripts import score_responses
 from gpbench.harness.writer import write_run
 from gpbench.records import Episode, Instance
 from gpbench.runs.folder import provenance

@@ -15,7 +15,7 @@ from itertools import islice
 from typing import Any
 
 from gpbench.harness.backends import Backend, Completion, Request, Sampling
-from gpbench.harness.episodes import close_episode, turn_from_step
+from gpbench.harness.transcripts import close_episode, turn_from_step
 from gpbench.records import Episode, Instance, Turn
 from gpbench.tasks.episode import EpisodeEnv
 from gpbench.tasks.spec import TaskSpec

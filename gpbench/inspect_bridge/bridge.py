@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpbench.errors import ConfigError, MissingDependencyError
-from gpbench.harness.episodes import close_episode, score_responses, turn_from_step
+from gpbench.harness.transcripts import close_episode, score_responses, turn_from_step
 from gpbench.records import Episode, Instance, Turn
 from gpbench.serialization import to_dict
 from gpbench.tasks.registry import get_task

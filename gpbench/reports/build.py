@@ -32,7 +32,7 @@ from gpbench.reports.figure_data import all_figure_data, figure_json
 from gpbench.reports.gallery import choose_episodes, gallery_items
 from gpbench.reports.groups import Group, build_groups
 from gpbench.reports.html import EmbeddedFigure, ReportPage, render_page
-from gpbench.reports.runs import LeftOut, find_run_folders, load_runs
+from gpbench.reports.inputs import LeftOut, find_run_folders, load_runs
 from gpbench.reports.series import X_AXES, parse_series
 from gpbench.reports.table import summary_rows, to_csv
 from gpbench.serialization import current_umask

@@ -14,7 +14,7 @@ from typing import Any
 
 from gpbench.errors import GpbenchError
 from gpbench.records import Episode
-from gpbench.reports.runs import Run, load_run
+from gpbench.reports.inputs import Run, load_run
 from gpbench.stats import mcnemar_exact_p, percent, wilson_interval
 
 _SETTINGS = ("max_attempts", "verifier_mode", "sampling", "samples", "options")

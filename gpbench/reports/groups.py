@@ -19,7 +19,7 @@ from typing import Any
 
 from gpbench.errors import GpbenchError
 from gpbench.records import Episode
-from gpbench.reports.runs import Run
+from gpbench.reports.inputs import Run
 from gpbench.reports.series import (
     Checkpoint,
     SeriesRule,

@@ -17,7 +17,7 @@ from typing import Any
 
 from gpbench.errors import ConfigError
 from gpbench.reports.compute import INIT_METHODS, method_of, number, training_compute
-from gpbench.reports.runs import Run
+from gpbench.reports.inputs import Run
 from gpbench.serialization import escape_surrogates
 
 X_AXES = ("step", "compute")

@@ -29,7 +29,7 @@ from goldens_fuzz import Fuzzer, fuzz_strings
 from goldens_support import Draws, canonical_line, digest, short_sha
 
 from gpbench.generators.arithmetic import DEFAULT_LIMITS, Limits, evaluate
-from gpbench.harness.episodes import score_responses
+from gpbench.harness.transcripts import score_responses
 from gpbench.records import Instance, Verdict
 from gpbench.tasks.navigation import verify_action
 from gpbench.tasks.navigation_vision import verify_with_detection

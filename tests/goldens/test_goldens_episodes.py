@@ -4,7 +4,7 @@ A few hundred instances per task each get a fixed sequence of answers (first-try
 revisions after feedback, exhausted budgets, answers that end early, answers after the end,
 budgets of 1 and 3, truncated attempts; V-IRL retries and failures along the route; the
 GeneralPoints reference mode on a few hands). Pinned: the ``Episode`` records that
-:func:`gpbench.harness.episodes.score_responses` makes (their canonical JSON lines), and the
+:func:`gpbench.harness.transcripts.score_responses` makes (their canonical JSON lines), and the
 replayed transcript (the messages shown before each answer and what each step did). The
 snapshot ``data/episodes/<task>.jsonl.gz`` names the episodes that changed.
 """

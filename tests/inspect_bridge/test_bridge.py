@@ -14,7 +14,7 @@ from inspect_ai.log import EvalLog, EvalSample, resolve_sample_attachments
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, ContentImage, Model
 from PIL import Image, ImageChops
 
-from gpbench.harness.episodes import score_responses
+from gpbench.harness.transcripts import score_responses
 from gpbench.inspect_bridge.bridge import InstanceImages, score_keys, statuses
 from gpbench.inspect_bridge.tasks import gp_l, gp_vl, virl_l, virl_vl
 from gpbench.tasks.registry import get_task

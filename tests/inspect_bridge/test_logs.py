@@ -12,7 +12,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessage
 
 from gpbench.errors import ConfigError
-from gpbench.harness.episodes import score_responses
+from gpbench.harness.transcripts import score_responses
 from gpbench.inspect_bridge.logs import episodes_from_log
 from gpbench.inspect_bridge.tasks import gp_l
 from gpbench.tasks.registry import get_task

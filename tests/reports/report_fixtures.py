@@ -22,8 +22,8 @@ from typing import Any
 
 from gpbench.generators.cards import card_value, rank_from_name, solve
 from gpbench.generators.rng import KeyedRng
-from gpbench.harness.episodes import score_responses
 from gpbench.harness.evaluate import EvalConfig, evaluate
+from gpbench.harness.transcripts import score_responses
 from gpbench.harness.writer import write_run
 from gpbench.records import Episode, Instance
 from gpbench.runs.folder import provenance

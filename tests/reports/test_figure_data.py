@@ -30,7 +30,7 @@ from gpbench.reports.figure_data import (
     success_curves,
 )
 from gpbench.reports.groups import Group, build_groups
-from gpbench.reports.runs import find_run_folders, load_runs
+from gpbench.reports.inputs import find_run_folders, load_runs
 from gpbench.reports.series import parse_series
 from gpbench.stats import mcnemar_exact_p, wilson_interval
 

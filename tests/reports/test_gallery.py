@@ -12,7 +12,7 @@ from report_fixtures import misread_cards, scored_run
 
 from gpbench.reports.gallery import THUMBNAIL_PX, choose_episodes, gallery_item, gallery_items
 from gpbench.reports.groups import Group, build_groups
-from gpbench.reports.runs import find_run_folders, load_runs
+from gpbench.reports.inputs import find_run_folders, load_runs
 from gpbench.tasks.registry import get_task
 
 

@@ -12,7 +12,7 @@ from report_fixtures import run_named
 from gpbench.errors import ConfigError
 from gpbench.reports.compute import training_compute
 from gpbench.reports.groups import build_groups
-from gpbench.reports.runs import load_run
+from gpbench.reports.inputs import load_run
 from gpbench.reports.series import Checkpoint, checkpoint_of, parse_series, x_value
 
 N = 2_000_000

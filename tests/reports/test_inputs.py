@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from gpbench.cli import cli
 from gpbench.harness.evaluate import EvalConfig, evaluate
-from gpbench.reports.runs import load_run, load_runs
+from gpbench.reports.inputs import load_run, load_runs
 from gpbench.runs.read import RunIntegrityError
 
 
