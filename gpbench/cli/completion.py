@@ -27,7 +27,8 @@ def complete_task(ctx: click.Context, param: click.Parameter, incomplete: str) -
 
 
 def complete_split(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
-    """Split names of the tasks already on the command line (every task's when none is)."""
+    """Split names of the tasks already given by ``--task`` (every task's when none is: click
+    leaves a positional TASK unparsed while an option's value is being completed)."""
     from gpbench.tasks.registry import all_tasks
 
     chosen = _chosen_tasks(ctx)

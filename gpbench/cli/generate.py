@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from click._termui_impl import ProgressBar
 
+from gpbench.cli.completion import complete_split, complete_task
 from gpbench.cli.options import parse_options
 from gpbench.export import FORMATS, check_count, check_seed, write_split
 from gpbench.tasks.registry import all_tasks, get_task
@@ -18,12 +19,13 @@ _PROGRESS_FROM = {"text": 2000, "vision": 20}  # smaller splits finish before a 
 
 
 @click.command("generate")
-@click.argument("task_names", metavar="[TASK]...", nargs=-1)
+@click.argument("task_names", metavar="[TASK]...", nargs=-1, shell_complete=complete_task)
 @click.option(
     "--split",
     "splits",
     multiple=True,
     metavar="SPLIT",
+    shell_complete=complete_split,
     help="Split to write (repeatable). Default: every split of each task.",
 )
 @click.option(

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from gpbench.cli.completion import complete_task
 from gpbench.errors import ConfigError, GpbenchError, RecordSchemaError
 from gpbench.harness.transcripts import score_responses
 from gpbench.harness.writer import write_run
@@ -220,7 +221,7 @@ def _truncation(value: Any, n: int, where: tuple[str, int]) -> list[bool] | None
 
 
 @click.command("score")
-@click.argument("task_name", metavar="TASK")
+@click.argument("task_name", metavar="TASK", shell_complete=complete_task)
 @click.option(
     "--instances",
     "instances_path",

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from gpbench.cli.completion import complete_split, complete_task
 from gpbench.cli.options import parse_options, task_option
 from gpbench.errors import GpbenchError
 from gpbench.records import Instance
@@ -16,8 +17,13 @@ from gpbench.tasks.spec import TaskSpec
 
 
 @click.command("show")
-@click.argument("task_name", metavar="TASK")
-@click.option("--split", required=True, help="Split name (see `gpbench tasks`).")
+@click.argument("task_name", metavar="TASK", shell_complete=complete_task)
+@click.option(
+    "--split",
+    required=True,
+    shell_complete=complete_split,
+    help="Split name (see `gpbench tasks`).",
+)
 @click.option(
     "--seed", type=int, default=None, help="Instance seed. Default: the split's paper seed."
 )

@@ -30,6 +30,17 @@ def test_commands_options_tasks_and_splits_complete() -> None:
     # Splits of the task already given; every task's when none is.
     assert _complete("eval", "--task", "gp-l", "--split", "ood") == ["ood-rule"]
     assert set(_complete("eval", "--split", "ood")) == {"ood-rule", "ood-color", "ood-spatial"}
+    # The commands that take a task as an argument.
+    assert _complete("generate", "virl") == ["virl-l", "virl-vl"]
+    # (click leaves a positional TASK unparsed while an option's value is being completed, so
+    # there --split offers every task's splits)
+    assert set(_complete("generate", "gp-vl", "--split", "ood")) == {
+        "ood-rule",
+        "ood-color",
+        "ood-spatial",
+    }
+    assert _complete("show", "gp-l", "--split", "id") == ["id", "id-heldout"]
+    assert _complete("score", "virl-v") == ["virl-vl"]
 
 
 def test_an_unknown_shell_is_refused() -> None:
