@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from click._termui_impl import ProgressBar
 
 from gpbench.cli.completion import complete_split, complete_task
 from gpbench.cli.options import parse_options
 from gpbench.export import FORMATS, check_count, check_seed, write_split
 from gpbench.tasks.registry import all_tasks, get_task
 from gpbench.tasks.spec import TaskSpec
+
+if TYPE_CHECKING:  # click's progress bar class is not public: named for the type checker only
+    from click._termui_impl import ProgressBar
 
 _PROGRESS_FROM = {"text": 2000, "vision": 20}  # smaller splits finish before a bar helps
 
