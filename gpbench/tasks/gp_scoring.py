@@ -126,7 +126,7 @@ def _formula_from(answer: str, obj: dict[str, Json] | None) -> str | None:
 
 
 def _formula_line(line: str) -> str | None:
-    """The formula a line states: the whole line after a label (``Final answer:``), markdown and
+    r"""The formula a line states: the whole line after a label (``Final answer:``), markdown and
     TeX around it removed, if it holds only formula characters; else its last equation.
 
     >>> _formula_line("**Final answer:** \\( (3*10 - 6)*1 = 24 \\)")
