@@ -548,7 +548,12 @@ def test_vllm_serve_gives_the_hf_backends_greedy_answers(
     for ours, theirs in zip(remote, local, strict=True):
         cut = theirs.finish_reason == "length" and theirs.text.endswith("\ufffd")
         assert ours.text == (theirs.text.rstrip("\ufffd") if cut else theirs.text)
-    assert sum(a.text == b.text for a, b in zip(remote, local, strict=True)) >= 3
+    # Not vacuous: some answers compare whole, not only up to a cut (how many depends on the
+    # prompts and the tiny model's random weights: 2 of 5 at the time of writing).
+    assert any(
+        a.text == b.text and not b.text.endswith("\ufffd")
+        for a, b in zip(remote, local, strict=True)
+    )
     assert len({c.text for c in local}) > 1  # the prompts really lead to different answers
     assert [c.finish_reason for c in remote] == [c.finish_reason for c in local]
     assert [c.prompt_tokens for c in remote] == [c.prompt_tokens for c in local]
