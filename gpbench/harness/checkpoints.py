@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,11 +55,11 @@ from gpbench.harness.folders import (
     find_sharded,
     is_checkpoint,
     loadable_folder,
+    read_json_object,
     unconverted_message,
 )
 from gpbench.harness.hashing import FINGERPRINT_VERSION, hash_folder
 from gpbench.runs.folder import parse_meta_value
-from gpbench.serialization import parse_json
 
 TRAINER_STATE_FILE = "trainer_state.json"
 
@@ -133,8 +132,8 @@ def checkpoint_metadata(
         put({"step": sharded.step}, "folder name")  # global_step_N/actor: the step's folder
     if (folder / ADAPTER_CONFIG_FILE).is_file():
         put({"adapter": adapter_summary(folder, base_model)}, ADAPTER_CONFIG_FILE)
-    state = _read_json(folder / TRAINER_STATE_FILE)
-    if state is not None:
+    state = read_json_object(folder / TRAINER_STATE_FILE)
+    if state:
         renamed = {
             "global_step": "step",
             "num_input_tokens_seen": "tokens_seen",
@@ -150,9 +149,7 @@ def checkpoint_metadata(
             },
             TRAINER_STATE_FILE,
         )
-    recorded = _read_json(folder / METADATA_FILE)
-    if recorded is not None:
-        put(recorded, METADATA_FILE)
+    put(read_json_object(folder / METADATA_FILE), METADATA_FILE)
     put({key: parse_meta_value(value) for key, value in (overrides or {}).items()}, "--meta")
     return {"path": str(folder.resolve()), **values, "source": source}
 
@@ -212,15 +209,3 @@ def _folder(model_dir: str | Path) -> Path:
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder not found: {model_dir}")
     return folder
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} must hold a JSON object, found {type(data).__name__}")
-    return data

@@ -325,6 +325,8 @@ def is_conversion_of(folder: Path, digest: str) -> bool:
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` ({} when there is no such file); anything else is a one-line
+    :class:`CheckpointError` naming the file."""
     if not path.is_file():
         return {}
     try:
