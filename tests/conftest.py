@@ -66,3 +66,19 @@ def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from gpbench.tiny_models import build_tiny_vlm
 
     return build_tiny_vlm(tmp_path_factory.mktemp("tiny-llava"))
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete 20-episode scripted multi-turn run folder (one per test module): read it only."""
+    from run_fixtures import eval_run
+
+    return eval_run(tmp_path_factory.mktemp("pristine"))
+
+
+@pytest.fixture
+def run(pristine: Path, tmp_path: Path) -> Path:
+    """A copy of the pristine run folder, for a test to damage."""
+    import shutil
+
+    return Path(shutil.copytree(pristine, tmp_path / "run"))

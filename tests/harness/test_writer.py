@@ -4,64 +4,22 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from run_fixtures import edited, episode_lines, write_episode_lines
 
 from gpbench.errors import GpbenchError
 from gpbench.harness import writer as run_writer
 from gpbench.harness.backends import Completion
-from gpbench.harness.evaluate import EvalConfig, evaluate
 from gpbench.harness.loop import TurnRecord
 from gpbench.harness.writer import RunWriter, write_run
 from gpbench.records import Episode
 from gpbench.runs.folder import INFLIGHT_FILE
 from gpbench.runs.lock import RunLock, RunLockedError
 from gpbench.runs.read import read_episodes, read_run_spec, run_status
-
-
-def _eval_run(root: Path, **kw: Any) -> Path:
-    """A complete 20-episode `gpbench eval` run (scripted, multi-turn)."""
-    base: dict[str, Any] = {
-        "model": "reference:0.5",
-        "backend": "scripted",
-        "tasks": ("gp-l",),
-        "splits": ("ood-rule",),
-        "n": 20,
-        "runs_dir": root,
-    }
-    base.update(kw)
-    [result], _ = evaluate(EvalConfig(**base))
-    return result.folder
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _eval_run(tmp_path_factory.mktemp("pristine"))
-
-
-@pytest.fixture
-def run(pristine: Path, tmp_path: Path) -> Path:
-    """A copy of the pristine run, to damage."""
-    import shutil
-
-    return Path(shutil.copytree(pristine, tmp_path / "run"))
-
-
-def _lines(folder: Path) -> list[str]:
-    return (folder / "episodes.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-
-
-def _write_lines(folder: Path, lines: list[str]) -> None:
-    (folder / "episodes.jsonl").write_text("".join(lines), encoding="utf-8")
-
-
-def _edit(line: str, **changes: Any) -> str:
-    return json.dumps({**json.loads(line), **changes}) + "\n"
-
 
 # --- write_run --------------------------------------------------------------------------------
 
@@ -100,7 +58,7 @@ def test_a_crash_between_the_steps_of_write_run_leaves_a_refused_run_that_a_reru
         write_run(target, _score_spec(), _episodes(pristine), overwrite=True)
     monkeypatch.setattr(Path, "replace", original)
     assert run_status(target) == "writing"
-    assert len(_lines(target)) == 5  # the old episodes, under a run.json no reader accepts
+    assert len(episode_lines(target)) == 5  # the old episodes, under a run.json no reader accepts
     # No --overwrite needed to finish an interrupted write.
     assert write_run(target, _score_spec(), _episodes(pristine)) == 20
     assert run_status(target) == "complete" and len(list(read_episodes(target))) == 20
@@ -152,7 +110,7 @@ def test_finish_on_a_full_disk_leaves_the_run_running_and_resumable(
         writer.finish()
     writer.close()
     monkeypatch.setattr(run_writer, "_write_atomically", original)
-    assert run_status(folder) == "running" and len(_lines(folder)) == 20
+    assert run_status(folder) == "running" and len(episode_lines(folder)) == 20
     resumed = RunWriter(folder, _spec_of(pristine))
     assert len(resumed.done) == 20 and not resumed.repairs
     resumed.finish()
@@ -192,9 +150,9 @@ def test_a_disk_that_fills_mid_line_stops_the_writer_and_the_resume_cuts_the_lin
     with pytest.raises(GpbenchError, match="closed after a failed write"):
         writer.append(episodes[2])
     writer.close()
-    assert not _lines(folder)[-1].endswith("\n")
+    assert not episode_lines(folder)[-1].endswith("\n")
     resumed = RunWriter(folder, _spec_of(pristine))
-    assert resumed.done == {(episodes[0].uid, 0)} and len(_lines(folder)) == 1
+    assert resumed.done == {(episodes[0].uid, 0)} and len(episode_lines(folder)) == 1
     resumed.close()
 
 
@@ -202,9 +160,9 @@ def test_resuming_drops_what_is_not_the_runs_and_says_so(pristine: Path, tmp_pat
     import shutil
 
     folder = Path(shutil.copytree(pristine, tmp_path / "run"))
-    lines = _lines(folder)
-    damaged = [*lines[:10], lines[2], _edit(lines[11], split="id"), "{oops\n", *lines[12:]]
-    _write_lines(folder, [*damaged, lines[10][:25]])
+    lines = episode_lines(folder)
+    damaged = [*lines[:10], lines[2], edited(lines[11], split="id"), "{oops\n", *lines[12:]]
+    write_episode_lines(folder, [*damaged, lines[10][:25]])
     seen: list[Episode] = []
     writer = RunWriter(folder, _spec_of(pristine), observe=seen.append)
     [repair] = writer.repairs
@@ -212,7 +170,7 @@ def test_resuming_drops_what_is_not_the_runs_and_says_so(pristine: Path, tmp_pat
     assert "1 episode(s) not of this run (line 12 is an episode of split 'id'" in repair
     assert "1 unreadable line(s) (line 13 not valid JSON" in repair
     kept = [*lines[:10], *lines[12:]]
-    assert _lines(folder) == kept and len(seen) == len(writer.done) == 18
+    assert episode_lines(folder) == kept and len(seen) == len(writer.done) == 18
     writer.close()
 
 

@@ -8,51 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_fixtures import edited, episode_lines, eval_run, write_episode_lines
 
 from gpbench.errors import RecordSchemaError
-from gpbench.harness.evaluate import EvalConfig, evaluate
 from gpbench.runs.folder import INFLIGHT_FILE
 from gpbench.runs.read import RunIntegrityError, read_episodes, read_run_spec, run_status
-
-
-def _eval_run(root: Path, **kw: Any) -> Path:
-    """A complete 20-episode `gpbench eval` run (scripted, multi-turn)."""
-    base: dict[str, Any] = {
-        "model": "reference:0.5",
-        "backend": "scripted",
-        "tasks": ("gp-l",),
-        "splits": ("ood-rule",),
-        "n": 20,
-        "runs_dir": root,
-    }
-    base.update(kw)
-    [result], _ = evaluate(EvalConfig(**base))
-    return result.folder
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _eval_run(tmp_path_factory.mktemp("pristine"))
-
-
-@pytest.fixture
-def run(pristine: Path, tmp_path: Path) -> Path:
-    """A copy of the pristine run, to damage."""
-    import shutil
-
-    return Path(shutil.copytree(pristine, tmp_path / "run"))
-
-
-def _lines(folder: Path) -> list[str]:
-    return (folder / "episodes.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-
-
-def _write_lines(folder: Path, lines: list[str]) -> None:
-    (folder / "episodes.jsonl").write_text("".join(lines), encoding="utf-8")
-
-
-def _edit(line: str, **changes: Any) -> str:
-    return json.dumps({**json.loads(line), **changes}) + "\n"
 
 
 def test_a_complete_run_reads_back_whole(run: Path) -> None:
@@ -61,21 +21,21 @@ def test_a_complete_run_reads_back_whole(run: Path) -> None:
 
 
 def test_a_complete_run_whose_last_line_is_torn_is_an_error_not_19_episodes(run: Path) -> None:
-    lines = _lines(run)
-    _write_lines(run, [*lines[:-1], lines[-1][:30]])
+    lines = episode_lines(run)
+    write_episode_lines(run, [*lines[:-1], lines[-1][:30]])
     with pytest.raises(RunIntegrityError, match=r"episodes\.jsonl:20: is cut off"):
         list(read_episodes(run))
 
 
 def test_a_missing_episode_is_an_error(run: Path) -> None:
-    _write_lines(run, _lines(run)[:-1])
+    write_episode_lines(run, episode_lines(run)[:-1])
     with pytest.raises(RunIntegrityError, match=r"holds 19 episodes but its run\.json promises 20"):
         list(read_episodes(run))
 
 
 def test_a_repeated_episode_is_an_error(run: Path) -> None:
-    lines = _lines(run)
-    _write_lines(run, [*lines, lines[3]])
+    lines = episode_lines(run)
+    write_episode_lines(run, [*lines, lines[3]])
     with pytest.raises(RunIntegrityError, match=r":21: repeats the episode of instance \d+"):
         list(read_episodes(run))
 
@@ -96,18 +56,18 @@ def test_a_repeated_episode_is_an_error(run: Path) -> None:
 def test_an_episode_of_another_run_is_an_error(
     run: Path, change: dict[str, Any], message: str
 ) -> None:
-    lines = _lines(run)
-    lines[4] = _edit(lines[4], **change)
-    _write_lines(run, lines)
+    lines = episode_lines(run)
+    lines[4] = edited(lines[4], **change)
+    write_episode_lines(run, lines)
     with pytest.raises(RunIntegrityError, match=rf"episodes\.jsonl:5: {message}"):
         list(read_episodes(run))
 
 
 def test_an_episode_of_another_shard_is_an_error(tmp_path: Path) -> None:
-    folder = _eval_run(tmp_path, shard=(1, 3), n=9)
-    lines = _lines(folder)
-    lines[0] = _edit(lines[0], index=0)
-    _write_lines(folder, lines)
+    folder = eval_run(tmp_path, shard=(1, 3), n=9)
+    lines = episode_lines(folder)
+    lines[0] = edited(lines[0], index=0)
+    write_episode_lines(folder, lines)
     with pytest.raises(RunIntegrityError, match=r"not one of the run's \(n=9, shard 1/3\)"):
         list(read_episodes(folder))
 
@@ -150,18 +110,18 @@ def _verdict_edit(line: str, **changes: Any) -> str:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda s: _edit(s, turns={"a": 1}), "field turns must be a list, found an object"),
-        (lambda s: _edit(s, correct="yes"), "field correct must be true or false, found a string"),
+        (lambda s: edited(s, turns={"a": 1}), "field turns must be a list, found an object"),
+        (lambda s: edited(s, correct="yes"), "field correct must be true or false, found a string"),
         (lambda s: s.replace('"return":', '"return":NaN,"x":'), "NaN is not a number JSON allows"),
         (
             lambda s: s.replace('"return":', '"return":1e999,"x":'),
             "field return must be a finite number, found the number inf",
         ),
-        (lambda s: _edit(s, attempts_used=9), "says attempts_used 9 but holds"),
-        (lambda s: _edit(s, stop_reason="gave_up"), "field stop_reason must be one of"),
-        (lambda s: _edit(s, index=-1), "field index must be an integer >= 0, found the number -1"),
+        (lambda s: edited(s, attempts_used=9), "says attempts_used 9 but holds"),
+        (lambda s: edited(s, stop_reason="gave_up"), "field stop_reason must be one of"),
+        (lambda s: edited(s, index=-1), "field index must be an integer >= 0, found the number -1"),
         (
-            lambda s: _edit(s, budget=True),
+            lambda s: edited(s, budget=True),
             "field budget must be an integer >= 1, found the boolean",
         ),
         (lambda s: _turn_edit(s, response=None), r"field turns\[0\]\.response must be a string"),
@@ -173,16 +133,16 @@ def _verdict_edit(line: str, **changes: Any) -> str:
             lambda s: _verdict_edit(s, extracted={"detection": {"landmarks_named": "2"}}),
             r"detection\.intersection_correct",
         ),
-        (lambda s: _edit(s, uid=None), "field uid must be a string, found null"),
-        (lambda s: _edit(json.dumps({"uid": "x"})), "has no field turns"),
+        (lambda s: edited(s, uid=None), "field uid must be a string, found null"),
+        (lambda s: edited(json.dumps({"uid": "x"})), "has no field turns"),
     ],
 )
 def test_malformed_episode_fields_are_one_line_errors(
     run: Path, edit: Callable[[str], str], message: str
 ) -> None:
-    lines = _lines(run)
+    lines = episode_lines(run)
     lines[0] = edit(lines[0])
-    _write_lines(run, lines)
+    write_episode_lines(run, lines)
     with pytest.raises(RunIntegrityError, match=rf"episodes\.jsonl:1: .*{message}") as info:
         list(read_episodes(run))
     assert "\n" not in str(info.value)
@@ -224,9 +184,9 @@ def test_a_run_json_that_promises_another_count_than_its_key_is_an_error(run: Pa
 def test_a_running_run_may_end_in_a_torn_line_but_not_repeat_one(run: Path) -> None:
     spec = json.loads((run / "run.json").read_text())
     (run / "run.json").write_text(json.dumps({**spec, "status": "running"}))
-    lines = _lines(run)
-    _write_lines(run, [*lines[:5], lines[5][:20]])
+    lines = episode_lines(run)
+    write_episode_lines(run, [*lines[:5], lines[5][:20]])
     assert len(list(read_episodes(run))) == 5
-    _write_lines(run, [*lines[:5], lines[0]])
+    write_episode_lines(run, [*lines[:5], lines[0]])
     with pytest.raises(RunIntegrityError, match=":6: repeats"):
         list(read_episodes(run))
