@@ -15,7 +15,7 @@
 #      refuses) and only what the verl tests use from it: click, pillow, pyarrow, datasets, pytest.
 #      gpbench.integrations.verl needs neither torch nor transformers.
 #
-# Idempotent: a stamp file records the inputs (this script, pyproject.toml); when they are
+# Idempotent: a stamp file records the inputs (this script, venv_lib.sh, pyproject.toml); when they are
 # unchanged the script only prints one line. The install time is printed at the end. Quiet:
 # pip's output goes to <venv>/setup.log, and its end is printed only when a step fails.
 #
@@ -33,28 +33,11 @@ torch_spec="torch==2.13.0"
 stamp="$venv/.gpbench-verl-installed"
 started=$SECONDS
 
-log() { printf '[setup_verl] %s\n' "$*"; }
-
-wanted="$(cat "$here/setup_verl.sh" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" && -x "$venv/bin/python" ]]; then
-  log "up to date: $venv"
-  exit 0
-fi
-
-if [[ ! -x "$venv/bin/python" ]]; then
-  log "creating $venv"
-  "$python" -m venv "$venv"
-fi
-py="$venv/bin/python"
-setup_log="$venv/setup.log"
-: >"$setup_log"
-pip() {
-  if ! "$py" -m pip --disable-pip-version-check "$@" >>"$setup_log" 2>&1; then
-    log "failed: pip $*; the end of $setup_log:"
-    tail -n 40 "$setup_log" >&2
-    exit 1
-  fi
-}
+name="setup_verl"
+script="$here/setup_verl.sh"
+# shellcheck source=venv_lib.sh
+source "$here/venv_lib.sh"
+venv_prepare
 
 constraints="$venv/gpbench-constraints.txt"
 cat >"$constraints" <<'CONSTRAINTS'

