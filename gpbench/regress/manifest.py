@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -147,9 +147,11 @@ class Manifest:
         raise ManifestError(str(self.path), 0, f"no checkpoint named {name!r}{hint}")
 
 
-# -- the schema: key -> (default, rule); a rule says what is wrong with a value, or None --------
+# -- the schema: key -> (default, rule[, schema of its items]); a rule says what is wrong, or None
 
 Rule = Callable[[Any], str | None]
+Schema = dict[str, tuple[Any, ...]]
+"""An object's keys, or ``"*"`` for any key (or list index), each ``(default, rule[, Schema])``."""
 REQUIRED = object()
 """The default of a key that must be given."""
 
@@ -203,16 +205,34 @@ _OBJECT = _must(lambda v: isinstance(v, dict), "an object")
 _NUMBER = _must(_is_number, "a number")
 _FRACTION = _must(lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1] (0.115 for 11.5%)")
 _VERSION = _must(lambda v: v == SCHEMA_VERSION, f"{SCHEMA_VERSION}, the version this gpbench reads")
+_EXPECTATION = _must(
+    lambda v: isinstance(v, dict) and set(v) == {"rate", "tol"}, '{"rate": r, "tol": t}'
+)
 _SETTINGS = _must(
     lambda v: isinstance(v, dict) and all(isinstance(x, (str, int, float)) for x in v.values()),
     "an object of strings, numbers or booleans",
 )
-BLOCK: dict[str, tuple[Any, Rule]] = {
-    "version": (REQUIRED, _VERSION),
-    "alpha": (REQUIRED, _must(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")),
-    "checkpoints": (REQUIRED, _must(lambda v: isinstance(v, list), "a list of objects")),
+DECODING: Schema = {
+    "temperature": (REQUIRED, _NUMBER),
+    "top_p": (REQUIRED, _NUMBER),
+    "max_tokens": (REQUIRED, _must(lambda v: type(v) is int, "an integer")),
 }
-ENTRY: dict[str, tuple[Any, Rule]] = {
+EXPECTATION: Schema = {"rate": (REQUIRED, _FRACTION), "tol": (REQUIRED, _FRACTION)}
+CHECK: Schema = {
+    "task": (REQUIRED, _STRING),  # a task id; the registry says which (see _check)
+    "split": (REQUIRED, _STRING),  # one of the task's splits
+    "n": (REQUIRED, _integer(1)),
+    "seed": (REQUIRED, _integer(0)),
+    "samples": (1, _integer(1)),  # k > 1: the clustered bootstrap
+    "decoding": (REQUIRED, _OBJECT, DECODING),
+    "sampling_seed": (0, _integer(0)),
+    "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
+    "mode": ("gpbench", _STRING),  # one of the task's verifier modes
+    "expect": ({}, _OBJECT, {"*": (REQUIRED, _EXPECTATION, EXPECTATION)}),
+    "paper": ({}, _OBJECT, {"*": (REQUIRED, _FRACTION)}),  # metric: rate, shown
+    "recorded": ("", _optional_text),  # where the expectations come from
+}
+ENTRY: Schema = {
     "name": (REQUIRED, _matches(r"[a-z0-9][a-z0-9._-]*", "a name matching [a-z0-9][a-z0-9._-]*")),
     "hub": ("", _matches(r"[A-Za-z0-9][\w.-]*/[\w.-]+", "a hub id such as owner/model")),
     "path": ("", _text),  # a folder, relative to the manifest's folder
@@ -224,26 +244,20 @@ ENTRY: dict[str, tuple[Any, Rule]] = {
     "backend_settings": ({}, _SETTINGS),  # passed to the backend (batch_size, dtype, ...)
     "needs_gpu": (False, _must(lambda v: isinstance(v, bool), "true or false")),
     "build": ("", _optional_text),  # the command that makes a missing path
-    "checks": (REQUIRED, _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects")),
+    "checks": (
+        REQUIRED,
+        _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects"),
+        {"*": (REQUIRED, _OBJECT, CHECK)},
+    ),
 }
-CHECK: dict[str, tuple[Any, Rule]] = {
-    "task": (REQUIRED, _STRING),  # a task id; the registry says which (see _check)
-    "split": (REQUIRED, _STRING),  # one of the task's splits
-    "n": (REQUIRED, _integer(1)),
-    "seed": (REQUIRED, _integer(0)),
-    "samples": (1, _integer(1)),  # k > 1: the clustered bootstrap
-    "decoding": (REQUIRED, _OBJECT),  # the keys of DECODING
-    "sampling_seed": (0, _integer(0)),
-    "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
-    "mode": ("gpbench", _STRING),  # one of the task's verifier modes
-    "expect": ({}, _OBJECT),
-    "paper": ({}, _OBJECT),
-    "recorded": ("", _optional_text),  # where the expectations come from
-}
-DECODING: dict[str, tuple[Any, Rule]] = {
-    "temperature": (REQUIRED, _NUMBER),
-    "top_p": (REQUIRED, _NUMBER),
-    "max_tokens": (REQUIRED, _must(lambda v: type(v) is int, "an integer")),
+BLOCK: Schema = {
+    "version": (REQUIRED, _VERSION),
+    "alpha": (REQUIRED, _must(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")),
+    "checkpoints": (
+        REQUIRED,
+        _must(lambda v: isinstance(v, list), "a list of objects"),
+        {"*": (REQUIRED, _OBJECT, ENTRY)},
+    ),
 }
 _TOKENS = re.compile(r'(\{|"(?:[^"\\]|\\.)*"\s*:)|"(?:[^"\\]|\\.)*"')
 """An object's "{" or a key (group 1), or another string (skipped with any "{" inside it)."""
@@ -292,22 +306,23 @@ def _marker_line(lines: tuple[str, ...], marker: str, what: str, where: str) -> 
 
 
 def parse_block(text: str, first_line: int, where: str) -> tuple[tuple[Entry, ...], float]:
-    """Parse and validate the JSON block (its first line is file line ``first_line``)."""
+    """Parse and validate the JSON block (its first line is file line ``first_line``).
+
+    First :data:`BLOCK` checks every value's type and range; then each entry and check is checked
+    against what the schema cannot say (one source, the task registry, unique names and labels).
+    """
     block = _Block(text, first_line, where)
-    values = block.fields(block.data, BLOCK, ())
-    entries = [
-        _entry(block, raw, ("checkpoints", i)) for i, raw in enumerate(values["checkpoints"])
-    ]
+    data = block.value(block.data, (REQUIRED, _OBJECT, BLOCK), ())
+    entries = [_entry(block, raw, ("checkpoints", i)) for i, raw in enumerate(data["checkpoints"])]
     names = [entry.name for entry in entries]
     for i, name in enumerate(names):
         if name in names[:i]:
             block.fail(("checkpoints", i, "name"), f"checkpoint name {name!r} is used twice")
-    return tuple(entries), float(values["alpha"])
+    return tuple(entries), float(data["alpha"])
 
 
-def _entry(block: _Block, raw: Any, path: JsonPath) -> Entry:
-    values = block.fields(raw, ENTRY, path)
-    sources = [key for key in _SOURCES if key in raw]
+def _entry(block: _Block, values: dict[str, Any], path: JsonPath) -> Entry:
+    sources = [key for key in _SOURCES if values[key]]  # a given source is never "" (its rule)
     if len(sources) != 1:
         block.fail(
             path,
@@ -327,11 +342,10 @@ def _entry(block: _Block, raw: Any, path: JsonPath) -> Entry:
     return Entry(**same, source=source, kind=kind, checks=tuple(checks), line=block.line(path))
 
 
-def _check(block: _Block, raw: Any, path: JsonPath) -> Check:
+def _check(block: _Block, values: dict[str, Any], path: JsonPath) -> Check:
     from gpbench.harness.backends import Sampling
     from gpbench.tasks.registry import get_task
 
-    values = block.fields(raw, CHECK, path)
     try:
         task = get_task(values["task"])
     except GpbenchError as exc:
@@ -341,22 +355,16 @@ def _check(block: _Block, raw: Any, path: JsonPath) -> Check:
     except GpbenchError as exc:
         block.fail((*path, "split"), str(exc))
     block.check((*path, "mode"), _one_of(task.verifier_modes)(values["mode"]))
-    decoding = block.fields(values["decoding"], DECODING, (*path, "decoding"))
+    decoding, expect, paper = values["decoding"], values["expect"], values["paper"]
     try:
         sampling = Sampling(
             float(decoding["temperature"]), float(decoding["top_p"]), decoding["max_tokens"]
         )
     except GpbenchError as exc:
         block.fail((*path, "decoding"), str(exc))
-    expect, paper = values["expect"], values["paper"]
-    for metric, value in expect.items():
-        block.check((*path, "expect", metric), metric_problem(metric, task))
-        if not isinstance(value, dict) or set(value) != {"rate", "tol"}:
-            block.fail((*path, "expect", metric), 'must be {"rate": r, "tol": t}')
-        for key in ("rate", "tol"):
-            block.check((*path, "expect", metric, key), _FRACTION(value[key]))
-    for metric, value in paper.items():
-        block.check((*path, "paper", metric), metric_problem(metric, task) or _FRACTION(value))
+    for key, metrics in (("expect", expect), ("paper", paper)):
+        for metric in metrics:
+            block.check((*path, key, metric), metric_problem(metric, task))
     if not expect and not paper:
         block.fail(
             path, "nothing to compare; give expect (tested) or paper (shown for information)"
@@ -470,25 +478,29 @@ class _Block:
         if problem is not None:
             self.fail(path, problem)
 
-    def fields(
-        self, raw: Any, table: Mapping[str, tuple[Any, Rule]], path: JsonPath
-    ) -> dict[str, Any]:
-        """``raw`` checked against ``table``: the values (text stripped), defaults filled in."""
-        if not isinstance(raw, dict):
-            self.fail(path, "must be an object")
-        for key in raw:
-            if key not in table:
-                known = f"{did_you_mean(key, table)} (keys: {', '.join(table)})"
-                self.fail((*path, key), f"unknown key {key!r}{known}")
-        values = {}
-        for key, (default, rule) in table.items():
-            if key not in raw and default is REQUIRED:
-                self.fail((*path, key), "is required")
-            if key in raw:
-                self.check((*path, key), rule(raw[key]))
-            value = raw.get(key, default)
-            values[key] = value.strip() if rule in (_text, _optional_text) else value
-        return values
+    def value(self, raw: Any, node: tuple[Any, ...], path: JsonPath) -> Any:
+        """``raw`` checked by ``node``'s rule and, within, its schema: text stripped, defaults in.
+
+        The first problem met, depth first, fails at its JSON path.
+        """
+        rule, schema = node[1], node[2] if len(node) > 2 else None
+        self.check(path, rule(raw))
+        if schema is None:
+            return raw.strip() if rule in (_text, _optional_text) else raw
+        items = list(raw.items() if isinstance(raw, dict) else enumerate(raw))
+        for key in (key for key, _ in items if key not in schema and "*" not in schema):
+            known = f"{did_you_mean(key, schema)} (keys: {', '.join(schema)})"
+            self.fail((*path, key), f"unknown key {key!r}{known}")
+        out = {
+            key: self.value(item, schema.get(key, schema.get("*")), (*path, key))
+            for key, item in items
+        }
+        for key, (default, *_) in schema.items():
+            if key not in out and key != "*":
+                if default is REQUIRED:
+                    self.fail((*path, key), "is required")
+                out[key] = default
+        return out if isinstance(raw, dict) else list(out.values())
 
 
 # -- the table: one renderer, and the check that the file's table is its output ----------------
