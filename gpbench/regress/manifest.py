@@ -3,7 +3,7 @@
 Prose for people, a markdown table between :data:`TABLE_BEGIN` and :data:`TABLE_END` (one row per
 checkpoint x task x split), and one fenced block opened by :data:`FENCE_OPEN`: the source of truth,
 ``{"version": 1, "alpha": 0.01, "checkpoints": [ENTRY, ...]}`` with the keys, defaults and rules of
-:data:`ENTRY`, :data:`CHECK` and :data:`DECODING`. The table is the block's rendering
+the nested schema :data:`BLOCK` (:data:`ENTRY`, :data:`CHECK`, ...). The table is the block's rendering
 (:func:`render_table`); loading fails, naming the line, where the two differ, and every error names
 the line and the JSON path: ``checkpoints.md:41: checkpoints[0].checks[0].expect.success.rate: ...``.
 
@@ -126,10 +126,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A parsed checkpoints.md; ``block`` and ``table`` are 0-based ``(first, end)`` line ranges.
-
-    They hold the JSON between the fences and the table between the markers (end exclusive).
-    """
+    """A parsed checkpoints.md; ``block`` (the JSON between the fences) and ``table`` (between the
+    markers) are 0-based ``(first, end)`` line ranges, end exclusive."""
 
     path: Path
     alpha: float
@@ -147,11 +145,11 @@ class Manifest:
         raise ManifestError(str(self.path), 0, f"no checkpoint named {name!r}{hint}")
 
 
-# -- the schema: key -> (default, rule[, schema of its items]); a rule says what is wrong, or None
+# -- the schema: key -> (default, rule[, schema within]); a rule says what is wrong, or None ---
 
 Rule = Callable[[Any], str | None]
 Schema = dict[str, tuple[Any, ...]]
-"""An object's keys, or ``"*"`` for any key (or list index), each ``(default, rule[, Schema])``."""
+"""Key (``"*"``: any) -> ``(default, rule[, Schema of the value's keys or of its list's items])``."""
 REQUIRED = object()
 """The default of a key that must be given."""
 
@@ -192,10 +190,6 @@ def _one_of(choices: tuple[str, ...]) -> Rule:
     return rule
 
 
-def _integer(minimum: int) -> Rule:
-    return _must(lambda v: type(v) is int and v >= minimum, f"an integer >= {minimum}")
-
-
 def _matches(pattern: str, need: str) -> Rule:
     return _must(lambda v: isinstance(v, str) and re.fullmatch(pattern, v), need)
 
@@ -203,6 +197,8 @@ def _matches(pattern: str, need: str) -> Rule:
 _STRING = _must(lambda v: isinstance(v, str), "a string")
 _OBJECT = _must(lambda v: isinstance(v, dict), "an object")
 _NUMBER = _must(_is_number, "a number")
+_COUNT = _must(lambda v: type(v) is int and v >= 1, "an integer >= 1")
+_SEED = _must(lambda v: type(v) is int and v >= 0, "an integer >= 0")
 _FRACTION = _must(lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1] (0.115 for 11.5%)")
 _VERSION = _must(lambda v: v == SCHEMA_VERSION, f"{SCHEMA_VERSION}, the version this gpbench reads")
 _EXPECTATION = _must(
@@ -221,12 +217,12 @@ EXPECTATION: Schema = {"rate": (REQUIRED, _FRACTION), "tol": (REQUIRED, _FRACTIO
 CHECK: Schema = {
     "task": (REQUIRED, _STRING),  # a task id; the registry says which (see _check)
     "split": (REQUIRED, _STRING),  # one of the task's splits
-    "n": (REQUIRED, _integer(1)),
-    "seed": (REQUIRED, _integer(0)),
-    "samples": (1, _integer(1)),  # k > 1: the clustered bootstrap
+    "n": (REQUIRED, _COUNT),
+    "seed": (REQUIRED, _SEED),
+    "samples": (1, _COUNT),  # k > 1: the clustered bootstrap
     "decoding": (REQUIRED, _OBJECT, DECODING),
-    "sampling_seed": (0, _integer(0)),
-    "budget": (REQUIRED, _integer(1)),  # attempts (per decision point for V-IRL)
+    "sampling_seed": (0, _SEED),
+    "budget": (REQUIRED, _COUNT),  # attempts (per decision point for V-IRL)
     "mode": ("gpbench", _STRING),  # one of the task's verifier modes
     "expect": ({}, _OBJECT, {"*": (REQUIRED, _EXPECTATION, EXPECTATION)}),
     "paper": ({}, _OBJECT, {"*": (REQUIRED, _FRACTION)}),  # metric: rate, shown
@@ -247,17 +243,13 @@ ENTRY: Schema = {
     "checks": (
         REQUIRED,
         _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects"),
-        {"*": (REQUIRED, _OBJECT, CHECK)},
+        CHECK,
     ),
 }
 BLOCK: Schema = {
     "version": (REQUIRED, _VERSION),
     "alpha": (REQUIRED, _must(lambda v: _is_number(v) and 0 < v < 1, "a number in (0, 1)")),
-    "checkpoints": (
-        REQUIRED,
-        _must(lambda v: isinstance(v, list), "a list of objects"),
-        {"*": (REQUIRED, _OBJECT, ENTRY)},
-    ),
+    "checkpoints": (REQUIRED, _must(lambda v: isinstance(v, list), "a list of objects"), ENTRY),
 }
 _TOKENS = re.compile(r'(\{|"(?:[^"\\]|\\.)*"\s*:)|"(?:[^"\\]|\\.)*"')
 """An object's "{" or a key (group 1), or another string (skipped with any "{" inside it)."""
@@ -346,22 +338,12 @@ def _check(block: _Block, values: dict[str, Any], path: JsonPath) -> Check:
     from gpbench.harness.backends import Sampling
     from gpbench.tasks.registry import get_task
 
-    try:
-        task = get_task(values["task"])
-    except GpbenchError as exc:
-        block.fail((*path, "task"), str(exc))
-    try:
-        task.split(values["split"])
-    except GpbenchError as exc:
-        block.fail((*path, "split"), str(exc))
+    task: TaskSpec = block.attempt((*path, "task"), get_task, values["task"])
+    block.attempt((*path, "split"), task.split, values["split"])
     block.check((*path, "mode"), _one_of(task.verifier_modes)(values["mode"]))
-    decoding, expect, paper = values["decoding"], values["expect"], values["paper"]
-    try:
-        sampling = Sampling(
-            float(decoding["temperature"]), float(decoding["top_p"]), decoding["max_tokens"]
-        )
-    except GpbenchError as exc:
-        block.fail((*path, "decoding"), str(exc))
+    d, expect, paper = values["decoding"], values["expect"], values["paper"]
+    numbers = float(d["temperature"]), float(d["top_p"]), d["max_tokens"]
+    sampling = block.attempt((*path, "decoding"), Sampling, *numbers)
     for key, metrics in (("expect", expect), ("paper", paper)):
         for metric in metrics:
             block.check((*path, key, metric), metric_problem(metric, task))
@@ -420,20 +402,18 @@ class _Block:
     """
 
     def __init__(self, text: str, first_line: int, where: str) -> None:
-        twice: list[tuple[dict[str, Any], str]] = []  # an object that holds a key twice, the key
+        twice: dict[int, str] = {}  # the id of an object that holds a key twice: the key
 
         def to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             value, counts = dict(pairs), Counter(key for key, _ in pairs)
-            twice.extend((value, key) for key in counts if counts[key] > 1)
+            twice.update({id(value): key for key in counts if counts[key] > 1})
             return value
 
         try:
             self.data = parse_json(text, object_pairs_hook=to_dict)
         except json.JSONDecodeError as exc:
-            line = first_line + exc.lineno - 1
-            raise ManifestError(
-                where, line, f"the JSON block is not valid JSON: {exc.msg}"
-            ) from None
+            reason = f"the JSON block is not valid JSON: {exc.msg}"
+            raise ManifestError(where, first_line + exc.lineno - 1, reason) from None
         self.where, self.lines = where, dict[JsonPath, int]()
         # The text holds each object's "{" and each key in the order a depth-first walk of the
         # data meets them, so the n-th of these tokens is on the line of the n-th path walked.
@@ -448,14 +428,12 @@ class _Block:
             if isinstance(value, dict):
                 start = next(token_lines)
                 self.lines.setdefault(path, start)
-                repeated = [key for obj, key in twice if obj is value]
-                if repeated:
-                    raise ManifestError(
-                        where,
-                        start,
-                        f"key {repeated[0]!r} appears twice in the object that starts on this line; "
-                        "JSON would keep only the last one, so remove or merge the other",
+                if id(value) in twice:
+                    reason = f"key {twice[id(value)]!r} appears twice in the object that starts on "
+                    reason += (
+                        "this line; JSON would keep only the last one, so remove or merge the other"
                     )
+                    raise ManifestError(where, start, reason)
                 todo.extend(((*path, key), item) for key, item in reversed(value.items()))
             elif isinstance(value, list):
                 todo.extend(((*path, i), item) for i, item in reversed(list(enumerate(value))))
@@ -478,6 +456,13 @@ class _Block:
         if problem is not None:
             self.fail(path, problem)
 
+    def attempt(self, path: JsonPath, make: Callable[..., Any], *args: Any) -> Any:
+        """``make(*args)``, failing at ``path`` with the reason where it raises a GpbenchError."""
+        try:
+            return make(*args)
+        except GpbenchError as exc:
+            self.fail(path, str(exc))
+
     def value(self, raw: Any, node: tuple[Any, ...], path: JsonPath) -> Any:
         """``raw`` checked by ``node``'s rule and, within, its schema: text stripped, defaults in.
 
@@ -487,20 +472,22 @@ class _Block:
         self.check(path, rule(raw))
         if schema is None:
             return raw.strip() if rule in (_text, _optional_text) else raw
-        items = list(raw.items() if isinstance(raw, dict) else enumerate(raw))
-        for key in (key for key, _ in items if key not in schema and "*" not in schema):
+        if isinstance(raw, list):  # a list's schema is its items'
+            item = (REQUIRED, _OBJECT, schema)
+            return [self.value(value, item, (*path, i)) for i, value in enumerate(raw)]
+        for key in (key for key in raw if key not in schema and "*" not in schema):
             known = f"{did_you_mean(key, schema)} (keys: {', '.join(schema)})"
             self.fail((*path, key), f"unknown key {key!r}{known}")
         out = {
-            key: self.value(item, schema.get(key, schema.get("*")), (*path, key))
-            for key, item in items
+            key: self.value(v, schema.get(key, schema.get("*")), (*path, key))
+            for key, v in raw.items()
         }
         for key, (default, *_) in schema.items():
             if key not in out and key != "*":
                 if default is REQUIRED:
                     self.fail((*path, key), "is required")
                 out[key] = default
-        return out if isinstance(raw, dict) else list(out.values())
+        return out
 
 
 # -- the table: one renderer, and the check that the file's table is its output ----------------
@@ -546,10 +533,8 @@ def check_table_matches(manifest: Manifest) -> None:
         raise ManifestError(str(manifest.path), line, f"{reason}; {_FIX_TABLE}")
 
     if len(found) < 2 or found[0][1] != list(HEADER):
-        differ(
-            found[0][0] if found else first + 1,
-            f"the table header must be | {' | '.join(HEADER)} |",
-        )
+        reason = f"the table header must be | {' | '.join(HEADER)} |"
+        differ(found[0][0] if found else first + 1, reason)
     for (line, cells), want in zip(rows, wanted, strict=False):
         if len(cells) != len(want):
             differ(line, f"table row has {len(cells)} cells, expected {len(want)}")
@@ -575,16 +560,22 @@ def to_data(alpha: float, entries: tuple[Entry, ...]) -> dict[str, Any]:
     out = []
     for entry in entries:
         checks = []
-        for check in entry.checks:
-            data: dict[str, Any] = {key: getattr(check, key, None) for key in CHECK}
-            data["decoding"] = {key: getattr(check, key) for key in DECODING}
-            data["expect"] = {e.metric: {"rate": e.rate, "tol": e.tol} for e in check.expect}
-            data["paper"] = dict(check.paper)
-            checks.append({k: v for k, v in data.items() if v != CHECK[k][0]})
-        item: dict[str, Any] = {key: getattr(entry, key, "") for key in ENTRY}
-        item.update({entry.kind: entry.source, "checks": checks})
-        out.append({k: v for k, v in item.items() if v != ENTRY[k][0]})
+        for c in entry.checks:
+            decoding = {key: getattr(c, key) for key in DECODING}
+            expect = {e.metric: {"rate": e.rate, "tol": e.tol} for e in c.expect}
+            data = {**vars(c), "decoding": decoding, "expect": expect, "paper": dict(c.paper)}
+            checks.append(_given(data, CHECK))
+        out.append(_given({**vars(entry), entry.kind: entry.source, "checks": checks}, ENTRY))
     return {"version": SCHEMA_VERSION, "alpha": alpha, "checkpoints": out}
+
+
+def _given(values: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """The schema's keys in ``values``, in the schema's order, less those that equal the default."""
+    return {
+        key: values[key]
+        for key, (default, *_) in schema.items()
+        if values.get(key, default) != default
+    }
 
 
 def dump_block(data: Any, indent: int = 0) -> str:
