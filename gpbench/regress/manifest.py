@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from gpbench.errors import GpbenchError, did_you_mean
+from gpbench.errors import GpbenchError, RecordSchemaError, did_you_mean
 from gpbench.serialization import escape_surrogates, parse_json
 from gpbench.stats import percent
 
@@ -60,12 +60,11 @@ _FIX_TABLE = "edit the table to match, or rewrite it with `gpbench regress --wri
 JsonPath = tuple[str | int, ...]
 
 
-class ManifestError(GpbenchError):
-    """A checkpoints.md that cannot be read: bad JSON, a bad field, or table and block differ."""
+class ManifestError(RecordSchemaError):
+    """A checkpoints.md that cannot be read: bad JSON, a bad field, or table and block differ.
 
-    def __init__(self, path: str, line: int, reason: str) -> None:
-        self.path, self.line, self.reason = path, line, reason
-        super().__init__(f"{path}:{line}: {reason}" if line else f"{path}: {reason}")
+    Its message is the records' ``path:line: reason`` (``path: reason`` where no line applies).
+    """
 
 
 @dataclass(frozen=True)
@@ -580,17 +579,15 @@ def _given(values: dict[str, Any], schema: Schema) -> dict[str, Any]:
 
 def dump_block(data: Any, indent: int = 0) -> str:
     """JSON with objects of scalars on one line (diff-friendly: one expectation per line)."""
-    items = (
-        list(data.values()) if isinstance(data, dict) else data if isinstance(data, list) else []
-    )
-    pad, close = " " * (indent + 2), "\n" + " " * indent
-    if isinstance(data, dict) and any(isinstance(v, (dict, list)) for v in items):
-        lines = [f"{pad}{json.dumps(k)}: {dump_block(v, indent + 2)}" for k, v in data.items()]
-        return "{\n" + ",\n".join(lines) + close + "}"
-    if any(isinstance(v, (dict, list)) for v in items):
-        return "[\n" + ",\n".join(pad + dump_block(v, indent + 2) for v in items) + close + "]"
-    # One line, non-ASCII kept readable, a lone surrogate (backend settings) escaped.
-    return escape_surrogates(json.dumps(data, ensure_ascii=False))
+    keyed = isinstance(data, dict)
+    pairs = list(data.items() if keyed else enumerate(data) if isinstance(data, list) else [])
+    if not any(isinstance(v, (dict, list)) for _, v in pairs):
+        # One line, non-ASCII kept readable, a lone surrogate (backend settings) escaped.
+        return escape_surrogates(json.dumps(data, ensure_ascii=False))
+    heads = [" " * (indent + 2) + (f"{json.dumps(k)}: " if keyed else "") for k, _ in pairs]
+    lines = [head + dump_block(v, indent + 2) for head, (_, v) in zip(heads, pairs, strict=True)]
+    opening, closing = "{}" if keyed else "[]"
+    return opening + "\n" + ",\n".join(lines) + "\n" + " " * indent + closing
 
 
 def with_entries(manifest: Manifest, entries: tuple[Entry, ...], *, block: bool = True) -> str:
