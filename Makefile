@@ -66,11 +66,13 @@ test-vllm:
 	  tests/harness/test_vllm_backend.py tests/harness/test_openai_backend.py
 
 # verl 0.9.1 pins transformers < 5.11, so its tests (verl's RLHFDataset reading --format verl
-# exports, the multi-turn interaction) run in .venv-verl (~5 minutes to build the first time).
+# exports, the multi-turn agent loop and interaction) run in .venv-verl (~5 minutes to build the
+# first time).
 test-verl:
 	bash scripts/setup_verl.sh
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv-verl/bin/pytest \
-	  tests/integrations/test_verl.py tests/integrations/test_verl_interaction.py
+	  tests/integrations/test_verl.py tests/integrations/test_verl_interaction.py \
+	  tests/integrations/test_verl_agent_loop.py
 
 # The project's own regression check, for real (see checkpoints.md): the reference checkpoint
 # shipped in gpbench/regress/data (the SFT recipe's tiny-cpu preset at a fixed CI size, fixed

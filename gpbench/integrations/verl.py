@@ -13,9 +13,15 @@ Rows follow verl's RL parquet schema (what its ``RLHFDataset`` reads), one row p
 - ``extra_info``: the split, index, decision point, instance uid and the reference answer (for
   people reading the data; the reward does not use it).
 
-The paper's multi-turn revision is :class:`GpbenchInteraction`, a verl multi-turn interaction
-(the verifier's feedback as the next user turn, the task's budget; config in
-``verl_interaction.yaml`` beside this file). Rows carry its ``interaction_kwargs``.
+The paper's multi-turn revision (the verifier's feedback as the next user turn, the task's
+budget, at the row's decision point) is one turn function, :func:`revision_turn`, on an episode
+:func:`open_episode` starts at the row's item. Two verl components drive it:
+
+- :class:`gpbench.integrations.verl_agent_loop.GpbenchAgentLoop`, a verl agent loop (verl 0.9's
+  multi-turn API; config ``verl_agent_loop.yaml`` beside this file);
+- :class:`GpbenchInteraction`, a verl multi-turn interaction, for older verl releases that still
+  have ``verl.interactions`` (config ``verl_interaction.yaml``). Rows carry its
+  ``interaction_kwargs``.
 
 Apart from :class:`GpbenchInteraction`'s base class the module never imports verl, so it works
 (and is tested) without it. Point verl (0.9) at it
@@ -37,6 +43,7 @@ from gpbench.errors import ConfigError
 from gpbench.integrations.trl_data import example_pngs
 from gpbench.recipes.data import Example, examples
 from gpbench.records import Instance
+from gpbench.tasks.episode import EpisodeEnv
 from gpbench.tasks.spec import TaskSpec
 
 IMAGE_TOKEN = "<image>"
@@ -131,7 +138,7 @@ def compute_score(
     """
     from gpbench.recipes.rewards import judge
 
-    mode = _check_mode((extra_info or {}).get("verifier_mode") or verifier_mode or VERIFIER_MODE)
+    mode = check_mode((extra_info or {}).get("verifier_mode") or verifier_mode or VERIFIER_MODE)
     if not data_source.startswith("gpbench/"):
         raise ConfigError(
             f"compute_score scores gpbench rows (data_source 'gpbench/<task>'), got "
@@ -145,10 +152,76 @@ def compute_score(
     }
 
 
-def _check_mode(mode: str) -> str:
+def check_mode(mode: str) -> str:
+    """``mode`` when it is one of :data:`MODES`, else a one-line :class:`ConfigError`."""
     if mode not in MODES:
         raise ConfigError(f"verifier_mode {mode!r} is not one of {', '.join(MODES)}")
     return mode
+
+
+def open_episode(ground_truth: str | None, mode: str, *, who: str) -> tuple[TaskSpec, EpisodeEnv]:
+    """The task and a fresh episode at the item a row's ``ground_truth`` (item JSON) names.
+
+    Args:
+        ground_truth: the row's ``reward_model.ground_truth`` (also in its
+            ``interaction_kwargs``).
+        mode: the verifier mode (``gpbench`` or ``reference``).
+        who: the component asking, for the error when the row has no ground truth.
+
+    Returns:
+        The task and its episode, positioned at the row's decision point with the task's
+        budget (5 attempts for GeneralPoints, 2 per decision point for V-IRL).
+    """
+    from gpbench.recipes.training_items import resolve
+
+    mode = check_mode(mode)
+    if not ground_truth:
+        raise ConfigError(
+            f"{who} needs the row's ground_truth (the item's JSON); write the data with "
+            "`gpbench generate TASK --format verl`"
+        )
+    task, instance, point = resolve(ground_truth)
+    return task, task.episode(instance, mode=mode, start=point)
+
+
+@dataclass(frozen=True)
+class RevisionTurn:
+    """What one model turn did in the paper's revision loop.
+
+    Attributes:
+        done: the row's decision point is over (answered correctly, or out of budget): no next
+            user turn.
+        next_user: the verifier's feedback after a wrong answer within the budget (the next
+            user turn); empty when ``done``.
+        reward: the step's reward: the verdict's reward, plus the task's budget penalty on the
+            turn that spends the budget (the paper's multi-turn return is the sum over turns).
+        info: the verdict's ``status`` and ``correct``, the ``decision_point`` and ``attempt``,
+            and ``stop_reason`` (``solved`` or ``budget_exhausted``) when ``done``.
+    """
+
+    done: bool
+    next_user: str
+    reward: float
+    info: dict[str, Any]
+
+
+def revision_turn(env: EpisodeEnv, answer: str, *, output_truncated: bool = False) -> RevisionTurn:
+    """Judge one model answer in ``env`` and say what comes next (the loop's one turn).
+
+    Shared by :class:`GpbenchInteraction` and the agent loop, so both play the same loop:
+    ``env.step(answer)``, then the verifier's feedback as the next user turn, until an answer
+    is correct or the task's budget is spent at the row's decision point. A correct V-IRL
+    action ends the loop even when the route goes on: the later decision points are rows of
+    their own (with the true history), as in the TRL recipe's rollout, and a whole 20-odd-point
+    route would not fit one response. The turns' rewards then sum to
+    :func:`~gpbench.recipes.training_items.replay`'s reward, the TRL recipe's multi-turn reward.
+    """
+    step = env.step(answer, output_truncated=output_truncated)
+    info = {"status": step.verdict.status, "correct": step.verdict.correct, **step.info}
+    if step.verdict.correct or step.terminated:
+        info.setdefault("stop_reason", "solved" if step.verdict.correct else "budget_exhausted")
+        return RevisionTurn(True, "", float(step.reward), info)
+    return RevisionTurn(False, str(step.verdict.feedback), float(step.reward), info)
 
 
 class _PlainInteraction:
@@ -187,15 +260,17 @@ class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
     verl calls :meth:`start_interaction` with a row's ``interaction_kwargs`` (``ground_truth``,
     the item's JSON), then :meth:`generate_response` after each model turn: the answer goes to
     the task's episode (``task.episode(instance)``, ``env.step(answer)``). A wrong answer gets
-    the verifier's feedback as the next user turn until the task's budget is spent (5 attempts
-    for GeneralPoints, 2 per decision point for V-IRL); a correct V-IRL action moves on to the
-    next decision point, whose prompt (with the true history) is the next user turn. Each turn's
-    score is the step's reward: the verdict's reward, plus the task's budget penalty on the turn
-    that spends the budget (the paper's multi-turn return is their sum).
+    the verifier's feedback as the next user turn until an answer is correct or the task's
+    budget is spent at the row's decision point (5 attempts for GeneralPoints, 2 for a V-IRL
+    decision point; :func:`revision_turn`). Each turn's score is the step's reward: the verdict's
+    reward, plus the task's budget penalty on the turn that spends the budget (the paper's
+    multi-turn return is their sum).
 
     Subclasses verl's ``BaseInteraction`` where the installed verl has one; otherwise a plain
-    class with the same methods. Vision tasks: the next decision point's pictures are not sent
-    (an interaction returns text only), so use it with text tasks or single-decision ones.
+    class with the same methods. It serves verl releases that still ship ``verl.interactions``;
+    verl 0.9 has none (its multi-turn API is the agent loop:
+    :class:`~gpbench.integrations.verl_agent_loop.GpbenchAgentLoop`, the same turns through
+    :func:`revision_turn`).
 
     Config keys (``verl_interaction.yaml``): ``name`` and ``verifier_mode`` (``gpbench`` or
     ``reference``; a row's ``interaction_kwargs`` may override it).
@@ -203,7 +278,7 @@ class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.verifier_mode = _check_mode(str(config.get("verifier_mode", VERIFIER_MODE)))
+        self.verifier_mode = check_mode(str(config.get("verifier_mode", VERIFIER_MODE)))
         self._sessions: dict[str, _Session] = {}
 
     async def start_interaction(
@@ -216,17 +291,10 @@ class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
         """Open an episode on the row's item; returns the id later calls name it by."""
         from uuid import uuid4
 
-        from gpbench.recipes.training_items import resolve
-
-        if ground_truth is None:
-            raise ConfigError(
-                "GpbenchInteraction needs the row's ground_truth in interaction_kwargs; "
-                "write the data with `gpbench generate TASK --format verl`"
-            )
-        mode = _check_mode(verifier_mode or self.verifier_mode)
-        task, instance, point = resolve(ground_truth)
+        mode = verifier_mode or self.verifier_mode
+        _, env = open_episode(ground_truth, mode, who="GpbenchInteraction (interaction_kwargs)")
         key = instance_id if instance_id is not None else str(uuid4())
-        self._sessions[key] = _Session(task.episode(instance, mode=mode, start=point))
+        self._sessions[key] = _Session(env)
         return key
 
     async def generate_response(
@@ -236,9 +304,9 @@ class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
 
         Returns:
             ``(should_terminate, next_user_turn, turn_score, info)``: terminate once the
-            episode is solved or out of budget; the next turn is the verifier's feedback (or
-            the next decision point's prompt); ``info`` has the verdict's ``status`` and
-            ``correct``, the ``decision_point`` and ``attempt``, and ``stop_reason`` at the end.
+            answer is correct or the budget is spent; the next turn is the verifier's
+            feedback; ``info`` has the verdict's ``status`` and ``correct``, the
+            ``decision_point`` and ``attempt``, and ``stop_reason`` at the end.
         """
         session = self._session(instance_id)
         answer = next(
@@ -249,17 +317,9 @@ class GpbenchInteraction(_interaction_base()):  # type: ignore[misc]
             ),
             "",
         )
-        step = session.env.step(answer)
-        session.last_reward = float(step.reward)
-        info = {"status": step.verdict.status, "correct": step.verdict.correct, **step.info}
-        if step.terminated:
-            return True, "", session.last_reward, info
-        if step.verdict.correct:
-            # A new decision point: its prompt, rebuilt with the true history.
-            response = _text_with_tokens(session.env.messages[-1]["content"])
-        else:
-            response = str(step.verdict.feedback)
-        return False, response, session.last_reward, info
+        turn = revision_turn(session.env, answer)
+        session.last_reward = turn.reward
+        return turn.done, turn.next_user, turn.reward, turn.info
 
     async def calculate_score(self, instance_id: str | None = None, **kwargs: Any) -> float:
         """The last judged turn's score (0 before any)."""

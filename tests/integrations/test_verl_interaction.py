@@ -78,22 +78,48 @@ def test_general_points_budget_is_five_with_the_penalty_on_the_last(tmp_path: Pa
     assert turns[-1][3]["stop_reason"] == "budget_exhausted"
 
 
-def test_virl_moves_to_the_next_decision_point_on_a_correct_action(tmp_path: Path) -> None:
+def test_virl_stops_at_the_rows_decision_point(tmp_path: Path) -> None:
     task = get_task("virl-l")
     instance = task.instance("id", 12, 0)
     actions = task.reference_answers(instance)
-    points = task.decision_points(instance)
-    assert points >= 2
+    assert task.decision_points(instance) >= 2
+    # A correct action ends the row's exchange: the next decision point is a row of its own.
     turns = _play(verl.GpbenchInteraction({}), _kwargs(tmp_path, "virl-l"), [WRONG, *actions])
-    assert len(turns) == points + 1 and [t[0] for t in turns] == [False] * points + [True]
-    assert [t[3]["decision_point"] for t in turns] == [0, *range(points)]
-    assert turns[-1][3]["stop_reason"] == "solved"
-    # After the first correct action the next user turn is decision point 1's prompt.
-    assert turns[1][1] == task.episode(instance, start=1).messages[-1]["content"]
+    assert [t[0] for t in turns] == [False, True]
+    assert [t[3]["decision_point"] for t in turns] == [0, 0]
+    assert turns[-1][3]["stop_reason"] == "solved" and turns[-1][3]["correct"]
     # Two wrong actions at one decision point spend its budget.
     spent = _play(verl.GpbenchInteraction({}), _kwargs(tmp_path, "virl-l"), [WRONG] * 3)
     assert [t[0] for t in spent] == [False, True]
     assert spent[-1][3]["stop_reason"] == "budget_exhausted"
+
+
+@pytest.mark.parametrize(
+    ("task_id", "point", "script"),
+    [("gp-l", 0, "wwr"), ("gp-l", 0, "wwwwww"), ("virl-l", 1, "wr"), ("virl-l", 0, "www")],
+)
+def test_the_turns_rewards_sum_to_the_trl_recipes_reward(
+    task_id: str, point: int, script: str
+) -> None:
+    # revision_turn (both verl components) and replay (the TRL recipe's multi-turn reward) agree.
+    from gpbench.recipes.training_items import ref_of, replay
+
+    task = get_task(task_id)
+    instance = task.instance("id", 12, 0)
+    right = task.reference_answers(instance)[point]
+    answers = [right if c == "r" else WRONG for c in script]
+    _, env = verl.open_episode(ref_of(task, instance, point).to_json(), "gpbench", who="test")
+    turns = []
+    for answer in answers:
+        turns.append(verl.revision_turn(env, answer))
+        if turns[-1].done:
+            break
+    assert [t.done for t in turns] == [False] * (len(turns) - 1) + [True]
+    assert all(t.next_user.startswith("You failed this trial") for t in turns[:-1])
+    expected = replay(task.episode(instance, start=point), answers)
+    assert sum(t.reward for t in turns) == expected.reward
+    assert len(turns) == len(expected.verdicts)
+    assert (turns[-1].info["stop_reason"] == "solved") == expected.solved
 
 
 def test_a_row_at_a_later_decision_point_starts_there(tmp_path: Path) -> None:
@@ -126,6 +152,8 @@ def test_interaction_errors_are_one_line(tmp_path: Path) -> None:
     interaction = verl.GpbenchInteraction({})
     with pytest.raises(ConfigError, match=r"needs the row's ground_truth .*--format verl"):
         asyncio.run(interaction.start_interaction("a"))
+    with pytest.raises(ConfigError, match="verifier_mode 'paper' is not one of"):
+        asyncio.run(interaction.start_interaction("a", ground_truth="{}", verifier_mode="paper"))
     with pytest.raises(ConfigError, match=r"no gpbench interaction 'b': call start_interaction"):
         asyncio.run(interaction.generate_response("b", []))
 
