@@ -80,6 +80,49 @@ def mcnemar_exact_p(b: int, c: int) -> float:
     return float(min(Fraction(1), Fraction(2 * tail, 2**n)))
 
 
+def paired_difference_interval(
+    both: int, only_a: int, only_b: int, neither: int, z: float = Z_95
+) -> tuple[float, float]:
+    """Interval of B's success rate minus A's on paired outcomes (Newcombe 1998, method 10).
+
+    The counts are the four kinds of pair: both solved, only A, only B, neither. Each rate gets
+    its Wilson interval, and the two are combined with the correlation of the pairs (phi, taken
+    as 0 when a margin is empty), so the interval shrinks when A and B agree on most instances,
+    as a paired design should, and stays inside [-1, 1].
+
+    >>> low, high = paired_difference_interval(10, 0, 10, 10)
+    >>> round(low, 3), round(high, 3)
+    (0.154, 0.474)
+    """
+    counts = (both, only_a, only_b, neither)
+    if min(counts) < 0 or sum(counts) == 0:
+        raise ValueError(f"need counts >= 0 and at least one pair, got {counts}")
+    n = sum(counts)
+    rate_a, rate_b = (both + only_a) / n, (both + only_b) / n
+    low_a, high_a = wilson_interval(both + only_a, n, z)
+    low_b, high_b = wilson_interval(both + only_b, n, z)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = (both * neither - only_a * only_b) / math.sqrt(margins) if margins else 0.0
+    difference = rate_b - rate_a
+    below = math.sqrt(
+        max(
+            0.0,
+            (rate_b - low_b) ** 2
+            - 2 * phi * (rate_b - low_b) * (high_a - rate_a)
+            + (high_a - rate_a) ** 2,
+        )
+    )
+    above = math.sqrt(
+        max(
+            0.0,
+            (high_b - rate_b) ** 2
+            - 2 * phi * (high_b - rate_b) * (rate_a - low_a)
+            + (rate_a - low_a) ** 2,
+        )
+    )
+    return max(-1.0, difference - below), min(1.0, difference + above)
+
+
 def clustered_bootstrap_interval(
     clusters: list[list[bool]],
     *,

@@ -6,7 +6,12 @@ import math
 
 import pytest
 
-from gpbench.stats import binomial_two_sided_p, mcnemar_exact_p, wilson_interval
+from gpbench.stats import (
+    binomial_two_sided_p,
+    mcnemar_exact_p,
+    paired_difference_interval,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
@@ -93,3 +98,22 @@ def test_binomial_test_handles_large_n_and_degenerate_p() -> None:
         <= math.comb(20, 11) * 0.3**11 * 0.7**9 * (1 + 1e-7)
     )
     assert binomial_two_sided_p(11, 20, 0.3) == pytest.approx(direct, rel=1e-12)
+
+
+def test_paired_difference_interval_matches_newcombes_worked_example() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:2635, the worked example: 36 pairs where both
+    # succeed, 12 only the second, 2 only the first, none neither; method 10 gives 0.0569-0.3404.
+    low, high = paired_difference_interval(36, 2, 12, 0)
+    assert (round(low, 4), round(high, 4)) == (0.0569, 0.3404)
+
+
+def test_paired_difference_interval_is_antisymmetric_and_holds_the_estimate() -> None:
+    for counts in [(5, 3, 9, 20), (0, 0, 7, 3), (0, 4, 0, 0), (10, 10, 10, 10)]:
+        both, only_a, only_b, neither = counts
+        low, high = paired_difference_interval(*counts)
+        swapped = paired_difference_interval(both, only_b, only_a, neither)
+        assert swapped == pytest.approx((-high, -low))
+        estimate = (only_b - only_a) / sum(counts)
+        assert -1.0 <= low <= estimate <= high <= 1.0
+    with pytest.raises(ValueError):
+        paired_difference_interval(0, 0, 0, 0)
