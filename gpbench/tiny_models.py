@@ -28,21 +28,24 @@ VISION_TEMPLATE = (
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>"]
 
 
-def _corpus() -> list[str]:
+def _corpus(splits: tuple[str, ...] = ("id",)) -> list[str]:
     from gpbench.tasks.registry import get_task
 
     lines = ["0123456789 {}[]()'\",:=+-*/ user assistant system\n" * 4]
     for task_id in ("gp-l", "gp-vl"):
         task = get_task(task_id)
-        for index in range(12):
-            inst = task.instance("id", 42, index)
-            content = inst.messages[0]["content"]
-            text = content if isinstance(content, str) else content[-1]["text"]
-            lines.append(text + task.reference_answer(inst))
+        for split in splits:
+            for index in range(12):
+                inst = task.instance(split, 42, index)
+                content = inst.messages[0]["content"]
+                text = content if isinstance(content, str) else content[-1]["text"]
+                lines.append(text + task.reference_answer(inst))
     return lines
 
 
-def _tokenizer(extra_special: list[str], vocab_size: int, template: str) -> Any:
+def _tokenizer(
+    extra_special: list[str], vocab_size: int, template: str, splits: tuple[str, ...] = ("id",)
+) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -55,7 +58,7 @@ def _tokenizer(extra_special: list[str], vocab_size: int, template: str) -> Any:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(_corpus(), trainer)
+    bpe.train_from_iterator(_corpus(splits), trainer)
     extra = {"image_token": extra_special[0]} if extra_special else {}
     wrapper: Any = PreTrainedTokenizerFast  # untyped constructor
     return wrapper(
@@ -68,16 +71,16 @@ def _tokenizer(extra_special: list[str], vocab_size: int, template: str) -> Any:
     )
 
 
-def _text_config(vocab_size: int) -> Any:
+def _text_config(vocab_size: int, hidden_size: int = 128, layers: int = 2) -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // 64,
+        num_key_value_heads=hidden_size // 64,
         head_dim=64,  # vLLM's CPU attention rejects head_dim 16: keep the model usable there
         max_position_embeddings=2048,
         bos_token_id=1,
@@ -86,15 +89,26 @@ def _text_config(vocab_size: int) -> Any:
     )
 
 
-def build_tiny_llama(folder: Path) -> Path:
-    """A random 2-layer Llama (hidden 128, 2 heads of 64) with a BPE tokenizer and chat template."""
+def build_tiny_llama(
+    folder: Path,
+    hidden_size: int = 128,
+    layers: int = 2,
+    vocabulary_splits: tuple[str, ...] = ("id",),
+) -> Path:
+    """A random Llama (by default 2 layers, hidden 128, 2 heads of 64) with a BPE tokenizer and
+    chat template.
+
+    ``vocabulary_splits``: the gp-l/gp-vl splits whose prompts and reference answers train the
+    BPE (``id`` alone never shows 11, 12 or 13, which the tokenizer then spells digit by digit:
+    a model meant to compute under J/Q/K = 11/12/13 adds ``ood-rule``).
+    """
     import torch
     from transformers import LlamaForCausalLM
 
     folder.mkdir(parents=True, exist_ok=True)
-    tokenizer = _tokenizer([], 512, TEXT_TEMPLATE)
+    tokenizer = _tokenizer([], 512, TEXT_TEMPLATE, vocabulary_splits)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(_text_config(len(tokenizer)))
+    model = LlamaForCausalLM(_text_config(len(tokenizer), hidden_size, layers))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
