@@ -69,6 +69,18 @@ _FILE_HASHES: dict[tuple[str, int, int, int, int, int], str] = {}
 logger = logging.getLogger("gpbench")
 
 
+SHIPPED_TEXT_SUFFIXES = (".json", ".jinja")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a shipped checkpoint file; text files with their line ends as ``\\n`` (a
+    checkout that converts them to ``\\r\\n`` holds the same tokenizer and config)."""
+    data = path.read_bytes()
+    if path.suffix in SHIPPED_TEXT_SUFFIXES:
+        data = data.replace(b"\r\n", b"\n")
+    return hashlib.sha256(data).hexdigest()
+
+
 def hash_weight_file(digest: Any, path: Path, name: str) -> None:
     """Feed ``weights NAME SHA256`` to ``digest``: the sha256 of all the file's bytes
     (:func:`file_sha256`, cached)."""

@@ -34,7 +34,6 @@ True
 from __future__ import annotations
 
 import datetime
-import hashlib
 import importlib.util
 import json
 import os
@@ -49,6 +48,7 @@ from typing import Any
 
 import gpbench
 from gpbench.errors import CheckpointError, ConfigError, GpbenchError
+from gpbench.harness.hashing import file_digest
 from gpbench.serialization import parse_json
 
 NAME = "tiny-cpu-reference"
@@ -57,7 +57,6 @@ FOLDER = Path(__file__).resolve().parent / "data" / NAME
 PROVENANCE_FILE = "gpbench_reference.json"
 SHIPPED_SUFFIXES = (".json", ".jinja", ".safetensors")
 """Files a build contributes (the trainer's pickled ``training_args.bin`` never ships)."""
-_TEXT_SUFFIXES = (".json", ".jinja")
 _PACKAGES = ("torch", "transformers", "tokenizers", "trl", "accelerate", "datasets")
 
 
@@ -123,15 +122,6 @@ def recipe_command(config: ReferenceConfig, base: Path, output: Path) -> list[st
         "--set",
         "disable_tqdm=true",  # one line per 50 steps in CI logs, not a progress bar
     ]
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a checkpoint file; text files with their line ends as ``\\n`` (a checkout that
-    converts them to ``\\r\\n`` holds the same tokenizer and config)."""
-    data = path.read_bytes()
-    if path.suffix in _TEXT_SUFFIXES:
-        data = data.replace(b"\r\n", b"\n")
-    return hashlib.sha256(data).hexdigest()
 
 
 def check_reference(folder: Path = FOLDER) -> Path:
