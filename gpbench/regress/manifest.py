@@ -61,10 +61,7 @@ JsonPath = tuple[str | int, ...]
 
 
 class ManifestError(RecordSchemaError):
-    """A checkpoints.md that cannot be read: bad JSON, a bad field, or table and block differ.
-
-    Its message is the records' ``path:line: reason`` (``path: reason`` where no line applies).
-    """
+    """A checkpoints.md that cannot be read: bad JSON, a bad field, or table and block differ."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +75,8 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Check:
-    """One task x split a checkpoint is evaluated on (the keys of :data:`CHECK`, its decoding's).
-
-    ``expect`` and ``paper`` keep the block's order; ``line`` is the manifest line of its ``task``.
-    """
+    """One task x split a checkpoint is evaluated on (the keys of :data:`CHECK`, its decoding's);
+    ``expect`` and ``paper`` keep the block's order."""
 
     task: str
     split: str
@@ -97,7 +92,6 @@ class Check:
     paper: tuple[tuple[str, float], ...]
     recorded: str
     mode: str = "gpbench"
-    line: int = 0
 
     @property
     def label(self) -> str:
@@ -120,7 +114,6 @@ class Entry:
     needs_gpu: bool
     build: str
     checks: tuple[Check, ...]
-    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -199,6 +192,7 @@ _NUMBER = _must(_is_number, "a number")
 _COUNT = _must(lambda v: type(v) is int and v >= 1, "an integer >= 1")
 _SEED = _must(lambda v: type(v) is int and v >= 0, "an integer >= 0")
 _FRACTION = _must(lambda v: _is_number(v) and 0 <= v <= 1, "a fraction in [0, 1] (0.115 for 11.5%)")
+_CHECKS = _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects")
 _VERSION = _must(lambda v: v == SCHEMA_VERSION, f"{SCHEMA_VERSION}, the version this gpbench reads")
 _EXPECTATION = _must(
     lambda v: isinstance(v, dict) and set(v) == {"rate", "tol"}, '{"rate": r, "tol": t}'
@@ -239,11 +233,7 @@ ENTRY: Schema = {
     "backend_settings": ({}, _SETTINGS),  # passed to the backend (batch_size, dtype, ...)
     "needs_gpu": (False, _must(lambda v: isinstance(v, bool), "true or false")),
     "build": ("", _optional_text),  # the command that makes a missing path
-    "checks": (
-        REQUIRED,
-        _must(lambda v: isinstance(v, list) and v, "a non-empty list of objects"),
-        CHECK,
-    ),
+    "checks": (REQUIRED, _CHECKS, CHECK),
 }
 BLOCK: Schema = {
     "version": (REQUIRED, _VERSION),
@@ -257,17 +247,14 @@ _TOKENS = re.compile(r'(\{|"(?:[^"\\]|\\.)*"\s*:)|"(?:[^"\\]|\\.)*"')
 def load_manifest(path: Path, *, check_table: bool = True) -> Manifest:
     """Read and validate ``path``; with ``check_table``, also require the table to match the block.
 
-    Raises:
-        ManifestError: a missing file, block or table, bad JSON, a bad field, or a table row that
-            differs from the block (the message names the file and line).
-    """
+    Raises ManifestError for a missing file, block or table, bad JSON, a bad field or a table row
+    that differs from the block."""
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ManifestError(
-            where, 0, "no such file; pass --manifest PATH (the repository's checkpoints.md)"
-        ) from None
+        hint = "pass --manifest PATH (the repository's checkpoints.md)"
+        raise ManifestError(where, 0, f"no such file; {hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError(where, 0, f"cannot read it ({exc})") from None
     lines = tuple(text.splitlines())
@@ -315,11 +302,8 @@ def parse_block(text: str, first_line: int, where: str) -> tuple[tuple[Entry, ..
 def _entry(block: _Block, values: dict[str, Any], path: JsonPath) -> Entry:
     sources = [key for key in _SOURCES if values[key]]  # a given source is never "" (its rule)
     if len(sources) != 1:
-        block.fail(
-            path,
-            "give exactly one of hub (a hub id), path (a folder) or policy (scripted backend), "
-            f"found {', '.join(sources) or 'none'}",
-        )
+        reason = "give exactly one of hub (a hub id), path (a folder) or policy (scripted backend)"
+        block.fail(path, f"{reason}, found {', '.join(sources) or 'none'}")
     if (sources[0] == "policy") != (values["backend"] == "scripted"):
         reason = "a policy goes with backend scripted, and backend scripted with a policy"
         block.fail((*path, "backend"), reason)
@@ -329,8 +313,7 @@ def _entry(block: _Block, values: dict[str, Any], path: JsonPath) -> Entry:
         if label in labels[:i]:
             block.fail((*path, "checks", i), f"{label} is checked twice; merge the two checks")
     same = {key: values[key] for key in ENTRY if key not in (*_SOURCES, "checks")}
-    source, kind = values[sources[0]], sources[0]
-    return Entry(**same, source=source, kind=kind, checks=tuple(checks), line=block.line(path))
+    return Entry(**same, source=values[sources[0]], kind=sources[0], checks=tuple(checks))
 
 
 def _check(block: _Block, values: dict[str, Any], path: JsonPath) -> Check:
@@ -347,16 +330,14 @@ def _check(block: _Block, values: dict[str, Any], path: JsonPath) -> Check:
         for metric in metrics:
             block.check((*path, key, metric), metric_problem(metric, task))
     if not expect and not paper:
-        block.fail(
-            path, "nothing to compare; give expect (tested) or paper (shown for information)"
-        )
+        need = "nothing to compare; give expect (tested) or paper (shown for information)"
+        block.fail(path, need)
     return Check(
         **{key: values[key] for key in CHECK if key not in ("task", "decoding", "expect", "paper")},
         task=task.id,
         **{key: getattr(sampling, key) for key in DECODING},
         expect=tuple(Expectation(m, float(e["rate"]), float(e["tol"])) for m, e in expect.items()),
         paper=tuple((metric, float(rate)) for metric, rate in paper.items()),
-        line=block.line(path),
     )
 
 
@@ -428,11 +409,9 @@ class _Block:
                 start = next(token_lines)
                 self.lines.setdefault(path, start)
                 if id(value) in twice:
-                    reason = f"key {twice[id(value)]!r} appears twice in the object that starts on "
-                    reason += (
-                        "this line; JSON would keep only the last one, so remove or merge the other"
-                    )
-                    raise ManifestError(where, start, reason)
+                    reason = "appears twice in the object that starts on this line; JSON would"
+                    reason += " keep only the last one, so remove or merge the other"
+                    raise ManifestError(where, start, f"key {twice[id(value)]!r} {reason}")
                 todo.extend(((*path, key), item) for key, item in reversed(value.items()))
             elif isinstance(value, list):
                 todo.extend(((*path, i), item) for i, item in reversed(list(enumerate(value))))
@@ -463,10 +442,8 @@ class _Block:
             self.fail(path, str(exc))
 
     def value(self, raw: Any, node: tuple[Any, ...], path: JsonPath) -> Any:
-        """``raw`` checked by ``node``'s rule and, within, its schema: text stripped, defaults in.
-
-        The first problem met, depth first, fails at its JSON path.
-        """
+        """``raw`` checked by ``node``'s rule and, within, its schema: text stripped, defaults in;
+        the first problem met, depth first, fails at its JSON path."""
         rule, schema = node[1], node[2] if len(node) > 2 else None
         self.check(path, rule(raw))
         if schema is None:
