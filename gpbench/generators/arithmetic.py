@@ -31,6 +31,7 @@ Whitespace (space, tab, carriage return, newline) may stand between any two toke
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -113,6 +114,7 @@ _UNICODE_OPERATORS = {"x": "*", "X": "*", "×": "*", "÷": "/"}
 # Operator-stack entries: binary operators as themselves, "neg" for unary minus, "(" as a marker.
 # Unary minus binds tightest; -a*b == (-a)*b == -(a*b), so its place among * and / is moot.
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
+_BINARY = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 _Token = tuple[str, int, int]  # (kind, number value or 0, position); kind "n" or an operator
 _Rpn = list[int | str]  # postfix program: ints push a literal, strings apply an operator
@@ -147,9 +149,8 @@ def evaluate(
     if not stripped:
         return _failure("empty", "empty formula")
     if len(stripped) > limits.max_length:
-        return _failure(
-            "too_long", f"formula has {len(stripped)} characters, limit {limits.max_length}"
-        )
+        reason = f"formula has {len(stripped)} characters, limit {limits.max_length}"
+        return _failure("too_long", reason)
     offset = len(text) - len(text.lstrip(" \t\r\n"))
 
     tokens = _tokenize(stripped, offset, limits, allow_unicode_operators)
@@ -183,9 +184,8 @@ def _tokenize(
             if c == "(":
                 depth += 1
                 if depth > limits.max_depth:
-                    return _failure(
-                        "too_deep", f"parentheses nested deeper than {limits.max_depth} at {pos}"
-                    )
+                    reason = f"parentheses nested deeper than {limits.max_depth} at {pos}"
+                    return _failure("too_deep", reason)
             elif c == ")":
                 depth -= 1
             tokens.append((c, 0, pos))
@@ -272,35 +272,22 @@ def _run(rpn: _Rpn, numbers: tuple[int, ...], limits: Limits) -> Evaluation:
         b = values.pop()
         a = values.pop()
         result: int | Fraction | None
-        if a is None or b is None:
-            result = None
-        elif item == "+":
-            result = a + b
-        elif item == "-":
-            result = a - b
-        elif item == "*":
-            result = a * b
-        elif b == 0:
+        if a is None or b is None or (item == "/" and b == 0):
             result = None
         else:
-            result = Fraction(a, b)
+            result = Fraction(a, b) if item == "/" else _BINARY[item](a, b)
         if result is not None and _too_large(result, limits.max_value_bits):
-            return _failure(
-                "value_too_large",
-                f"an intermediate value exceeds {limits.max_value_bits} bits",
-            )
+            reason = f"an intermediate value exceeds {limits.max_value_bits} bits"
+            return _failure("value_too_large", reason)
         values.append(result)
     (final,) = values
-    if final is None:  # every value feeds the final one, so a division by zero reaches it
-        return Evaluation(
-            ok=True,
-            value=None,
-            numbers=numbers,
-            error=None,
-            division_by_zero=True,
-            detail="division by zero",
-        )
-    return Evaluation(ok=True, value=Fraction(final), numbers=numbers, error=None)
+    # Every value feeds the final one, so a division by zero reaches it.
+    zero = final is None
+    value = None if final is None else Fraction(final)
+    detail = "division by zero" if zero else ""
+    return Evaluation(
+        ok=True, value=value, numbers=numbers, error=None, division_by_zero=zero, detail=detail
+    )
 
 
 def format_fraction(value: Fraction | int) -> str:
