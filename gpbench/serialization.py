@@ -43,9 +43,7 @@ def to_json(record: Any) -> str:
     """The canonical one-line JSON of a record (dataclass) or dict: stable bytes for equal content.
 
     Keys in field (or insertion) order, no spaces, non-ASCII text as is, NaN and infinities
-    refused. The text always encodes to UTF-8: a lone surrogate in a string (which UTF-8 cannot
-    hold) is written as its JSON escape, which decodes back to the same string; text without
-    surrogates is exactly ``json.dumps(..., ensure_ascii=False, separators=(",", ":"))``.
+    refused; a lone surrogate, which UTF-8 cannot hold, as its JSON escape (the same string).
     """
     payload = to_dict(record) if dataclasses.is_dataclass(record) else record
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -72,12 +70,8 @@ def escape_surrogates(text: str) -> str:
     try:
         text.encode("utf-8")  # one C pass; fails only on a surrogate
     except UnicodeEncodeError:
-        return _SURROGATE.sub(_escape, text)
+        return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
     return text
-
-
-def _escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:
@@ -167,13 +161,8 @@ def from_dict(cls: type[R], data: Any, *, path: str = "<data>", line: int = 0) -
         raise RecordSchemaError(path, line, f"expected a JSON object, got {type(data).__name__}")
     data = {_KEYWORD_KEYS.get(k, k): v for k, v in data.items()}
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
-    missing = sorted(
-        f.name
-        for f in fields
-        if f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-        and f.name not in data
-    )
+    required = (f.name for f in fields if f.default is f.default_factory is dataclasses.MISSING)
+    missing = sorted(name for name in required if name not in data)
     if missing:
         raise RecordSchemaError(path, line, f"{cls.__name__} is missing {', '.join(missing)}")
     names = {f.name for f in fields}
@@ -207,12 +196,8 @@ def _decode_line(path: Path, number: int, raw: bytes) -> dict[str, Any] | None:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RecordSchemaError(
-            str(path),
-            number,
-            f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-            "save the file as UTF-8",
-        ) from None
+        reason = f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        raise RecordSchemaError(str(path), number, f"{reason}; save the file as UTF-8") from None
     if not text.strip():
         return None
     try:
