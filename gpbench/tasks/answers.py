@@ -40,6 +40,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from dataclasses import dataclass
@@ -340,22 +341,8 @@ def extract_object(text: str, *, max_chars: int = MAX_CHARS) -> dict[str, Json] 
             continue
         if result:
             return result
-        if empty is None:
-            empty = result
+        empty = result  # {}
     return empty
-
-
-def _field_pattern(key: str) -> re.Pattern[str]:
-    # Either the key quoted with the same quote on both sides, not glued to a longer word, or the
-    # bare key after "{" or "," or first on its line (a list marker and markdown emphasis
-    # allowed). re.compile keeps its own cache of compiled patterns.
-    name = re.escape(key)
-    return re.compile(
-        rf"""(?:(?<![\w"'])(?P<q>["']){name}(?P=q)"""
-        rf"""|(?:^|(?<=[{{,]))[ \t]*(?:[-*+>•][ \t]+)?(?:\*\*|__)?{name}(?:\*\*|__)?)"""
-        r"[ \t]*:[ \t]*",
-        re.MULTILINE,
-    )
 
 
 def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
@@ -387,25 +374,27 @@ def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -
     if not key or max_chars < 1:
         return None
     window = text[-max_chars:]
+    # The key quoted with the same quote on both sides, not glued to a longer word, or bare after
+    # "{" or "," or first on its line (a list marker and markdown emphasis allowed).
+    name = re.escape(key)
+    field = re.compile(  # re.compile keeps its own cache of compiled patterns
+        rf"""(?:(?<![\w"'])(?P<q>["']){name}(?P=q)"""
+        rf"""|(?:^|(?<=[{{,]))[ \t]*(?:[-*+>•][ \t]+)?(?:\*\*|__)?{name}(?:\*\*|__)?)"""
+        r"[ \t]*:[ \t]*",
+        re.MULTILINE,
+    )
     last = None
-    for match in _field_pattern(key).finditer(window):
+    for match in field.finditer(window):
         # A bare key first on its line with no value on that line is a heading ("formula:"
         # above prose), unless it follows the "{" or "," of a broken object.
-        start, end = match.start(), match.end()
-        before = window[max(0, start - 64) : start].rstrip()  # what ends the text before it
-        if (
-            match.group("q")
-            or before.endswith(("{", ","))
-            or (end < len(window) and window[end] not in "\r\n")
-        ):
+        before = window[max(0, match.start() - 64) : match.start()].rstrip()  # the text before
+        value_on_line = window[match.end() : match.end() + 1] not in ("", "\r", "\n")
+        if match.group("q") or before.endswith(("{", ",")) or value_on_line:
             last = match  # the last field counts
     if last is None:
         return None
-    parser = _Parser(window, last.end(), len(window))
-    try:
-        return parser.value(0)
-    except AnswerSyntaxError:
-        pass
+    with contextlib.suppress(AnswerSyntaxError):
+        return _Parser(window, last.end(), len(window)).value(0)
     line = window[last.end() :].partition("\n")[0]
     raw = line.strip().rstrip(",").strip()
     if raw[:1] in ("'", '"') and not raw.endswith(raw[0]):
