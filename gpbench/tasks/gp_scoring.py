@@ -70,12 +70,8 @@ def answer_statuses(mode: str, *, check_cards: bool) -> tuple[str, ...]:
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return tuple(
-        s
-        for s in STATUSES
-        if (mode == "reference" or s != "solution_prefix")
-        and (check_cards or s != "misrecognized_cards")
-    )
+    dropped = {"solution_prefix": mode != "reference", "misrecognized_cards": not check_cards}
+    return tuple(status for status in STATUSES if not dropped.get(status))
 
 
 _REASONS = {
@@ -112,11 +108,9 @@ def _formula_from(answer: str, obj: dict[str, Json] | None) -> str | None:
     value: Any = obj.get("formula") if obj is not None else None
     if value is None and (obj is None or "formula" not in obj):
         value = extract_field_fallback(answer, "formula")
-    if value is None:
-        for line in reversed(answer[-4096:].splitlines()):  # the last formula line counts
-            value = _formula_line(line)
-            if value is not None:
-                break
+    if value is None:  # the last formula line counts
+        found = (_formula_line(line) for line in reversed(answer[-4096:].splitlines()))
+        value = next((formula for formula in found if formula is not None), None)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -195,9 +189,7 @@ def verify(
         seen = parse_cards(raw_cards)
         extracted["cards"] = seen
         if seen is None or collections.Counter(seen) != collections.Counter(cards):
-            return _failure(
-                "misrecognized_cards", REWARD_MISRECOGNIZED, extracted, flags, "misrecognized_cards"
-            )
+            return _failure("misrecognized_cards", REWARD_MISRECOGNIZED, extracted, flags)
 
     found = obj.get("formula") if obj is not None else None
     formula = found if isinstance(found, str) else _formula_from(answer, obj)
@@ -210,7 +202,7 @@ def verify(
     result = evaluate(expression, allow_unicode_operators=allow_unicode_operators)
     if not result.ok:
         extracted["error"] = result.error
-        return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags, "illegal_formula")
+        return _failure("illegal_formula", REWARD_ILLEGAL, extracted, flags)
     _note_evaluation(extracted, flags, expression, result, cards, target, rule_is_training)
     value, numbers = result.value, result.numbers
 
@@ -253,12 +245,11 @@ def verify(
 
 
 def _failure(
-    status: str, reward: float, extracted: dict[str, Any], flags: list[str], reason: str
+    status: str, reward: float, extracted: dict[str, Any], flags: list[str], reason: str = ""
 ) -> Verdict:
-    """A verdict with one failure and one reason (a key of _REASONS)."""
-    return Verdict(
-        False, status, [status], reward, feedback_text([_REASONS[reason]]), extracted, flags
-    )
+    """A verdict with one failure and one reason (a key of _REASONS, by default ``status``)."""
+    feedback = feedback_text([_REASONS[reason or status]])
+    return Verdict(False, status, [status], reward, feedback, extracted, flags)
 
 
 @lru_cache(maxsize=4096)
@@ -330,11 +321,8 @@ def _verify_reference(
     extracted: dict[str, Any] = score.extracted_dict()
     if extracted.get("formula") == paper_rules.NOT_EXTRACTED:
         extracted["formula"] = None  # nothing was found: read as no answer, as in default mode
-    if score.correct:
-        statuses = ["correct"]
-    else:
-        statuses = list(dict.fromkeys(_reference_status(r) for r in score.reasons))
-        statuses = statuses or ["wrong_value"]
+    found = dict.fromkeys(_reference_status(reason) for reason in score.reasons)
+    statuses = ["correct"] if score.correct else list(found) or ["wrong_value"]
     expression = extracted.get("expression")
     if isinstance(expression, str) and "misrecognized_cards" not in statuses:
         result = evaluate(expression)
