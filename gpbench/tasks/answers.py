@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 from typing import NoReturn, TypeAlias
@@ -132,42 +133,36 @@ class _Parser:
         return _bare_value(self.bare_text())
 
     def object(self, depth: int) -> dict[str, Json]:
-        self.pos += 1
         result: dict[str, Json] = {}
-        while True:
-            self.skip()
-            if self.pos >= self.end:
-                self.fail("unclosed '{'")
-            c = self.text[self.pos]
-            if c == "}":
-                self.pos += 1
-                return result
+        for c in self.items("}"):
             key = self.string() if c in "\"'" else self.bare_text()
             self.skip()
             if self.pos >= self.end or self.text[self.pos] != ":":
                 self.fail(f"expected ':' after key {key[:20]!r}")
             self.pos += 1
             result[key] = self.value(depth)
-            self.comma()
+        return result
 
     def array(self, depth: int) -> list[Json]:
+        return [self.value(depth) for _ in self.items("]")]
+
+    def items(self, close: str) -> Iterator[str]:
+        """Step through an object's or list's items up to ``close``: yield each one's first
+        character and, once the caller has read the item, consume one optional comma."""
+        opening = self.text[self.pos]
         self.pos += 1
-        result: list[Json] = []
         while True:
             self.skip()
             if self.pos >= self.end:
-                self.fail("unclosed '['")
-            if self.text[self.pos] == "]":
+                self.fail(f"unclosed {opening!r}")
+            c = self.text[self.pos]
+            if c == close:
                 self.pos += 1
-                return result
-            result.append(self.value(depth))
-            self.comma()
-
-    def comma(self) -> None:
-        """Consume one optional comma after an item (missing commas are tolerated)."""
-        self.skip()
-        if self.pos < self.end and self.text[self.pos] == ",":
-            self.pos += 1
+                return
+            yield c
+            self.skip()
+            if self.pos < self.end and self.text[self.pos] == ",":  # missing commas are tolerated
+                self.pos += 1
 
     def string(self) -> str:
         quote = self.text[self.pos]
@@ -259,10 +254,7 @@ def parse_lenient(text: str, *, max_chars: int = MAX_CHARS) -> Json:
 
 # What matters inside braces: braces, one-line strings and comments (outside, only "{" does).
 _IN_OBJECT_RE = re.compile(r"""\{+|[}"'#]|//""")
-_QUOTED_RE = {
-    '"': re.compile(r'"(?:[^"\\\n]|\\.)*"'),
-    "'": re.compile(r"'(?:[^'\\\n]|\\.)*'"),
-}
+_QUOTED_RE = {'"': re.compile(r'"(?:[^"\\\n]|\\.)*"'), "'": re.compile(r"'(?:[^'\\\n]|\\.)*'")}
 
 
 def _object_spans(text: str) -> list[tuple[int, int]]:
