@@ -75,13 +75,10 @@ class Turn:
         response: the model's answer, verbatim.
         verdict: the verifier's :class:`Verdict`, as a dict.
         output_truncated: the answer was cut off at the token limit.
-        prompt_tokens: tokens in the prompt, when the backend reports them.
-        completion_tokens: tokens generated, when the backend reports them.
+        prompt_tokens, completion_tokens: tokens in the prompt and generated, when reported.
         latency_s: wall time of the backend call that produced the answer.
-        decision_point: 0-based decision point the attempt answered (always 0 for one-decision
-            tasks such as GeneralPoints).
-        reward: the step's reward: the verdict's, plus the budget penalty on the step that spent
-            the budget.
+        decision_point: 0-based decision point the attempt answered (0 on one-decision tasks).
+        reward: the verdict's reward, plus the budget penalty on the step that spent the budget.
     """
 
     attempt: int
@@ -109,8 +106,7 @@ class Episode:
         sample: which of k samples per instance this is (0-based).
         turns: per-attempt :class:`Turn` dicts, in order.
         correct: some attempt was correct.
-        return_: sum of attempt rewards plus the budget penalty when the budget ran out
-            (serialized as ``return``).
+        return_: the attempts' rewards plus the budget penalty if it ran out (JSON ``return``).
         attempts_used: attempts evaluated.
         first_try_correct: the first attempt was correct.
         stop_reason: one of :data:`STOP_REASONS`.

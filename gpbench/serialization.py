@@ -75,11 +75,8 @@ def escape_surrogates(text: str) -> str:
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:
-    """``json.dumps(value, ensure_ascii=False, indent=indent)`` that always encodes to UTF-8.
-
-    For JSON files people read (``run.json``, manifests): non-ASCII text stays readable, lone
-    surrogates become escapes (see :func:`escape_surrogates`).
-    """
+    """``json.dumps(value, ensure_ascii=False, indent=indent)`` that always encodes to UTF-8 (lone
+    surrogates as escapes), for JSON files people read (``run.json``, manifests)."""
     return escape_surrogates(json.dumps(value, ensure_ascii=False, indent=indent))
 
 
@@ -91,9 +88,8 @@ class JsonLimitError(json.JSONDecodeError):
 def parse_json(text: str, **kwargs: Any) -> Any:
     """``json.loads(text, **kwargs)``; input Python cannot decode raises :class:`JsonLimitError`.
 
-    ``json.loads`` raises ``RecursionError`` on deeply nested input (``[`` x 100,000) and a bare
-    ``ValueError`` on an integer of more than 4,300 digits; both are a property of the input, so
-    they become a :class:`json.JSONDecodeError` that every reader already reports in one line.
+    ``json.loads`` raises ``RecursionError`` (``[`` x 100,000) or a bare ``ValueError`` (4,301
+    digits) there; both are a property of the input, so they become a JSONDecodeError.
     """
     try:
         return json.loads(text, **kwargs)

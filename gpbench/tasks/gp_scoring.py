@@ -214,11 +214,9 @@ def verify(
     if value_ok and not overused and not unused:
         return Verdict(True, "correct", ["correct"], REWARD_CORRECT, "", extracted, flags)
 
-    statuses: list[str] = []
+    statuses = ["wrong_numbers"] if overused or unused else []
     reasons: list[str] = []
     reward = 0.0
-    if overused or unused:
-        statuses.append("wrong_numbers")
     if overused:
         extra = spent - available
         foreign = [n for n in extra if n not in available]
@@ -235,10 +233,8 @@ def verify(
         # The paper's "... is partially correct": the longest start that fits a solution.
         shown = "a division by zero" if value is None else format_fraction(value)
         prefix = paper_rules.longest_solution_prefix(expression, values, target)
-        reasons.append(
-            _WRONG_VALUE.format(target=target, value=shown)
-            + (_PREFIX.format(prefix=prefix) if prefix else "")
-        )
+        reason = _WRONG_VALUE.format(target=target, value=shown)
+        reasons.append(reason + (_PREFIX.format(prefix=prefix) if prefix else ""))
     if statuses == ["wrong_value"]:
         reward = REWARD_WRONG_VALUE
     return Verdict(False, statuses[0], statuses, reward, feedback_text(reasons), extracted, flags)
@@ -282,9 +278,8 @@ def _note_evaluation(
         flags.append("verbatim_training_formula")
 
 
-# The paper's reasons by how they begin, and the status each maps to (checked in this order).
-# The prefix walk's reasons, and a solution string whose float value misses (the paper scores it
-# 0 with no reason), are wrong values.
+# Checked in this order; the prefix walk's reasons, and a solution string whose float value misses
+# (the paper scores it 0 with no reason), are wrong values.
 _REFERENCE_STATUSES = (
     (paper_rules.REASON_MISRECOGNIZED, "misrecognized_cards"),
     (paper_rules.REASON_ILLEGAL, "illegal_formula"),
