@@ -1,8 +1,5 @@
-"""Boundary record types that flow from generators to reports (stdlib only).
-
-Every record is a frozen dataclass with JSON-able fields; :mod:`gpbench.serialization` turns them
-into JSON lines and back.
-"""
+"""Boundary record types that flow from generators to reports (stdlib only): frozen dataclasses
+of JSON-able fields, which :mod:`gpbench.serialization` turns into JSON lines and back."""
 
 from __future__ import annotations
 

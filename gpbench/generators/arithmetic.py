@@ -56,7 +56,6 @@ ERROR_CODES: tuple[str, ...] = (
 )
 """Every value :attr:`Evaluation.error` can take besides ``None``."""
 
-# Text longer than _PADDING_SLACK * (max_length + 1) is too long without looking at its padding.
 _PADDING_SLACK = 8
 # Python refuses int() on more than 4300 digits by default; staying far below keeps int() total.
 _MAX_NUMBER_DIGITS_CAP = 1000
@@ -256,8 +255,7 @@ def _too_large(value: int | Fraction, max_bits: int) -> bool:
 
 
 def _run(rpn: _Rpn, numbers: tuple[int, ...], limits: Limits) -> Evaluation:
-    # Values stay plain ints until a division; None marks "undefined after a division by zero"
-    # and propagates.
+    # Values stay plain ints until a division; None (undefined after a division by zero) propagates.
     values: list[int | Fraction | None] = []
     for item in rpn:
         if isinstance(item, int):

@@ -245,10 +245,8 @@ _TOKENS = re.compile(r'(\{|"(?:[^"\\]|\\.)*"\s*:)|"(?:[^"\\]|\\.)*"')
 
 
 def load_manifest(path: Path, *, check_table: bool = True) -> Manifest:
-    """Read and validate ``path``; with ``check_table``, also require the table to match the block.
-
-    Raises ManifestError for a missing file, block or table, bad JSON, a bad field or a table row
-    that differs from the block."""
+    """Read and validate ``path``; with ``check_table``, also require the table to match the block
+    (a :class:`ManifestError` names the file and line of anything missing or wrong)."""
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -284,11 +282,9 @@ def _marker_line(lines: tuple[str, ...], marker: str, what: str, where: str) -> 
 
 
 def parse_block(text: str, first_line: int, where: str) -> tuple[tuple[Entry, ...], float]:
-    """Parse and validate the JSON block (its first line is file line ``first_line``).
-
-    First :data:`BLOCK` checks every value's type and range; then each entry and check is checked
-    against what the schema cannot say (one source, the task registry, unique names and labels).
-    """
+    """Parse and validate the JSON block (its first line is file line ``first_line``): first
+    :data:`BLOCK` checks every value's type and range, then each entry and check is checked against
+    what the schema cannot say (one source, the task registry, unique names and labels)."""
     block = _Block(text, first_line, where)
     data = block.value(block.data, (REQUIRED, _OBJECT, BLOCK), ())
     entries = [_entry(block, raw, ("checkpoints", i)) for i, raw in enumerate(data["checkpoints"])]

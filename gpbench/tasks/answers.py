@@ -72,8 +72,7 @@ MAX_CANDIDATES = 16
 # Spans looked at (tried or skipped) per call: hostile text can hold tens of thousands.
 _MAX_SPANS_EXAMINED = 256
 
-# A numeric literal longer than this stays a string: int() of a huge digit run costs quadratic
-# time and raises past Python's 4300-digit limit.
+# Longer numeric literals stay strings: int() is quadratic in digits and fails past 4300 of them.
 _MAX_NUMBER_CHARS = 64
 
 
@@ -130,7 +129,15 @@ class _Parser:
             return self.array(depth + 1)
         if c in "\"'":
             return self.string()
-        return _bare_value(self.bare_text())
+        token = self.bare_text()  # a literal, a number, else the text
+        if token in _LITERALS:
+            return _LITERALS[token]
+        if len(token) <= _MAX_NUMBER_CHARS:
+            if _INT_RE.fullmatch(token):
+                return int(token)
+            if _FLOAT_RE.fullmatch(token) and math.isfinite(float(token)):
+                return float(token)
+        return token
 
     def object(self, depth: int) -> dict[str, Json]:
         result: dict[str, Json] = {}
@@ -215,20 +222,6 @@ class _Parser:
             self.fail(f"expected a value but found {found}")
         self.pos = match.end()
         return match.group().strip()
-
-
-def _bare_value(token: str) -> Json:
-    """The value of a stripped, non-empty bare token: a literal, a number, else the text."""
-    if token in _LITERALS:
-        return _LITERALS[token]
-    if len(token) <= _MAX_NUMBER_CHARS:
-        if _INT_RE.fullmatch(token):
-            return int(token)
-        if _FLOAT_RE.fullmatch(token):
-            number = float(token)
-            if math.isfinite(number):
-                return number
-    return token
 
 
 def parse_lenient(text: str, *, max_chars: int = MAX_CHARS) -> Json:
@@ -354,11 +347,10 @@ def extract_field(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | 
 def extract_field_fallback(text: str, key: str, *, max_chars: int = MAX_CHARS) -> Json | None:
     """The value after the LAST ``key:`` that stands as a field (see the module docstring).
 
-    For answers whose object does not parse (cut off by the token limit, broken quoting, no
-    braces), and for a caller that already holds :func:`extract_object`'s result. One lenient
-    value is read after the key and, if that fails, the rest of the line (a trailing comma and
-    an unmatched leading quote removed); None when the key is absent. Case-sensitive; never
-    raises.
+    For answers whose object does not parse (cut off by the token limit, broken quoting, no braces),
+    and for a caller that already holds :func:`extract_object`'s result. One lenient value is read
+    after the key and, if that fails, the rest of the line (a trailing comma and an unmatched
+    leading quote removed); None when the key is absent. Case-sensitive; never raises.
 
     >>> extract_field_fallback('{"formula": "4*6=24", "cards": [A, 3', "formula")
     '4*6=24'

@@ -1,16 +1,10 @@
 """GeneralPoints verification: statuses, the paper's rewards, feedback and memorization flags.
 
-Check order (docs/tasks.md §1; the first failure is ``status``, every failure found is in
-``statuses``):
-
-1. GP-VL only: the answer's ``cards`` differ from the true hand as a multiset ->
-   ``misrecognized_cards`` (-1.5); nothing else is scored.
-2. No formula can be extracted, or it is not legal arithmetic over ``+ - * / ( )`` ->
-   ``illegal_formula`` (-3); nothing else is scored.
-3. Numbers not on the cards or overused (-2), cards left unused (-2): ``wrong_numbers``; the two
-   kinds add up, as in the paper's code.
-4. A legal formula with the wrong value -> ``wrong_value`` (-1); division by zero is a wrong value.
-5. Otherwise ``correct`` (+5).
+Checks in the order and with the rewards of docs/tasks.md §1 (the first failure is ``status``,
+every failure found is in ``statuses``): ``misrecognized_cards`` (GP-VL only) and
+``illegal_formula`` end the scoring; the two kinds of ``wrong_numbers`` (numbers not on the cards
+or overused, cards left unused) add their penalties, as in the paper's code; a division by zero is
+a ``wrong_value``.
 
 Extraction: the formula of the answer's last ``{...}`` object (see :mod:`gpbench.tasks.answers`),
 else its last ``formula`` field, else the last line that states a formula (:func:`_formula_line`).
@@ -294,10 +288,7 @@ _REFERENCE_STATUSES = (
 
 def _reference_status(reason: str) -> str:
     """The gpbench status of one of the paper's reasons."""
-    for start, status in _REFERENCE_STATUSES:
-        if reason.startswith(start):
-            return status
-    return "wrong_value"
+    return next((s for start, s in _REFERENCE_STATUSES if reason.startswith(start)), "wrong_value")
 
 
 def _verify_reference(
