@@ -56,6 +56,7 @@ ERROR_CODES: tuple[str, ...] = (
 )
 """Every value :attr:`Evaluation.error` can take besides ``None``."""
 
+# Text longer than _PADDING_SLACK * (max_length + 1) is too long without looking at its padding.
 _PADDING_SLACK = 8
 # Python refuses int() on more than 4300 digits by default; staying far below keeps int() total.
 _MAX_NUMBER_DIGITS_CAP = 1000
