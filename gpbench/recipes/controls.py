@@ -14,28 +14,30 @@
   formula template of the attempt (one template per attempt of the verification loop, in a fixed
   order). The corpus holds both rules and no ``id-heldout`` value multiset, so its success on
   ``id-heldout`` and ``ood-rule`` measures the procedure, not recall. Its ceiling is the
-  templates' coverage (about a quarter of the hands of each split).
+  templates' coverage (27-30% of the hands of each split).
 
-Both train with a plain torch loop (loss on the assistant turns only) and write
-``gpbench_checkpoint.json`` (method ``sft``; ``config.control`` names the control and its
+Both start from the same base (:func:`build_base`: the tiny Llama whose tokenizer also read
+J/Q/K = 11/12/13 prompts, so 11, 12 and 13 are single tokens as 10 is; an earlier
+rule-follower on the ``id``-only tokenizer, which spells 12 as 1, 2, reached 4% on ``ood-rule``,
+its attempts miscopying those values), train with a plain torch loop (loss on the assistant turns only) and write
+``gpbench_checkpoint.json`` (method ``sft``; ``config`` holds the sizes, the seed and the
 corpus). The prompt is always the paper's; the rule-follower's extra answer field and its
-template order are recorded in ``config``.
+templates are recorded in ``config.control``.
 
-Measured (``gpbench eval``, hf backend, greedy, 5 attempts, 50 hands per split, seed 42; 1 CPU
-thread shared with other jobs, load 4-7):
+Shipped: training is not reproducible across CPUs and the rule-follower takes ~30 min, so both
+are built once and shipped in ``gpbench/assets/controls/<name>`` (1.9 MB each), with
+``gpbench_control.json`` recording the exact build command, the packages and every file's
+sha256 (:func:`shipped_control` refuses other bytes; :func:`install_control` replaces them):
 
-- memorizer, 1,200 steps of 16 (18 min): id 50% (25/50, each the training formula), id-heldout
-  0/50, ood-rule 0/50 with no flag (broken answers); then 400 steps (4.5 min) with
-  ``blind_share=0.5``:
-  id 54% (27 of the 34 hands whose multiset train holds), id-heldout 0/50, ood-rule 0/50 with
-  19/50 first answers flagged ``train_rule_answer`` and ``verbatim_training_formula`` (of 26
-  whose J/Q/K = 10 multiset train holds). 300 more steps with ``blind_attempts=5`` (13 min)
-  made it replay within episodes but lowered those first answers to 4/50 (id 50%): the replays
-  only pay off with a longer run, not measured.
-- rule-follower, 800 steps of 16 (36 min) then 400 with ``ood_share=0.75`` (15 min): id 24%
-  (12/50), id-heldout 18% (9/50), ood-rule 4% (2/50); the templates can solve 13, 13 and 9 of
-  those hands. The procedure is right in 84-91% of the attempts under J/Q/K = 10 but 41% under
-  11/12/13, where later attempts miscopy the cards: that rule is the bottleneck.
+- memorizer: ``python -m gpbench.recipes.controls memorizer OUT --steps 1500 --blind-share 0.5``
+  (305 s on one thread);
+- rule-follower: ``python -m gpbench.recipes.controls rule-follower OUT --steps 1500
+  --ood-share 0.75`` (1,769 s on one thread).
+
+Measured (``gpbench eval``, hf backend, greedy, 5 attempts, 100 hands per split, seed 42):
+memorizer id 35% (each a training formula), id-heldout 0%, ood-rule 0% with 27% of its episodes
+answering train's formula (``train_rule_answer``); rule-follower id 28%, id-heldout 24%,
+ood-rule 22% (the templates' ceiling: 30%, 27%, 30%), no ``train_rule_answer``.
 """
 
 from __future__ import annotations
@@ -55,16 +57,24 @@ from gpbench.tasks.general_points import OOD_RULE, hand_values
 from gpbench.tasks.registry import get_task
 
 TASK = "gp-l"
+NAMES = ("memorizer", "rule-follower")
+SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "controls"
+"""The controls as built once and shipped, one folder per name: training on another CPU would
+send them elsewhere (see :mod:`gpbench.regress.reference`), and the rule-follower takes ~30 min."""
+RECORD_FILE = "gpbench_control.json"
+SHIPPED_SUFFIXES = (".json", ".jinja", ".safetensors")
+_PACKAGES = ("torch", "transformers", "tokenizers")
 
 # Formula templates over the sorted values v0 <= v1 <= v2 <= v3, one per attempt. Chosen greedily
-# (each adds the most hands of a 3,000-hand ``train`` sample that the earlier ones miss); on the
-# 234-hand evaluation splits the five reach 27% (id), 24% (id-heldout) and 21% (ood-rule).
+# on ``train`` (1,500 hands, seed 0, each also under J/Q/K = 11/12/13 where that rule solves it):
+# each adds the most hands the earlier ones miss. On the 234-hand evaluation splits (seed 42) the
+# five solve 30% (id), 27% (id-heldout) and 30% (ood-rule): the procedure's ceiling.
 TEMPLATES: tuple[str, ...] = (
+    "({0}-{2})*({1}-{3})",
     "{0}+{1}+{2}+{3}",
-    "({0}-{2}+{3})*{1}",
     "{1}-{0}+{2}+{3}",
-    "{1}/{0}*{2}+{3}",
-    "({0}+{1})*({3}-{2})",
+    "{0}*({1}-{2}+{3})",
+    "{0}*{1}*({3}-{2})",
 )
 
 
@@ -236,6 +246,13 @@ def rule_follower_conversations(size: ControlSize) -> list[list[Message]]:
     return out
 
 
+def id_rule_procedure_conversations(train_size: int, seed: int = 0) -> list[list[Message]]:
+    """The study's SFT data: the rule-follower's transcripts on ``train`` hands under the ID
+    rule alone (J/Q/K = 10, the paper's training rule): what SFT on the ID rule means for a
+    model whose answer format is the procedure's."""
+    return rule_follower_conversations(ControlSize(train_size=train_size, seed=seed, ood_share=0.0))
+
+
 def _batches(
     encoded: list[tuple[list[int], list[int]]], size: ControlSize, pad: int
 ) -> Iterator[tuple[Any, Any, Any]]:
@@ -271,11 +288,15 @@ def train_control(
     control: dict[str, Any],
     log_every: int = 50,
     save_every: int = 0,
+    method: str = "sft",
 ) -> dict[str, Any]:
     """Train the causal LM in ``base`` on ``conversations`` (loss on assistant turns) into
-    ``out`` with ``gpbench_checkpoint.json``; returns the metadata record.
+    ``out`` with ``gpbench_checkpoint.json`` (``method``: ``sft``, or ``init`` for a series'
+    shared start); returns the metadata record.
 
-    ``save_every``: also save ``out/checkpoint-N`` every N steps (0: only the final model).
+    ``save_every``: also save ``out/checkpoint-N`` every N steps and at the last one (0: only
+    the final model). Runs on CUDA where torch has it (bf16 autocast where the GPU supports it),
+    else on the CPU in float32.
     """
     import math
 
@@ -287,8 +308,10 @@ def train_control(
 
     task = get_task(TASK)
     torch.manual_seed(size.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base).to(device)
     model.train()
     encoded = [_chat_ids(tokenizer, c) for c in conversations]
     optimizer = torch.optim.AdamW(model.parameters(), lr=size.learning_rate, weight_decay=0.0)
@@ -301,7 +324,7 @@ def train_control(
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     recorder = MetadataRecorder(
-        method="sft",
+        method=method,
         parameter_count=parameter_count(model),
         base=base_checkpoint(str(base)),
         config={**dataclasses.asdict(size), "control": control, "task": TASK},
@@ -322,8 +345,9 @@ def train_control(
     start = time.perf_counter()
     batches = _batches(encoded, size, tokenizer.pad_token_id)
     for step in range(size.steps):
-        ids, attention, labels = next(batches)
-        loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
+        ids, attention, labels = (t.to(device) for t in next(batches))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=ids, attention_mask=attention, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -336,19 +360,25 @@ def train_control(
                 f"({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
-        if save_every and (step + 1) % save_every == 0 and step + 1 < size.steps:
+        if save_every and ((step + 1) % save_every == 0 or step + 1 == size.steps):
             save(out / f"checkpoint-{step + 1}", step + 1)
     return save(out, size.steps)
+
+
+def build_base(folder: Path) -> Path:
+    """The controls' shared base: the tiny Llama whose BPE also read the J/Q/K = 11/12/13 prompts
+    (so 11, 12 and 13 are single tokens, as 10 is)."""
+    from gpbench.tiny_models import build_tiny_llama
+
+    return build_tiny_llama(folder, vocabulary_splits=("id", "ood-rule"))
 
 
 def build_memorizer(
     out: Path, size: ControlSize | None = None, save_every: int = 0
 ) -> dict[str, Any]:
     """Build the memorizer control into ``out`` (its base model in ``out/base``)."""
-    from gpbench.tiny_models import build_tiny_llama
-
     size = size or ControlSize()
-    base = build_tiny_llama(out / "base")
+    base = build_base(out / "base")
     control = {"name": "memorizer", "corpus": "train reference answers, J/Q/K=10"}
     return train_control(
         base, memorizer_conversations(size), out / "model", size, control, save_every=save_every
@@ -359,10 +389,8 @@ def build_rule_follower(
     out: Path, size: ControlSize | None = None, save_every: int = 0
 ) -> dict[str, Any]:
     """Build the rule-follower control into ``out`` (its base model in ``out/base``)."""
-    from gpbench.tiny_models import build_tiny_llama
-
     size = size or ControlSize()
-    base = build_tiny_llama(out / "base")
+    base = build_base(out / "base")
     control = {
         "name": "rule-follower",
         "corpus": "train hands under J/Q/K=10 and 11/12/13 (stated in the prompt); "
@@ -374,9 +402,94 @@ def build_rule_follower(
     return train_control(base, conversations, out / "model", size, control, save_every=save_every)
 
 
+def shipped_control(name: str, root: Path = SHIPPED) -> Path:
+    """The shipped control ``name`` after checking every file against the sha256 recorded in its
+    ``gpbench_control.json``.
+
+    Raises:
+        CheckpointError: the control is unknown, or a file is missing, changed or unrecorded.
+    """
+    from gpbench.errors import CheckpointError
+    from gpbench.harness.hashing import file_digest
+    from gpbench.serialization import parse_json
+
+    if name not in NAMES:
+        raise CheckpointError(f"no control {name!r}; the controls are {', '.join(NAMES)}")
+    folder = root / name
+    restore = f"restore it (git checkout -- {folder}) or rebuild it ({_rebuild_hint(name)})"
+    try:
+        files = parse_json((folder / RECORD_FILE).read_text(encoding="utf-8"))["files"]
+        if not isinstance(files, dict) or not files:
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointError(
+            f"{folder / RECORD_FILE} is missing or unreadable; {restore}"
+        ) from None
+    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != RECORD_FILE}
+    for file in sorted(set(files) | present):
+        path = folder / file
+        if file not in files:
+            problem = "is not part of the shipped control"
+        elif not path.is_file():
+            problem = "is missing"
+        elif file_digest(path) != files[file]:
+            problem = "differs from the shipped bytes"
+        else:
+            continue
+        raise CheckpointError(f"{path} {problem}; {restore}")
+    return folder
+
+
+def _rebuild_hint(name: str) -> str:
+    return f"python -m gpbench.recipes.controls {name} OUT --install, with the recorded options"
+
+
+def install_control(built: Path, name: str, command: list[str], root: Path = SHIPPED) -> Path:
+    """Replace the shipped control ``name`` with the shippable files of ``built`` (weights,
+    config, tokenizer, ``gpbench_checkpoint.json``) and a ``gpbench_control.json`` recording the
+    build command, the packages and every file's sha256. The folder is assembled beside the old
+    one and swapped in at the end: an interrupted call leaves the old control whole."""
+    import datetime
+    import json
+    import os
+    import shutil
+    from importlib import metadata
+
+    from gpbench.harness.hashing import file_digest
+
+    target = root / name
+    staging = target.with_name(f".{name}.new-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for path in sorted(built.iterdir()):
+        if path.is_file() and path.suffix in SHIPPED_SUFFIXES:
+            shutil.copyfile(path, staging / path.name)
+    packages: dict[str, str | None] = {}
+    for package in _PACKAGES:
+        try:
+            packages[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            packages[package] = None
+    record = {
+        "name": name,
+        "command": command,
+        "packages": packages,
+        "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "files": {p.name: file_digest(p) for p in sorted(staging.iterdir())},
+    }
+    (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    old = target.with_name(f".{name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``python -m gpbench.recipes.controls memorizer|rule-follower OUT [--steps N]``."""
+    """``python -m gpbench.recipes.controls memorizer|rule-follower OUT [--steps N] [--install]``."""
     import argparse
+    import sys
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("control", choices=("memorizer", "rule-follower"))
@@ -384,7 +497,12 @@ def main(argv: list[str] | None = None) -> None:
     for field in dataclasses.fields(ControlSize):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default))
     parser.add_argument("--save-every", type=int, default=0, help="also save every N steps")
+    parser.add_argument(
+        "--install", action="store_true", help=f"then replace the shipped control in {SHIPPED}"
+    )
     args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    command = ["python", "-m", "gpbench.recipes.controls", *given]
     overrides = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(ControlSize)
@@ -396,6 +514,8 @@ def main(argv: list[str] | None = None) -> None:
     build = build_memorizer if args.control == "memorizer" else build_rule_follower
     record = build(args.out, size, args.save_every)
     print(f"{args.control} built in {record['train_seconds']} s: {args.out / 'model'}")
+    if args.install:
+        print(f"installed: {install_control(args.out / 'model', args.control, command)}")
 
 
 if __name__ == "__main__":

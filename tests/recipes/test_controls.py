@@ -151,3 +151,60 @@ def test_memorizer_recalls_train_and_fails_new_hands_with_the_memorization_flags
     assert plain and solved >= len(plain) - 1, (solved, len(plain))
     assert solved_heldout == 0
     assert faces and flagged >= len(faces) - 1, (flagged, len(faces))
+
+
+@pytest.mark.parametrize("name", controls.NAMES)
+def test_shipped_controls_are_the_recorded_bytes_with_their_recipe(name: str) -> None:
+    folder = controls.shipped_control(name)
+    record = json.loads((folder / controls.RECORD_FILE).read_text(encoding="utf-8"))
+    assert record["name"] == name
+    assert record["command"][:4] == ["python", "-m", "gpbench.recipes.controls", name]
+    assert set(record["files"]) == {p.name for p in folder.iterdir()} - {controls.RECORD_FILE}
+    meta = json.loads((folder / "gpbench_checkpoint.json").read_text(encoding="utf-8"))
+    assert meta["method"] == "sft" and meta["config"]["control"]["name"] == name
+    assert {"seed", "train_size", "steps"} <= set(meta["config"])  # the data and the seed
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 5_000_000
+
+
+def test_a_changed_missing_or_extra_control_file_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from gpbench.errors import CheckpointError
+
+    root = tmp_path / "controls"
+    shutil.copytree(controls.SHIPPED / "memorizer", root / "memorizer")
+    assert controls.shipped_control("memorizer", root) == root / "memorizer"
+    config = root / "memorizer" / "config.json"
+    config.write_text(config.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    with pytest.raises(CheckpointError, match=r"config\.json differs from the shipped bytes"):
+        controls.shipped_control("memorizer", root)
+    config.unlink()
+    with pytest.raises(CheckpointError, match=r"config\.json is missing"):
+        controls.shipped_control("memorizer", root)
+    shutil.copyfile(controls.SHIPPED / "memorizer" / "config.json", config)
+    (root / "memorizer" / "training_args.bin").write_bytes(b"\x80\x04")
+    with pytest.raises(CheckpointError, match=r"training_args\.bin is not part of"):
+        controls.shipped_control("memorizer", root)
+    with pytest.raises(CheckpointError, match="no control 'other'"):
+        controls.shipped_control("other", root)
+    (root / "memorizer" / controls.RECORD_FILE).unlink()
+    with pytest.raises(CheckpointError, match="missing or unreadable"):
+        controls.shipped_control("memorizer", root)
+
+
+def test_install_control_ships_weights_and_tokenizer_but_no_pickle(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    built = tmp_path / "built"
+    shutil.copytree(tiny_llama, built)
+    (built / "training_args.bin").write_bytes(b"\x80\x04")  # a trainer's pickle: never shipped
+    root = tmp_path / "controls"
+    command = ["python", "-m", "gpbench.recipes.controls", "memorizer", "OUT"]
+    folder = controls.install_control(built, "memorizer", command, root)
+    assert controls.shipped_control("memorizer", root) == folder
+    assert not (folder / "training_args.bin").exists()
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    again = controls.install_control(built, "memorizer", command, root)  # replaces it whole
+    assert again == folder and sorted(p.name for p in root.iterdir()) == ["memorizer"]
