@@ -1,30 +1,43 @@
-"""The embedded main job: SFT versus RL at equal compute on gp-l, end to end, with no download.
+"""The embedded main job: the benchmark on models whose behaviour is known, then SFT versus RL.
 
-Steps (each stage's wall time is printed and written to ``OUT/timings.json``):
+Part 1, the positive controls (:mod:`gpbench.recipes.controls`, shipped in
+``gpbench/assets/controls``): ``gpbench eval`` of the memorizer and the rule-follower on ``id``,
+``id-heldout`` and ``ood-rule`` (``OUT/runs/controls``), their paired reading
+(:func:`~gpbench.recipes.demo_results.controls_separation`: intervals, McNemar, the
+``train_rule_answer`` flag; ``OUT/controls.json``) and ``gpbench report``
+(``OUT/report/controls``). The job fails if the benchmark does not tell them apart.
 
-1. build the tiny Llama of :mod:`gpbench.tiny_models` (random weights, a BPE tokenizer trained
-   in code) in ``OUT/base``;
-2. SFT-initialise it on gp-l ``train`` (``OUT/init``, method ``init``);
-3. continue from the init with SFT (``OUT/series/sft``) and measure that run's compute C by
+Part 2, the study in miniature, from the rule-follower (a base that computes under both rules,
+standing in for a pretrained model's prior knowledge):
+
+1. SFT-initialise it on gp-l ``train`` under the ID rule (``OUT/init``, method ``init``);
+2. continue from the init with SFT (``OUT/series/sft``) and measure that run's compute C by
    the paper's formula; continue from the init with RL (GRPO, the verifier loop in rollouts;
    ``OUT/series/rl``) with the budget C, so both series end at equal compute, each saving
    ``save_points`` checkpoints along the way;
-4. ``gpbench eval`` (hf backend, greedy, the paper's 5 attempts with the verifier's feedback)
-   of the init and every saved checkpoint on ``id``, ``id-heldout`` and ``ood-rule`` (``OUT/runs``);
-5. ``gpbench report --x compute`` (``OUT/report/report.html``: ID/OOD curves by compute).
+3. ``gpbench eval`` (hf backend, greedy, the paper's 5 attempts with the verifier's feedback)
+   of the init and every saved checkpoint on the three splits (``OUT/runs/study``);
+4. the study's reading (:func:`~gpbench.recipes.demo_results.study_direction`: each series'
+   change, RL's change minus SFT's with a paired interval and McNemar; ``OUT/study.json``) and
+   ``gpbench report --x compute`` (``OUT/report/study``: ID/OOD curves by compute).
+
+The paper's prompt, rule and answer format throughout: the rule-follower's extra ``sorted``
+answer field is ignored by the verifier and recorded in its checkpoint metadata.
 
 Threads: every stage, the ``gpbench`` subprocesses included, uses one count (``--threads``, else
 gpbench's default: :mod:`gpbench.harness.threads`), recorded in ``OUT/timings.json`` and in
 every checkpoint's metadata.
 
-Launch: ``make demo`` (sets up ``.venv`` first), or ``python -m gpbench.recipes.demo --out demo``.
-Hardware: 2 CPU cores. Wall time and result: see README ("The main job").
+Launch: ``make demo`` (sets up ``.venv`` first), or ``python -m gpbench.recipes.demo --out demo``
+(``--size full`` for the larger study). Hardware: 2 CPU cores. Wall time and result: see README
+("The main job").
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import subprocess
 import sys
@@ -36,6 +49,21 @@ from typing import Any, TypeVar
 
 from gpbench.errors import ConfigError, GpbenchError
 from gpbench.harness.threads import ThreadCount, apply_threads, describe, thread_env
+from gpbench.recipes.controls import (
+    NAMES,
+    SHIPPED,
+    ControlSize,
+    id_rule_procedure_conversations,
+    shipped_control,
+    train_control,
+)
+from gpbench.recipes.demo_results import (
+    Separation,
+    controls_separation,
+    format_direction,
+    format_separation,
+    study_direction,
+)
 from gpbench.stats import percent
 
 T = TypeVar("T")
@@ -49,26 +77,29 @@ class DemoSize:
     """The pinned sizes of the main job.
 
     Attributes:
-        init_steps: SFT steps of the initialisation (batch 8, lr 1e-3: the tiny model leaves
-            its loss plateau after ~200 such steps and starts copying the cards; by 600 it
-            solves some training hands, replaying their training formulas).
+        controls_n: evaluation instances per split for each control (seed 42).
+        init_steps: SFT steps of the initialisation from the rule-follower (batch 8, lr 1e-3):
+            few, since the rule-follower already answers in the task's format, and each step on
+            the ID rule alone starts to lower its ``ood-rule`` success.
         sft_steps: SFT steps of the continuation (batch 8, lr 1e-3); their compute is the RL
             run's budget.
         save_points: checkpoints saved along each series.
         rl_budget: verification budget inside RL rollouts (the paper's is 5).
-        eval_n: evaluation instances per split (seed 42, the paper's).
+        eval_n: evaluation instances per split of each study checkpoint (seed 42, the paper's).
         eval_attempts: verification budget at evaluation (the paper's: 5).
-        eval_max_tokens: new tokens per answer at evaluation (a reference answer is ~47).
+        eval_max_tokens: new tokens per answer, at evaluation and in RL rollouts (a reference
+            answer is ~47 tokens, the rule-follower's with its ``sorted`` field ~60).
         train_size: training instances drawn from gp-l ``train``.
     """
 
-    init_steps: int = 600
-    sft_steps: int = 150
+    controls_n: int = 100
+    init_steps: int = 5
+    sft_steps: int = 120
     save_points: int = 3
     rl_budget: int = 5
-    eval_n: int = 32
+    eval_n: int = 64
     eval_attempts: int = 5
-    eval_max_tokens: int = 56
+    eval_max_tokens: int = 80
     train_size: int = 2000
 
     def __post_init__(self) -> None:
@@ -78,15 +109,25 @@ class DemoSize:
 
 SIZES = {
     "default": DemoSize(),
-    # CI: short series on top of the regress reference checkpoint (300 SFT steps of 16, the
-    # fixed CI size of gpbench/regress/reference.py), passed as --init.
+    # The same study, larger: every instance of the paper's 234-hand splits, longer series.
+    "full": DemoSize(controls_n=234, sft_steps=600, save_points=4, eval_n=234),
+    # CI: the controls at a size where their separation still shows, a short study.
     "ci": DemoSize(
-        init_steps=300, sft_steps=8, save_points=2, rl_budget=2, eval_n=6, eval_attempts=2
+        controls_n=60,
+        init_steps=4,
+        sft_steps=8,
+        save_points=2,
+        rl_budget=2,
+        eval_n=6,
+        eval_attempts=2,
     ),
 }
+CONTROL_ATTEMPTS = 5
+"""The controls are always evaluated at the paper's budget: the rule-follower's procedure tries
+one template per attempt, five in all."""
 
 
-OUTPUTS = ("base", "init", "series", "runs", "report", "timings.json")
+OUTPUTS = ("init", "series", "runs", "report", "controls.json", "study.json", "timings.json")
 """What the job writes into its output folder (and removes first, so a rerun starts clean)."""
 
 
@@ -120,7 +161,15 @@ def _gpbench(threads: ThreadCount, *args: str) -> None:
     subprocess.run(command, check=True, env=thread_env(threads.count))
 
 
-def _eval(model: str, out: Path, size: DemoSize, threads: ThreadCount, *meta: str) -> None:
+def _eval(
+    model: str,
+    runs: Path,
+    n: int,
+    attempts: int,
+    size: DemoSize,
+    threads: ThreadCount,
+    *meta: str,
+) -> None:
     splits = [arg for split in SPLITS for arg in ("--split", split)]
     metas = [arg for pair in meta for arg in ("--meta", pair)]
     _gpbench(
@@ -134,15 +183,60 @@ def _eval(model: str, out: Path, size: DemoSize, threads: ThreadCount, *meta: st
         TASK,
         *splits,
         "-n",
-        str(size.eval_n),
+        str(n),
         "--max-tokens",
         str(size.eval_max_tokens),
         "--max-attempts",
-        str(size.eval_attempts),
+        str(attempts),
         "--runs-dir",
-        str(out / "runs"),
+        str(runs),
         *metas,
     )
+
+
+def run_controls(
+    out: Path, size: DemoSize, threads: ThreadCount, timings: dict[str, float]
+) -> Separation:
+    """Part 1: evaluate the shipped controls, read their separation, report them."""
+    controls = {name: shipped_control(name) for name in NAMES}  # refuses altered bytes
+    runs = out / "runs" / "controls"
+    for name, folder in controls.items():
+        _stage(
+            f"controls: gpbench eval {name}",
+            timings,
+            functools.partial(
+                _eval,
+                str(folder),
+                runs,
+                size.controls_n,
+                CONTROL_ATTEMPTS,
+                size,
+                threads,
+                f"control={name}",
+            ),
+        )
+    separation = controls_separation(runs, SPLITS)
+    (out / "controls.json").write_text(
+        json.dumps(separation.to_json(), indent=2) + "\n", encoding="utf-8"
+    )
+    _stage(
+        "controls: gpbench report",
+        timings,
+        lambda: _gpbench(
+            threads,
+            "report",
+            str(runs),
+            "-o",
+            str(out / "report" / "controls"),
+            "--series",
+            f"memorizer={controls['memorizer']}",
+            "--series",
+            f"rule-follower={controls['rule-follower']}",
+            "--title",
+            "gpbench positive controls",
+        ),
+    )
+    return separation
 
 
 def run_demo(
@@ -150,14 +244,18 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the main job into ``out``; returns its timings and results.
 
-    ``init``: an existing SFT checkpoint to start both series from, instead of building the
-    tiny model and SFT-initialising it (CI passes the regress reference checkpoint).
+    ``init``: an existing SFT checkpoint to start both series from, instead of SFT-initialising
+    the rule-follower.
     ``threads``: CPU threads of every stage (None: gpbench's default).
+
+    Raises:
+        GpbenchError: a stage failed, or the controls were not separated (after every output
+            is written: the reason is in ``OUT/controls.json`` and the report).
     """
     import datasets
     import transformers
 
-    from gpbench.recipes import rl, sft
+    from gpbench.recipes import rl
 
     # Progress bars of dataset preparation and weight loading would drown the stage lines.
     datasets.disable_progress_bars()
@@ -172,6 +270,8 @@ def run_demo(
             f"--init {init} lies in what the job rewrites in {out}; copy it elsewhere"
         )
     _clear(out)
+    separation = run_controls(out, size, count, timings)
+    print("\n" + format_separation(separation), flush=True)
     common = {
         "threads": count.count,
         "task": TASK,
@@ -179,29 +279,34 @@ def run_demo(
         "disable_tqdm": "true",
         "logging_steps": 20,
     }
-    sft_settings = {
-        "batch_size": 8,
-        "per_device_batch_size": 8,
-        "learning_rate": 1e-3,
-        "lr_scheduler": "constant_with_warmup",
-    }
+    corpus = id_rule_procedure_conversations(size.train_size)
     if init is None:
         init = out / "init"
-        _build_init(out, size, init, {**common, **sft_settings}, timings)
-    sft_config = sft.resolve(
-        "tiny-cpu",
-        {
-            **common,
-            "model": str(init),
-            "output_dir": str(out / "series" / "sft"),
-            "max_steps": size.sft_steps,
-            "save_steps": size.sft_steps // size.save_points,
-            **sft_settings,
-            "warmup_steps": 0,
-        },
+        _stage(
+            "SFT initialisation of the rule-follower (ID rule)",
+            timings,
+            lambda: train_control(
+                shipped_control("rule-follower"),
+                corpus,
+                init,
+                _sft_size(size.init_steps, 0, size.train_size),
+                STUDY_CORPUS,
+                method="init",
+            ),
+        )
+    sft_record = _stage(
+        "SFT from the init (ID rule)",
+        timings,
+        lambda: train_control(
+            init,
+            corpus,
+            out / "series" / "sft",
+            _sft_size(size.sft_steps, 1, size.train_size),
+            STUDY_CORPUS,
+            save_every=size.sft_steps // size.save_points,
+        ),
     )
-    sft_result = _stage("SFT from the init", timings, lambda: sft.train(sft_config))
-    budget = sft_result.compute - float(sft_result.metadata["base_checkpoint"]["compute"] or 0)
+    budget = float(sft_record["compute"]) - float(sft_record["base_checkpoint"]["compute"] or 0)
     print(f"SFT spent {budget:.3g} FLOPs (paper's formula); RL gets the same budget", flush=True)
     rl_config = rl.resolve(
         "tiny-cpu",
@@ -213,27 +318,42 @@ def run_demo(
             "save_points": size.save_points,
             "max_steps": 400,
             "budget": size.rl_budget,
+            "max_attempt_tokens": size.eval_max_tokens,
             "logging_steps": 1,
         },
     )
     rl_result = _stage(
         "RL (GRPO) from the init, equal compute", timings, lambda: rl.train(rl_config)
     )
+    runs = out / "runs" / "study"
     _stage(
         "gpbench eval: init",
         timings,
-        lambda: _eval(str(init), out, size, count, "method=init", "step=0"),
+        lambda: _eval(
+            str(init), runs, size.eval_n, size.eval_attempts, size, count, "method=init", "step=0"
+        ),
     )
     _stage(
         "gpbench eval: SFT and RL checkpoints",
         timings,
-        lambda: _eval(str(out / "series" / "*" / "checkpoint-*"), out, size, count),
+        lambda: _eval(
+            str(out / "series" / "*" / "checkpoint-*"),
+            runs,
+            size.eval_n,
+            size.eval_attempts,
+            size,
+            count,
+        ),
+    )
+    direction = study_direction(runs, SPLITS)
+    (out / "study.json").write_text(
+        json.dumps(direction.to_json(), indent=2) + "\n", encoding="utf-8"
     )
     _stage(
-        "gpbench report",
+        "gpbench report: the study",
         timings,
         lambda: _gpbench(
-            count, "report", str(out / "runs"), "-o", str(out / "report"), "--x", "compute"
+            count, "report", str(runs), "-o", str(out / "report" / "study"), "--x", "compute"
         ),
     )
     summary = {
@@ -241,39 +361,42 @@ def run_demo(
         "threads": describe(count),
         "timings_s": timings,
         "total_s": round(sum(timings.values()), 1),
-        "sft": {"steps": sft_result.steps, "compute": sft_result.compute},
+        "controls_separated": separation.separated,
+        "sft": {"steps": sft_record["step"], "compute": sft_record["compute"]},
         "rl": {"steps": rl_result.steps, "compute": rl_result.compute},
     }
     (out / "timings.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
-def _build_init(
-    out: Path, size: DemoSize, init: Path, common: dict[str, Any], timings: dict[str, float]
-) -> None:
-    """Stages 1 and 2: the tiny model, then its SFT initialisation (method ``init``)."""
-    from gpbench.recipes import sft
-    from gpbench.tiny_models import build_tiny_llama
+STUDY_CORPUS = {
+    "name": "study-sft",
+    "corpus": "gp-l train hands under J/Q/K=10 only (the ID rule), answered by the "
+    "rule-follower's template procedure, one template per attempt",
+}
+"""What the study's SFT stages train on, recorded in their checkpoints' metadata."""
 
-    base = out / "base"
-    _stage("build the tiny model", timings, lambda: build_tiny_llama(base))
-    config = sft.resolve(
-        "tiny-cpu",
-        {
-            **common,
-            "model": str(base),
-            "output_dir": str(init),
-            "method": "init",
-            "max_steps": size.init_steps,
-            "save_strategy": "no",
-        },
+
+def _sft_size(steps: int, seed: int, train_size: int) -> ControlSize:
+    """The study's SFT settings: batch 8, peak lr 1e-3 (warm-up then cosine)."""
+    return ControlSize(
+        steps=steps,
+        batch_size=8,
+        learning_rate=1e-3,
+        train_size=train_size,
+        seed=seed,
+        ood_share=0.0,
     )
-    _stage("SFT initialisation", timings, lambda: sft.train(config))
 
 
 def print_results(out: Path) -> None:
-    """The report's summary table in short, and where everything is."""
-    table = out / "report" / "summary.csv"
+    """The controls' and the study's readings, the study's report table in short, and where
+    everything is."""
+    print(
+        f"\npositive controls:\n{format_separation(controls_separation(out / 'runs' / 'controls', SPLITS))}"
+    )
+    print(f"\nthe study:\n{format_direction(study_direction(out / 'runs' / 'study', SPLITS))}")
+    table = out / "report" / "study" / "summary.csv"
     if table.is_file():
         with table.open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -297,10 +420,13 @@ def print_results(out: Path) -> None:
                 f"{statuses}"
             )
     print(
-        f"\nbase model  {out / 'base'}\ncheckpoints {out / 'init'}, "
+        f"\ncontrols    {SHIPPED}/{{{','.join(NAMES)}}} (each with gpbench_checkpoint.json)"
+        f"\ncheckpoints {out / 'init'}, "
         f"{out / 'series'}/{{sft,rl}}/checkpoint-* (each with gpbench_checkpoint.json)"
-        f"\nruns        {out / 'runs'}"
-        f"\nreport      {out / 'report' / 'report.html'}\ntimings     {out / 'timings.json'}"
+        f"\nruns        {out / 'runs'}/{{controls,study}}"
+        f"\nreports     {out / 'report' / 'controls' / 'report.html'}"
+        f"\n            {out / 'report' / 'study' / 'report.html'}"
+        f"\ntimings     {out / 'timings.json'}"
     )
 
 
@@ -339,6 +465,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(1, f"error: {exc}\n")
     print_results(args.out)
     print(f"\nmain job done in {summary['total_s']:.0f} s (stages: {summary['timings_s']})")
+    if not summary["controls_separated"]:
+        parser.exit(1, "error: the benchmark did not separate its positive controls (above)\n")
 
 
 if __name__ == "__main__":

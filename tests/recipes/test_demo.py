@@ -1,4 +1,4 @@
-"""The main job end to end at the CI size, on the regress reference checkpoint as its init."""
+"""The main job end to end at the CI size: the shipped controls separated, then the study."""
 
 from __future__ import annotations
 
@@ -19,26 +19,32 @@ pytestmark = pytest.mark.slow
 def test_demo_at_ci_size(tmp_path: Path) -> None:
     pytest.importorskip("trl", reason="the main job needs: pip install 'gpbench[hf,recipes]'")
     pytest.importorskip("matplotlib", reason="the main job's report needs gpbench[reports]")
-    from gpbench.regress.reference import check_reference
-
-    init = check_reference()  # the shipped reference checkpoint of `gpbench regress`
     out = tmp_path / "demo"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     command = [sys.executable, "-m", "gpbench.recipes.demo", "--out", str(out), "--size", "ci"]
-    done = subprocess.run(
-        [*command, "--init", str(init)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"report      {out / 'report' / 'report.html'}" in done.stdout
+    assert f"{out / 'report' / 'study' / 'report.html'}" in done.stdout
+
+    # The positive controls, told apart at the CI size (60 hands a split).
+    separation = json.loads((out / "controls.json").read_text(encoding="utf-8"))
+    assert separation["separated"], separation["failures"]
+    by_split = {row["split"]: row for row in separation["splits"]}
+    for split in ("id-heldout", "ood-rule"):
+        row = by_split[split]
+        assert row["rule_follower"]["low"] > row["memorizer"]["high"]
+        assert row["comparison"]["p_value"] < 0.01
+    ood = by_split["ood-rule"]
+    assert ood["memorizer_flagged"]["low"] > ood["rule_follower_flagged"]["high"]
+    assert "controls separated (n=60 per split)" in done.stdout
 
     summary = json.loads((out / "timings.json").read_text(encoding="utf-8"))
+    assert summary["controls_separated"] is True
     threads = int(os.environ["GPBENCH_THREADS"])  # tests/conftest.py: gpbench's default
     assert summary["threads"]["count"] == summary["threads"]["torch_intra_op"] == threads
-    base_compute = checkpoint_metadata(init)["compute"]
+    init = checkpoint_metadata(out / "init")
+    assert init["method"] == "init" and init["config"]["control"]["name"] == "study-sft"
+    base_compute = init["compute"]
     sft_run = summary["sft"]["compute"] - base_compute
     rl_run = summary["rl"]["compute"] - base_compute
     rl_step = rl_run / summary["rl"]["steps"]
@@ -49,14 +55,17 @@ def test_demo_at_ci_size(tmp_path: Path) -> None:
         assert len(folders) == 2
         metas = [checkpoint_metadata(f) for f in folders]
         assert {m["method"] for m in metas} == {method}
-        assert {m["config"]["threads"] for m in metas} == {threads}
         computes = sorted(m["compute"] for m in metas)
         assert computes[0] > base_compute and len(set(computes)) == 2
 
-    with (out / "report" / "summary.csv").open(encoding="utf-8", newline="") as handle:
+    study = json.loads((out / "study.json").read_text(encoding="utf-8"))
+    assert [row["split"] for row in study["splits"]] == ["id", "id-heldout", "ood-rule"]
+    assert "direction on ood-rule: RL's change minus SFT's" in done.stdout
+    with (out / "report" / "study" / "summary.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["series"], r["split"]) for r in rows} >= {
         (s, split) for s in ("init", "sft", "rl") for split in ("id", "id-heldout", "ood-rule")
     }
     assert len(rows) == 5 * 3  # init + 2 SFT + 2 RL checkpoints, on three splits
-    assert (out / "report" / "report.html").stat().st_size > 10_000
+    for report in ("controls", "study"):
+        assert (out / "report" / report / "report.html").stat().st_size > 10_000
