@@ -26,10 +26,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e '.[hf,recipes,reports]'
 	touch $@
 
-# The main job (gpbench/recipes/demo.py): a tiny model, its SFT initialisation on gp-l, SFT and RL
-# (GRPO) continued from it at equal compute, `gpbench eval` of every checkpoint on id, id-heldout
-# and ood-rule, and `gpbench report` with the ID/OOD curves; no download. 4-8 min on 2 cores
-# (README, "The main job"), plus the set-up the first time.
+# The main job (gpbench/recipes/demo.py): the shipped positive controls (a memorizer and a
+# rule-follower) evaluated and told apart, then the study in miniature from the rule-follower:
+# SFT init on the ID rule, SFT and RL (GRPO) from it at equal compute, `gpbench eval` of every
+# checkpoint on id, id-heldout and ood-rule, and the reports; no download. About 9 min on 2
+# cores (README, "The main job"), plus the set-up the first time.
 demo: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRL_EXPERIMENTAL_SILENCE=1 \
 	  $(BIN)/python -m gpbench.recipes.demo --out demo

@@ -236,6 +236,9 @@ def run_controls(
             "gpbench positive controls",
         ),
     )
+    # Beside the HTML: the paired reading, which the per-checkpoint report does not compute.
+    text = format_separation(separation) + "\n"
+    (out / "report" / "controls" / "separation.txt").write_text(text, encoding="utf-8")
     return separation
 
 
@@ -253,6 +256,7 @@ def run_demo(
             is written: the reason is in ``OUT/controls.json`` and the report).
     """
     import datasets
+    import torch
     import transformers
 
     from gpbench.recipes import rl
@@ -261,6 +265,7 @@ def run_demo(
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     timings: dict[str, float] = {}
+    cuda = torch.cuda.is_available()
     count = apply_threads(threads)  # a bad GPBENCH_THREADS fails here, before anything is removed
     print(f"threads: {count.count} ({count.source})", flush=True)
     if init is not None and any(
@@ -319,6 +324,9 @@ def run_demo(
             "max_steps": 400,
             "budget": size.rl_budget,
             "max_attempt_tokens": size.eval_max_tokens,
+            # The preset pins the CPU; on a CUDA machine the study runs there (bf16 if it can).
+            "use_cpu": not cuda,
+            "bf16": cuda and torch.cuda.is_bf16_supported(),
             "logging_steps": 1,
         },
     )
@@ -356,6 +364,8 @@ def run_demo(
             count, "report", str(runs), "-o", str(out / "report" / "study"), "--x", "compute"
         ),
     )
+    text = format_direction(direction) + "\n"
+    (out / "report" / "study" / "direction.txt").write_text(text, encoding="utf-8")
     summary = {
         "size": asdict(size),
         "threads": describe(count),
@@ -424,8 +434,8 @@ def print_results(out: Path) -> None:
         f"\ncheckpoints {out / 'init'}, "
         f"{out / 'series'}/{{sft,rl}}/checkpoint-* (each with gpbench_checkpoint.json)"
         f"\nruns        {out / 'runs'}/{{controls,study}}"
-        f"\nreports     {out / 'report' / 'controls' / 'report.html'}"
-        f"\n            {out / 'report' / 'study' / 'report.html'}"
+        f"\nreports     {out / 'report' / 'controls'}/{{report.html,separation.txt}}"
+        f"\n            {out / 'report' / 'study'}/{{report.html,direction.txt}}"
         f"\ntimings     {out / 'timings.json'}"
     )
 

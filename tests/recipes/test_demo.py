@@ -24,7 +24,7 @@ def test_demo_at_ci_size(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "gpbench.recipes.demo", "--out", str(out), "--size", "ci"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert f"{out / 'report' / 'study' / 'report.html'}" in done.stdout
+    assert f"{out / 'report' / 'study'}/{{report.html,direction.txt}}" in done.stdout
 
     # The positive controls, told apart at the CI size (60 hands a split).
     separation = json.loads((out / "controls.json").read_text(encoding="utf-8"))
@@ -37,6 +37,11 @@ def test_demo_at_ci_size(tmp_path: Path) -> None:
     ood = by_split["ood-rule"]
     assert ood["memorizer_flagged"]["low"] > ood["rule_follower_flagged"]["high"]
     assert "controls separated (n=60 per split)" in done.stdout
+    separation_txt = (out / "report" / "controls" / "separation.txt").read_text(encoding="utf-8")
+    assert (
+        separation_txt.splitlines()[-1]
+        == "controls separated (n=60 per split): intervals disjoint, flags apart"
+    )
 
     summary = json.loads((out / "timings.json").read_text(encoding="utf-8"))
     assert summary["controls_separated"] is True
@@ -61,6 +66,8 @@ def test_demo_at_ci_size(tmp_path: Path) -> None:
     study = json.loads((out / "study.json").read_text(encoding="utf-8"))
     assert [row["split"] for row in study["splits"]] == ["id", "id-heldout", "ood-rule"]
     assert "direction on ood-rule: RL's change minus SFT's" in done.stdout
+    direction_txt = (out / "report" / "study" / "direction.txt").read_text(encoding="utf-8")
+    assert direction_txt.splitlines()[-1].startswith("direction on ood-rule:")
     with (out / "report" / "study" / "summary.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert {(r["series"], r["split"]) for r in rows} >= {
