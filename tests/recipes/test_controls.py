@@ -109,6 +109,22 @@ def test_train_control_writes_a_checkpoint_with_its_metadata(
     assert (tmp_path / "m" / "config.json").is_file()
 
 
+def test_train_control_saves_every_n_steps_and_the_last_with_its_method(
+    tiny_llama: Path, tmp_path: Path
+) -> None:
+    size = controls.ControlSize(steps=3, batch_size=2, train_size=4)
+    conversations = controls.id_rule_procedure_conversations(4)
+    controls.train_control(tiny_llama, conversations, tmp_path / "i", size, {}, 0, 2, "init")
+    saved = sorted((tmp_path / "i").glob("checkpoint-*"))
+    assert [p.name for p in saved] == ["checkpoint-2", "checkpoint-3"]
+    metas = [json.loads((p / "gpbench_checkpoint.json").read_text("utf-8")) for p in saved]
+    # An init is the start of a series: step 0, its own steps counted in init_steps.
+    assert [(m["method"], m["step"], m["init_steps"]) for m in metas] == [
+        ("init", 0, 2),
+        ("init", 0, 3),
+    ]
+
+
 def _greedy(model: Any, tokenizer: Any, messages: list[dict[str, Any]]) -> str:
     import torch
 
@@ -208,3 +224,20 @@ def test_install_control_ships_weights_and_tokenizer_but_no_pickle(
     assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
     again = controls.install_control(built, "memorizer", command, root)  # replaces it whole
     assert again == folder and sorted(p.name for p in root.iterdir()) == ["memorizer"]
+
+
+@pytest.mark.gpu
+def test_train_control_trains_on_cuda(tiny_llama: Path, tmp_path: Path) -> None:
+    """The controls and the study's SFT run on a GPU unchanged (bf16 autocast where supported)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    size = controls.ControlSize(steps=3, batch_size=2, train_size=4)
+    record = controls.train_control(
+        tiny_llama, controls.memorizer_conversations(size), tmp_path / "m", size, {}, 0, 2
+    )
+    assert record["step"] == 3 and record["tokens_seen"] > 0
+    assert sorted(p.name for p in (tmp_path / "m").glob("checkpoint-*")) == [
+        "checkpoint-2",
+        "checkpoint-3",
+    ]
