@@ -154,6 +154,16 @@ def _draw_lines(ax: Axes, lines: Sequence[Line], colours: SeriesColours) -> None
             ax.plot([p.x for p in starts], [100 * p.rate for p in starts], "o", color=_INIT_COLOUR)
 
 
+def _x_axis(ax: Axes, x_axis: str) -> None:
+    """Label the x axis; compute ticks are written out (``4.9e+13``): matplotlib's shared
+    offset text would sit on the axis label."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xlabel(_X_LABELS[x_axis])
+    if x_axis == "compute":
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+
+
 def _error(length: float) -> float:
     """An error bar's length: interval ends may sit a rounding error inside the rate (k = n)."""
     return max(0.0, length)
@@ -165,7 +175,7 @@ def _curves(fig: Figure, figure: CurveFigure, colours: SeriesColours) -> None:
         _draw_lines(ax, panel.lines, colours)
         kind = "OOD" if panel.split.startswith("ood") else "ID"
         ax.set_title(f"{kind}: {panel.split}")
-        ax.set_xlabel(_X_LABELS[figure.x_axis])
+        _x_axis(ax, figure.x_axis)
         _percent(ax, METRIC_LABELS.get(panel.metric, panel.metric))
     axes[0].legend(loc="best")
     fig.suptitle(figure.task)
@@ -209,7 +219,7 @@ def _change(fig: Figure, figure: ChangeFigure, colours: SeriesColours) -> None:
     bars.legend(handles=[Patch(color=colours(name), label=name) for name in series], loc="best")
     bars.margins(y=0.25)
     paths.axhline(0, color="black", linewidth=0.8)
-    paths.set_xlabel(_X_LABELS[figure.x_axis])
+    _x_axis(paths, figure.x_axis)
     paths.set_ylabel("change along training (points)")
     paths.legend(loc="best", fontsize=7)
     fig.suptitle(f"{figure.task}: OOD change from the initial checkpoint")
@@ -282,7 +292,7 @@ def _memorization(fig: Figure, figure: MemorizationFigure, colours: SeriesColour
     for ax, panel in zip(axes, figure.panels, strict=True):
         _draw_lines(ax, panel.lines, colours)
         ax.set_title(f"{panel.flag} on {panel.split}", fontsize=9)
-        ax.set_xlabel(_X_LABELS[figure.x_axis])
+        _x_axis(ax, figure.x_axis)
         _percent(ax, "share of failed attempts")
         ax.legend(loc="best")
     fig.suptitle(f"{figure.task}: failures that replay the training distribution")
