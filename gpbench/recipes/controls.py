@@ -62,7 +62,6 @@ SHIPPED = Path(__file__).resolve().parent.parent / "assets" / "controls"
 """The controls as built once and shipped, one folder per name: training on another CPU would
 send them elsewhere (see :mod:`gpbench.regress.reference`), and the rule-follower takes ~30 min."""
 RECORD_FILE = "gpbench_control.json"
-SHIPPED_SUFFIXES = (".json", ".jinja", ".safetensors")
 _PACKAGES = ("torch", "transformers", "tokenizers")
 
 # Formula templates over the sorted values v0 <= v1 <= v2 <= v3, one per attempt. Chosen greedily
@@ -410,34 +409,23 @@ def shipped_control(name: str, root: Path = SHIPPED) -> Path:
         CheckpointError: the control is unknown, or a file is missing, changed or unrecorded.
     """
     from gpbench.errors import CheckpointError
-    from gpbench.harness.hashing import file_digest
-    from gpbench.serialization import parse_json
+    from gpbench.harness.shipped import first_mismatch
 
     if name not in NAMES:
         raise CheckpointError(f"no control {name!r}; the controls are {', '.join(NAMES)}")
     folder = root / name
+    found = first_mismatch(folder, RECORD_FILE)
+    if found is None:
+        return folder
+    path, kind = found
+    problem = {
+        "unreadable": "is missing or unreadable",
+        "unrecorded": "is not part of the shipped control",
+        "missing": "is missing",
+        "changed": "differs from the shipped bytes",
+    }[kind]
     restore = f"restore it (git checkout -- {folder}) or rebuild it ({_rebuild_hint(name)})"
-    try:
-        files = parse_json((folder / RECORD_FILE).read_text(encoding="utf-8"))["files"]
-        if not isinstance(files, dict) or not files:
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointError(
-            f"{folder / RECORD_FILE} is missing or unreadable; {restore}"
-        ) from None
-    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != RECORD_FILE}
-    for file in sorted(set(files) | present):
-        path = folder / file
-        if file not in files:
-            problem = "is not part of the shipped control"
-        elif not path.is_file():
-            problem = "is missing"
-        elif file_digest(path) != files[file]:
-            problem = "differs from the shipped bytes"
-        else:
-            continue
-        raise CheckpointError(f"{path} {problem}; {restore}")
-    return folder
+    raise CheckpointError(f"{path} {problem}; {restore}")
 
 
 def _rebuild_hint(name: str) -> str:
@@ -450,40 +438,21 @@ def install_control(built: Path, name: str, command: list[str], root: Path = SHI
     build command, the packages and every file's sha256. The folder is assembled beside the old
     one and swapped in at the end: an interrupted call leaves the old control whole."""
     import datetime
-    import json
-    import os
-    import shutil
-    from importlib import metadata
 
-    from gpbench.harness.hashing import file_digest
+    from gpbench.harness.backends.chat import package_version
+    from gpbench.harness.shipped import file_digests, install_folder
 
-    target = root / name
-    staging = target.with_name(f".{name}.new-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    for path in sorted(built.iterdir()):
-        if path.is_file() and path.suffix in SHIPPED_SUFFIXES:
-            shutil.copyfile(path, staging / path.name)
-    packages: dict[str, str | None] = {}
-    for package in _PACKAGES:
-        try:
-            packages[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            packages[package] = None
-    record = {
-        "name": name,
-        "command": command,
-        "packages": packages,
-        "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "files": {p.name: file_digest(p) for p in sorted(staging.iterdir())},
-    }
-    (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    old = target.with_name(f".{name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
+    def record(staged: Path) -> dict[str, Any]:
+        return {
+            "name": name,
+            "command": command,
+            "packages": {package: package_version(package) for package in _PACKAGES},
+            "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "files": file_digests(staged, RECORD_FILE),
+        }
+
+    install_folder(built, root / name, RECORD_FILE, record)
+    return root / name
 
 
 def main(argv: list[str] | None = None) -> None:

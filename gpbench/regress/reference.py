@@ -35,28 +35,22 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
-import json
-import os
 import platform
-import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import gpbench
 from gpbench.errors import CheckpointError, ConfigError, GpbenchError
-from gpbench.harness.hashing import file_digest
-from gpbench.serialization import parse_json
+from gpbench.harness.backends.chat import package_version
+from gpbench.harness.shipped import file_digests, first_mismatch, install_folder
 
 NAME = "tiny-cpu-reference"
 FOLDER = Path(__file__).resolve().parent / "data" / NAME
 """The shipped reference checkpoint."""
 PROVENANCE_FILE = "gpbench_reference.json"
-SHIPPED_SUFFIXES = (".json", ".jinja", ".safetensors")
-"""Files a build contributes (the trainer's pickled ``training_args.bin`` never ships)."""
 _PACKAGES = ("torch", "transformers", "tokenizers", "trl", "accelerate", "datasets")
 
 
@@ -131,34 +125,25 @@ def check_reference(folder: Path = FOLDER) -> Path:
         CheckpointError: the folder or its record is missing, a file is missing, changed or
             not in the record (say which, and how to restore it).
     """
-    record_path = folder / PROVENANCE_FILE
-    try:
-        record = parse_json(record_path.read_text(encoding="utf-8"))
-        files = record["files"]
-        if not isinstance(files, dict) or not files:
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
+    found = first_mismatch(folder, PROVENANCE_FILE)
+    if found is None:
+        return folder
+    path, kind = found
+    if kind == "unreadable":
         raise CheckpointError(
-            f"{record_path} is missing or unreadable: the reference checkpoint is incomplete; "
+            f"{path} is missing or unreadable: the reference checkpoint is incomplete; "
             f"restore it from the repository (git checkout -- {folder})"
-        ) from None
-    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != PROVENANCE_FILE}
-    for name in sorted(set(files) | present):
-        path = folder / name
-        if name not in files:
-            problem = "is not part of it"
-        elif not path.is_file():
-            problem = "is missing"
-        elif file_digest(path) != files[name]:
-            problem = "differs from the recorded sha256"
-        else:
-            continue
-        raise CheckpointError(
-            f"{path} {problem}: the reference checkpoint must be the shipped bytes; restore it "
-            f"(git checkout -- {folder}) or rebuild it (scripts/build_reference_checkpoint.py "
-            f"--rebuild)"
         )
-    return folder
+    problem = {
+        "unrecorded": "is not part of it",
+        "missing": "is missing",
+        "changed": "differs from the recorded sha256",
+    }[kind]
+    raise CheckpointError(
+        f"{path} {problem}: the reference checkpoint must be the shipped bytes; restore it "
+        f"(git checkout -- {folder}) or rebuild it (scripts/build_reference_checkpoint.py "
+        f"--rebuild)"
+    )
 
 
 def build_reference(workdir: Path, config: ReferenceConfig, *, quiet: bool = False) -> Path:
@@ -203,12 +188,6 @@ def build_reference(workdir: Path, config: ReferenceConfig, *, quiet: bool = Fal
 
 def provenance_record(folder: Path, config: ReferenceConfig) -> dict[str, Any]:
     """The ``gpbench_reference.json`` of a built folder: how it was made, and its files' sha256."""
-    packages: dict[str, str | None] = {}
-    for name in _PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
     return {
         "name": NAME,
         "config": asdict(config),
@@ -217,13 +196,9 @@ def provenance_record(folder: Path, config: ReferenceConfig) -> dict[str, Any]:
         "gpbench_version": gpbench.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "packages": packages,
+        "packages": {name: package_version(name) for name in _PACKAGES},
         "built": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "files": {
-            p.name: file_digest(p)
-            for p in sorted(folder.iterdir())
-            if p.is_file() and p.name != PROVENANCE_FILE
-        },
+        "files": file_digests(folder, PROVENANCE_FILE),
     }
 
 
@@ -234,23 +209,6 @@ def install_reference(built: Path, config: ReferenceConfig, target: Path = FOLDE
     The new folder is assembled beside ``target`` and swapped in at the end, so an interrupted
     call leaves the old reference whole.
     """
-    staging = target.with_name(f".{target.name}.new-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    left_out = []
-    try:
-        for path in sorted(built.iterdir()):
-            if path.is_file() and path.suffix in SHIPPED_SUFFIXES:
-                shutil.copyfile(path, staging / path.name)
-            else:
-                left_out.append(path.name)
-        record = provenance_record(staging, config)
-        (staging / PROVENANCE_FILE).write_text(json.dumps(record, indent=2) + "\n", "utf-8")
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if target.exists():
-            target.rename(old)
-        staging.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return left_out
+    return install_folder(
+        built, target, PROVENANCE_FILE, lambda staged: provenance_record(staged, config)
+    )
