@@ -104,23 +104,15 @@ def paired_difference_interval(
     margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
     phi = (both * neither - only_a * only_b) / math.sqrt(margins) if margins else 0.0
     difference = rate_b - rate_a
-    below = math.sqrt(
-        max(
-            0.0,
-            (rate_b - low_b) ** 2
-            - 2 * phi * (rate_b - low_b) * (high_a - rate_a)
-            + (high_a - rate_a) ** 2,
-        )
-    )
-    above = math.sqrt(
-        max(
-            0.0,
-            (high_b - rate_b) ** 2
-            - 2 * phi * (high_b - rate_b) * (rate_a - low_a)
-            + (rate_a - low_a) ** 2,
-        )
-    )
+    below = _newcombe_half(rate_b - low_b, high_a - rate_a, phi)
+    above = _newcombe_half(high_b - rate_b, rate_a - low_a, phi)
     return max(-1.0, difference - below), min(1.0, difference + above)
+
+
+def _newcombe_half(b_side: float, a_side: float, phi: float) -> float:
+    """One side of Newcombe's interval: the two rates' opposite interval arms combined with the
+    pairs' correlation (floored at 0 against rounding)."""
+    return math.sqrt(max(0.0, b_side**2 - 2 * phi * b_side * a_side + a_side**2))
 
 
 def clustered_bootstrap_interval(

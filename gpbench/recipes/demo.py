@@ -129,6 +129,9 @@ one template per attempt, five in all."""
 
 OUTPUTS = ("init", "series", "runs", "report", "controls.json", "study.json", "timings.json")
 """What the job writes into its output folder (and removes first, so a rerun starts clean)."""
+SEPARATION_FILE = "separation.txt"
+DIRECTION_FILE = "direction.txt"
+"""The paired readings, written beside the controls' and the study's reports."""
 
 
 def _clear(out: Path) -> None:
@@ -142,6 +145,10 @@ def _clear(out: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def _stage(name: str, timings: dict[str, float], work: Callable[[], T]) -> T:
@@ -216,9 +223,7 @@ def run_controls(
             ),
         )
     separation = controls_separation(runs, SPLITS)
-    (out / "controls.json").write_text(
-        json.dumps(separation.to_json(), indent=2) + "\n", encoding="utf-8"
-    )
+    _write_json(out / "controls.json", separation.to_json())
     _stage(
         "controls: gpbench report",
         timings,
@@ -238,7 +243,7 @@ def run_controls(
     )
     # Beside the HTML: the paired reading, which the per-checkpoint report does not compute.
     text = format_separation(separation) + "\n"
-    (out / "report" / "controls" / "separation.txt").write_text(text, encoding="utf-8")
+    (out / "report" / "controls" / SEPARATION_FILE).write_text(text, encoding="utf-8")
     return separation
 
 
@@ -357,9 +362,7 @@ def run_demo(
         ),
     )
     direction = study_direction(runs, SPLITS)
-    (out / "study.json").write_text(
-        json.dumps(direction.to_json(), indent=2) + "\n", encoding="utf-8"
-    )
+    _write_json(out / "study.json", direction.to_json())
     _stage(
         "gpbench report: the study",
         timings,
@@ -368,7 +371,7 @@ def run_demo(
         ),
     )
     text = format_direction(direction) + "\n"
-    (out / "report" / "study" / "direction.txt").write_text(text, encoding="utf-8")
+    (out / "report" / "study" / DIRECTION_FILE).write_text(text, encoding="utf-8")
     summary = {
         "size": asdict(size),
         "threads": describe(count),
@@ -378,7 +381,7 @@ def run_demo(
         "sft": {"steps": sft_record["step"], "compute": sft_record["compute"]},
         "rl": {"steps": rl_result.steps, "compute": rl_result.compute},
     }
-    (out / "timings.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    _write_json(out / "timings.json", summary)
     return summary
 
 
@@ -405,10 +408,12 @@ def _sft_size(steps: int, seed: int, train_size: int) -> ControlSize:
 def print_results(out: Path) -> None:
     """The controls' and the study's readings, the study's report table in short, and where
     everything is."""
-    print(
-        f"\npositive controls:\n{format_separation(controls_separation(out / 'runs' / 'controls', SPLITS))}"
-    )
-    print(f"\nthe study:\n{format_direction(study_direction(out / 'runs' / 'study', SPLITS))}")
+    for title, reading in (
+        ("positive controls", out / "report" / "controls" / SEPARATION_FILE),
+        ("the study", out / "report" / "study" / DIRECTION_FILE),
+    ):
+        if reading.is_file():  # written by run_demo beside each report
+            print(f"\n{title}:\n{reading.read_text(encoding='utf-8')}", end="")
     table = out / "report" / "study" / "summary.csv"
     if table.is_file():
         with table.open(encoding="utf-8", newline="") as handle:
